@@ -1,0 +1,361 @@
+// Package wasmhost runs weir operator modules: it compiles WebAssembly with
+// wazero (compiled mode, on-disk compilation cache), checks a module's imports
+// and ABI version before trusting it, instantiates one sandboxed instance per
+// operator subtask and moves record batches in and out of it under limits on
+// memory, time per call and output per call.
+//
+// A module gets no filesystem, no network and no real clocks or randomness:
+// WASI clocks and random are deterministic, and time reaches it only through
+// the batch header. Whatever a module does (trap, panic, loop, grow memory,
+// write garbage) ends in an *Error naming the module, the operator and what
+// happened; it never takes the host process down.
+package wasmhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/weirstream/weir/wasmabi"
+)
+
+// Limits bound what one instance may use.
+type Limits struct {
+	// MemoryPages caps each instance's linear memory, in 64 KiB pages.
+	MemoryPages uint32
+	// CallTimeout caps the wall time of one call into the module. A
+	// negative value turns enforcement off, which makes tight loops faster
+	// but lets a looping module hang its task: only for trusted modules
+	// and benchmarks (see docs/RATIONALE.md).
+	CallTimeout time.Duration
+	// OutputBytes caps the bytes one call may emit.
+	OutputBytes int
+}
+
+// DefaultLimits are the limits of a module that sets none.
+var DefaultLimits = Limits{
+	MemoryPages: 1024, // 64 MiB
+	CallTimeout: 10 * time.Second,
+	OutputBytes: 64 << 20,
+}
+
+// Config configures a Runtime.
+type Config struct {
+	// CacheDir holds compiled machine code between processes, keyed by the
+	// module's content. Empty means an in-memory cache for this Runtime only.
+	CacheDir string
+	Limits   Limits
+}
+
+// Validate fills defaults and checks the values.
+func (c *Config) Validate() error {
+	if c.Limits.MemoryPages == 0 {
+		c.Limits.MemoryPages = DefaultLimits.MemoryPages
+	}
+	if c.Limits.MemoryPages > 65536 {
+		return fmt.Errorf("wasmhost: memory limit of %d pages is above the 65536 pages (4 GiB) of wasm32", c.Limits.MemoryPages)
+	}
+	if c.Limits.CallTimeout == 0 {
+		c.Limits.CallTimeout = DefaultLimits.CallTimeout
+	}
+	if c.Limits.OutputBytes == 0 {
+		c.Limits.OutputBytes = DefaultLimits.OutputBytes
+	}
+	if c.Limits.OutputBytes < 0 {
+		return fmt.Errorf("wasmhost: negative output limit %d", c.Limits.OutputBytes)
+	}
+	return nil
+}
+
+// DefaultCacheDir is where compiled modules are cached by default:
+// $WEIR_CACHE_DIR, else the user cache folder.
+func DefaultCacheDir() string {
+	if d := os.Getenv("WEIR_CACHE_DIR"); d != "" {
+		return filepath.Join(d, "wazero")
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "weir-cache", "wazero")
+	}
+	return filepath.Join(d, "weir", "wazero")
+}
+
+// Runtime compiles and instantiates modules under one set of limits.
+// It is safe for concurrent use; Close releases everything it made.
+type Runtime struct {
+	cfg   Config
+	rt    wazero.Runtime
+	cache wazero.CompilationCache
+	wasi  map[string]bool // function names the WASI host module offers
+
+	stopWatchdog context.CancelFunc
+	watchdogDone chan struct{}
+
+	mu struct {
+		sync.Mutex
+		running map[*Instance]struct{} // live instances, for the watchdog
+		closed  bool
+	}
+}
+
+// NewRuntime makes a Runtime.
+func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := &Runtime{cfg: cfg}
+	var err error
+	if cfg.CacheDir != "" {
+		if r.cache, err = wazero.NewCompilationCacheWithDir(cfg.CacheDir); err != nil {
+			return nil, fmt.Errorf("wasmhost: opening compilation cache %s: %w", cfg.CacheDir, err)
+		}
+	} else {
+		r.cache = wazero.NewCompilationCache()
+	}
+	rc := wazero.NewRuntimeConfigCompiler().
+		WithCompilationCache(r.cache).
+		WithMemoryLimitPages(cfg.Limits.MemoryPages).
+		WithCloseOnContextDone(cfg.Limits.CallTimeout > 0)
+	r.rt = wazero.NewRuntimeWithConfig(ctx, rc)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r.rt); err != nil {
+		r.rt.Close(ctx)
+		return nil, fmt.Errorf("wasmhost: instantiating WASI: %w", err)
+	}
+	r.wasi = make(map[string]bool)
+	for name := range r.rt.Module(wasi_snapshot_preview1.ModuleName).ExportedFunctionDefinitions() {
+		r.wasi[name] = true
+	}
+	if err := instantiateHostModule(ctx, r.rt); err != nil {
+		r.rt.Close(ctx)
+		return nil, fmt.Errorf("wasmhost: instantiating host functions: %w", err)
+	}
+	r.mu.running = make(map[*Instance]struct{})
+	if cfg.Limits.CallTimeout > 0 {
+		wctx, cancel := context.WithCancel(context.Background())
+		r.stopWatchdog = cancel
+		r.watchdogDone = make(chan struct{})
+		go r.watchdog(wctx)
+	}
+	return r, nil
+}
+
+// Limits returns the limits this Runtime enforces.
+func (r *Runtime) Limits() Limits { return r.cfg.Limits }
+
+// Close closes every instance and module the Runtime made and waits for its
+// goroutines. It is idempotent.
+func (r *Runtime) Close() error {
+	r.mu.Lock()
+	if r.mu.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.mu.closed = true
+	r.mu.Unlock()
+	if r.stopWatchdog != nil {
+		r.stopWatchdog()
+		<-r.watchdogDone
+	}
+	err := r.rt.Close(context.Background())
+	if cerr := r.cache.Close(context.Background()); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// watchdog cancels the context of any instance whose current call has run
+// past the time limit; wazero then stops the module at its next loop header
+// or function entry. One goroutine serves all instances, so a call costs an
+// atomic store instead of a timer.
+func (r *Runtime) watchdog(ctx context.Context) {
+	defer close(r.watchdogDone)
+	limit := r.cfg.Limits.CallTimeout
+	tick := min(max(limit/8, time.Millisecond), 100*time.Millisecond)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			deadline := now.Add(-limit).UnixNano()
+			r.mu.Lock()
+			for inst := range r.mu.running {
+				if s := inst.started.Load(); s != 0 && s < deadline {
+					inst.timedOut.Store(true)
+					inst.cancel()
+				}
+			}
+			r.mu.Unlock()
+		}
+	}
+}
+
+func (r *Runtime) track(inst *Instance) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.mu.closed {
+		return ErrClosed
+	}
+	r.mu.running[inst] = struct{}{}
+	return nil
+}
+
+func (r *Runtime) untrack(inst *Instance) {
+	r.mu.Lock()
+	delete(r.mu.running, inst)
+	r.mu.Unlock()
+}
+
+// Module is a compiled, checked module. Instantiate makes instances of it.
+type Module struct {
+	rt       *Runtime
+	name     string
+	compiled wazero.CompiledModule
+	desc     *wasmabi.Descriptor
+	size     int
+	imports  []string // "module.name" of every import
+	initFunc bool     // exports _initialize (a WASI reactor)
+}
+
+// Name is the module's name as given to Load.
+func (m *Module) Name() string { return m.name }
+
+// Descriptor is what the module declared about its operators.
+func (m *Module) Descriptor() *wasmabi.Descriptor { return m.desc }
+
+// Size is the module's size in bytes.
+func (m *Module) Size() int { return m.size }
+
+// Imports lists the module's imports as "module.name".
+func (m *Module) Imports() []string { return m.imports }
+
+// Load compiles wasm, checks its imports, instantiates it once to run the
+// version handshake and read its descriptor, and returns the Module. name
+// identifies the module in errors (a file name or registry name@version).
+func (r *Runtime) Load(ctx context.Context, name string, wasm []byte) (*Module, error) {
+	fail := func(method string, err error) error {
+		return &Error{Module: name, Method: method, Record: -1, Err: err}
+	}
+	compiled, err := r.rt.CompileModule(ctx, wasm)
+	if err != nil {
+		if isMemoryLimitCompileErr(err) {
+			return nil, fail("compile", fmt.Errorf("%w: %v", ErrMemoryLimit, err))
+		}
+		return nil, fail("compile", fmt.Errorf("%w: %v", ErrInvalidModule, err))
+	}
+	m := &Module{rt: r, name: name, compiled: compiled, size: len(wasm)}
+	if err := m.checkImports(); err != nil {
+		compiled.Close(ctx)
+		return nil, fail("check imports", err)
+	}
+	exports := compiled.ExportedFunctions()
+	for _, fn := range []string{wasmabi.ExportVersion, wasmabi.ExportDescribe, wasmabi.ExportBuffer, wasmabi.ExportCall} {
+		if _, ok := exports[fn]; !ok {
+			compiled.Close(ctx)
+			return nil, fail("check exports", fmt.Errorf("%w: the module does not export %s, so it was not built with a weir SDK for ABI v%d", ErrVersion, fn, wasmabi.Version))
+		}
+	}
+	_, m.initFunc = exports["_initialize"]
+
+	probe, err := m.instantiate(ctx, nil)
+	if err != nil {
+		compiled.Close(ctx)
+		return nil, err
+	}
+	defer probe.Close()
+	if err := probe.handshake(); err != nil {
+		compiled.Close(ctx)
+		return nil, err
+	}
+	m.desc = probe.desc
+	return m, nil
+}
+
+func isMemoryLimitCompileErr(err error) bool {
+	s := err.Error()
+	return containsAny(s, "exceeds memory limit", "memory limit", "max 65536 pages")
+}
+
+func (m *Module) checkImports() error {
+	for _, def := range m.compiled.ImportedFunctions() {
+		mod, fn, _ := def.Import()
+		m.imports = append(m.imports, mod+"."+fn)
+		switch mod {
+		case wasmabi.ImportModule:
+			want, ok := hostFuncs[fn]
+			if !ok {
+				return fmt.Errorf("%w: %s.%s is not a weir ABI v%d function (a module built for a newer ABI?)", ErrImport, mod, fn, wasmabi.Version)
+			}
+			if !sameTypes(def.ParamTypes(), want.params) || !sameTypes(def.ResultTypes(), want.results) {
+				return fmt.Errorf("%w: %s.%s has the wrong signature %s, ABI v%d has %s", ErrImport, mod, fn,
+					sig(def.ParamTypes(), def.ResultTypes()), wasmabi.Version, sig(want.params, want.results))
+			}
+		case wasi_snapshot_preview1.ModuleName:
+			if !m.rt.wasi[fn] {
+				return fmt.Errorf("%w: %s.%s", ErrImport, mod, fn)
+			}
+		default:
+			return fmt.Errorf("%w: %s.%s (only %q and %q are offered)", ErrImport, mod, fn, wasmabi.ImportModule, wasi_snapshot_preview1.ModuleName)
+		}
+	}
+	for _, def := range m.compiled.ImportedMemories() {
+		mod, name, _ := def.Import()
+		return fmt.Errorf("%w: memory %s.%s (a module must define its own memory)", ErrImport, mod, name)
+	}
+	if len(m.compiled.ExportedMemories()) == 0 {
+		return fmt.Errorf("%w: the module exports no memory", ErrInvalidModule)
+	}
+	return nil
+}
+
+func sameTypes(a, b []api.ValueType) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func sig(params, results []api.ValueType) string {
+	s := "("
+	for i, p := range params {
+		if i > 0 {
+			s += ", "
+		}
+		s += api.ValueTypeName(p)
+	}
+	s += ")"
+	if len(results) > 0 {
+		s += " -> " + api.ValueTypeName(results[0])
+	}
+	return s
+}
+
+func containsAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// Close releases the compiled code. Instances made from it must be closed
+// first.
+func (m *Module) Close() error { return m.compiled.Close(context.Background()) }
+
+var errNoServices = errors.New("state and timers are not available here")
