@@ -1,0 +1,447 @@
+package weir
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/weirstream/weir/wasmabi"
+)
+
+var le = binary.LittleEndian
+
+// flushSize is the size past which buffered output goes to the host before
+// the end of the call.
+const flushSize = 64 << 10
+
+// instance is the per-instance state of the SDK: the host, the output and
+// scratch buffers, counters and the state ids of each operator. A wasm
+// module has one; a native host may make several (NewInstance).
+type instance struct {
+	host     Host
+	out      []byte
+	scratch  []byte // results of state reads
+	enc      []byte // encoded state values
+	ukey     []byte // encoded map state keys
+	counters []counterSlot
+	ops      []opState
+	ctx      Context
+	rec      int // index of the entry being processed in the batch, -1 for none
+}
+
+type opState struct {
+	opened bool
+	ids    []int32 // host state ids, by declaration order
+}
+
+type counterSlot struct {
+	name  string
+	delta int64
+}
+
+func newInstance(h Host) *instance {
+	return &instance{host: h, rec: -1}
+}
+
+func (in *instance) opState(op int) *opState {
+	if op >= len(in.ops) {
+		in.ops = append(in.ops, make([]opState, op+1-len(in.ops))...)
+	}
+	return &in.ops[op]
+}
+
+func (in *instance) counter(name string) Counter {
+	for i := range in.counters {
+		if in.counters[i].name == name {
+			return Counter{in, i}
+		}
+	}
+	in.counters = append(in.counters, counterSlot{name: name})
+	return Counter{in, len(in.counters) - 1}
+}
+
+// call runs one weir_call: method of operator op over input. It reports
+// false after telling the host why with Fail.
+func (in *instance) call(op int, method wasmabi.Method, input []byte) (ok bool) {
+	in.out = in.out[:0]
+	in.rec = -1
+	defer func() {
+		if v := recover(); v != nil {
+			in.fail(panicError(v))
+			ok = false
+		}
+	}()
+	if err := in.dispatch(op, method, input); err != nil {
+		in.fail(err)
+		return false
+	}
+	if len(in.out) > 0 {
+		in.flush()
+	}
+	for i := range in.counters {
+		if c := &in.counters[i]; c.delta != 0 {
+			in.host.Counter(c.name, c.delta)
+			c.delta = 0
+		}
+	}
+	return true
+}
+
+// fail reports err for the entry being processed and drops the call's
+// pending output and counter increments.
+func (in *instance) fail(err error) {
+	msg := err.Error()
+	if in.rec >= 0 {
+		msg = "record " + strconv.Itoa(in.rec) + ": " + msg
+	}
+	in.out = in.out[:0]
+	for i := range in.counters {
+		in.counters[i].delta = 0
+	}
+	in.ctx = Context{}
+	in.host.Fail(msg)
+}
+
+func panicError(v any) error {
+	switch v := v.(type) {
+	case usageError:
+		return v
+	case error:
+		return errors.New("panic: " + v.Error())
+	case string:
+		return errors.New("panic: " + v)
+	}
+	return errors.New("panic: " + fmt.Sprint(v))
+}
+
+var errMalformed = errors.New("weir: malformed input batch")
+
+func (in *instance) dispatch(opIdx int, method wasmabi.Method, input []byte) error {
+	if opIdx < 0 || opIdx >= len(registry) {
+		return errors.New("weir: no operator " + strconv.Itoa(opIdx) + "; the module has " + strconv.Itoa(len(registry)))
+	}
+	op := registry[opIdx]
+	st := in.opState(opIdx)
+	if method == wasmabi.MethodOpen {
+		return in.open(opIdx, op, st, input)
+	}
+	if len(input) < wasmabi.BatchHeaderSize {
+		return errMalformed
+	}
+	count := le.Uint32(input)
+	c := &in.ctx
+	*c = Context{in: in, op: op, opIdx: opIdx,
+		wm: int64(le.Uint64(input[8:])), pt: int64(le.Uint64(input[16:]))}
+	b := input[wasmabi.BatchHeaderSize:]
+	if method == wasmabi.MethodFinish {
+		return in.finish(op)
+	}
+	switch op.kind {
+	case wasmabi.KindMap, wasmabi.KindFilter, wasmabi.KindFlatMap:
+		if method == wasmabi.MethodProcess {
+			return in.stateless(op, count, b)
+		}
+	case wasmabi.KindProcess, wasmabi.KindCoProcess:
+		if !st.opened {
+			return errors.New("weir: operator " + quote(op.name) + " called before open")
+		}
+		switch method {
+		case wasmabi.MethodProcess:
+			return in.keyed(op, count, b)
+		case wasmabi.MethodTimers:
+			return in.timers(op, count, b)
+		}
+	case wasmabi.KindAggregate:
+		switch method {
+		case wasmabi.MethodAggAdd:
+			return op.agg.add(in, count, b)
+		case wasmabi.MethodAggMerge:
+			return op.agg.merge(in, count, b)
+		case wasmabi.MethodAggResult:
+			return op.agg.result(in, count, b)
+		}
+	}
+	return errors.New("weir: operator " + quote(op.name) + " is a " + string(op.kind) + " and has no method " + method.String())
+}
+
+func (in *instance) open(opIdx int, op *operator, st *opState, params []byte) error {
+	st.opened = false
+	st.ids = st.ids[:0]
+	o := &OpenContext{in: in, op: op, opIdx: opIdx, params: append([]byte(nil), params...)}
+	defer func() { o.done = true }()
+	var err error
+	switch {
+	case op.proc != nil:
+		err = op.proc.Open(o)
+	case op.coproc != nil:
+		err = op.coproc.Open(o)
+	}
+	if err == nil && op.onOpen != nil {
+		err = op.onOpen(o)
+	}
+	if err != nil {
+		return errors.New("open: " + err.Error())
+	}
+	st.opened = true
+	return nil
+}
+
+func (in *instance) finish(op *operator) error {
+	var err error
+	switch {
+	case op.onFinish != nil:
+		err = op.onFinish(&in.ctx)
+	case op.proc != nil:
+		if f, ok := op.proc.(Finisher); ok {
+			err = f.Finish(&in.ctx)
+		}
+	case op.coproc != nil:
+		if f, ok := op.coproc.(Finisher); ok {
+			err = f.Finish(&in.ctx)
+		}
+	}
+	if err != nil {
+		return errors.New("finish: " + err.Error())
+	}
+	return nil
+}
+
+// entry is a decoded input entry; its slices alias the input and have no
+// spare capacity, so appending to them never writes into the input.
+type entry struct {
+	kind    wasmabi.EntryKind
+	flags   uint8
+	port    uint16
+	ts      int64
+	key     []byte
+	value   []byte
+	headers []byte
+}
+
+// next decodes the entry at the start of b into e and returns the rest.
+func next(b []byte, e *entry) ([]byte, error) {
+	if len(b) < wasmabi.EntryHeaderSize {
+		return nil, errMalformed
+	}
+	kl := uint64(le.Uint32(b[4:]))
+	vl := kl + uint64(le.Uint32(b[16:]))
+	hl := vl + uint64(le.Uint32(b[20:]))
+	p := b[wasmabi.EntryHeaderSize:]
+	if hl > uint64(len(p)) {
+		return nil, errMalformed
+	}
+	e.kind = wasmabi.EntryKind(b[0])
+	e.flags = b[1]
+	e.port = le.Uint16(b[2:])
+	e.ts = int64(le.Uint64(b[8:]))
+	e.key = p[:kl:kl]
+	e.value = p[kl:vl:vl]
+	e.headers = p[vl:hl:hl]
+	return p[hl:], nil
+}
+
+func (e *entry) record() Record {
+	return Record{Key: e.key, Value: e.value, Timestamp: e.ts, Headers: Headers(e.headers)}
+}
+
+func unexpected(kind wasmabi.EntryKind, method string) error {
+	return errors.New("weir: unexpected " + kind.String() + " entry in a " + method + " batch")
+}
+
+// stateless runs a map, filter or flat_map operator over a batch.
+func (in *instance) stateless(op *operator, count uint32, b []byte) error {
+	var e entry
+	var err error
+	for i := 0; i < int(count); i++ {
+		in.rec = i
+		start := b
+		if b, err = next(b, &e); err != nil {
+			return err
+		}
+		if e.kind != wasmabi.EntryRecord {
+			return unexpected(e.kind, "process")
+		}
+		switch op.kind {
+		case wasmabi.KindMap:
+			r, err := op.mapFn(e.record())
+			if err != nil {
+				return err
+			}
+			in.appendRecord(0, &r)
+		case wasmabi.KindFilter:
+			keep, err := op.filterFn(e.record())
+			if err != nil {
+				return err
+			}
+			if keep {
+				in.appendRaw(start[:len(start)-len(b)])
+			}
+		default:
+			if err := op.flatFn(e.record(), Emitter{&in.ctx}); err != nil {
+				return err
+			}
+		}
+	}
+	in.rec = -1
+	return nil
+}
+
+// keyed runs a process or co_process operator over a batch of records.
+func (in *instance) keyed(op *operator, count uint32, b []byte) error {
+	var e entry
+	var err error
+	c := &in.ctx
+	for i := 0; i < int(count); i++ {
+		in.rec = i
+		if b, err = next(b, &e); err != nil {
+			return err
+		}
+		if e.kind != wasmabi.EntryRecord {
+			return unexpected(e.kind, "process")
+		}
+		c.keyed, c.key, c.ts = true, e.key, e.ts
+		switch {
+		case op.proc != nil:
+			err = op.proc.ProcessElement(c, e.record())
+		case e.port == 0:
+			err = op.coproc.ProcessElement1(c, e.record())
+		case e.port == 1:
+			err = op.coproc.ProcessElement2(c, e.record())
+		default:
+			err = errors.New("weir: record on input " + strconv.Itoa(int(e.port)) + " of a two-input operator")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	c.keyed, c.key = false, nil
+	in.rec = -1
+	return nil
+}
+
+// timers runs OnTimer of a process or co_process operator over a batch of
+// due timers.
+func (in *instance) timers(op *operator, count uint32, b []byte) error {
+	var e entry
+	var err error
+	c := &in.ctx
+	for i := 0; i < int(count); i++ {
+		in.rec = i
+		if b, err = next(b, &e); err != nil {
+			return err
+		}
+		if e.kind != wasmabi.EntryTimer {
+			return unexpected(e.kind, "timers")
+		}
+		c.keyed, c.key, c.ts = true, e.key, e.ts
+		t := Timer{Timestamp: e.ts, Domain: TimeDomain(e.flags)}
+		if op.proc != nil {
+			err = op.proc.OnTimer(c, t)
+		} else {
+			err = op.coproc.OnTimer(c, t)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	c.keyed, c.key = false, nil
+	in.rec = -1
+	return nil
+}
+
+// appendRecord appends r as a record entry to the output.
+func (in *instance) appendRecord(port uint16, r *Record) {
+	n := wasmabi.EntryHeaderSize + len(r.Key) + len(r.Value) + len(r.Headers)
+	b := in.grow(n)
+	b[0] = byte(wasmabi.EntryRecord)
+	b[1] = 0
+	le.PutUint16(b[2:], port)
+	le.PutUint32(b[4:], uint32(len(r.Key)))
+	le.PutUint64(b[8:], uint64(r.Timestamp))
+	le.PutUint32(b[16:], uint32(len(r.Value)))
+	le.PutUint32(b[20:], uint32(len(r.Headers)))
+	p := wasmabi.EntryHeaderSize + copy(b[wasmabi.EntryHeaderSize:], r.Key)
+	p += copy(b[p:], r.Value)
+	copy(b[p:], r.Headers)
+	if len(in.out) >= flushSize {
+		in.flush()
+	}
+}
+
+// appendRaw appends an input record entry as it is, on the main output.
+func (in *instance) appendRaw(e []byte) {
+	b := in.grow(len(e))
+	copy(b, e)
+	b[2], b[3] = 0, 0
+	if len(in.out) >= flushSize {
+		in.flush()
+	}
+}
+
+func (in *instance) appendWatermark(ts int64) {
+	b := in.grow(wasmabi.EntryHeaderSize)
+	clear(b)
+	b[0] = byte(wasmabi.EntryWatermark)
+	le.PutUint64(b[8:], uint64(ts))
+	if len(in.out) >= flushSize {
+		in.flush()
+	}
+}
+
+// grow extends the output by n bytes and returns them.
+func (in *instance) grow(n int) []byte {
+	l := len(in.out)
+	if cap(in.out)-l < n {
+		if in.out == nil {
+			in.out = make([]byte, 0, flushSize+flushSize/4)
+		}
+		in.out = slices.Grow(in.out, n)
+	}
+	in.out = in.out[:l+n]
+	return in.out[l:]
+}
+
+func (in *instance) flush() {
+	in.host.Output(in.out)
+	in.out = in.out[:0]
+}
+
+// stateRead runs a Get or Entries state operation and returns the result in
+// the scratch buffer, valid until the next state operation.
+func (in *instance) stateRead(op wasmabi.StateOp, id int32, key, ukey []byte) ([]byte, bool) {
+	if in.scratch == nil {
+		in.scratch = make([]byte, 256)
+	}
+	for {
+		n := in.host.State(op, id, key, ukey, in.scratch)
+		if n < 0 {
+			return nil, false
+		}
+		if n <= int64(len(in.scratch)) {
+			return in.scratch[:n], true
+		}
+		if n > 1<<31 {
+			panic(usageError("weir: the host returned a state of " + strconv.FormatInt(n, 10) + " bytes"))
+		}
+		in.scratch = make([]byte, max(int(n), 2*len(in.scratch)))
+	}
+}
+
+// stateTake is stateRead for a result that must outlive further state
+// operations (while a Range runs user code): the instance gives up its
+// scratch buffer and gets it back with stateGive.
+func (in *instance) stateTake(op wasmabi.StateOp, id int32, key, ukey []byte) ([]byte, bool) {
+	b, ok := in.stateRead(op, id, key, ukey)
+	if ok {
+		in.scratch = nil
+	}
+	return b, ok
+}
+
+func (in *instance) stateGive(b []byte) {
+	if in.scratch == nil {
+		in.scratch = b[:cap(b)]
+	}
+}
