@@ -76,7 +76,7 @@ type Finisher interface {
 // Open that declares nothing and an OnTimer that ignores timers.
 type BaseProcess struct{}
 
-func (BaseProcess) Open(*OpenContext) error        { return nil }
+func (BaseProcess) Open(*OpenContext) error       { return nil }
 func (BaseProcess) OnTimer(*Context, Timer) error { return nil }
 
 // OpenContext is handed to Open. It is valid only during Open.

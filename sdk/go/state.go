@@ -143,9 +143,9 @@ func (s *ListState[T]) Clear(c *Context) {
 
 // MapState holds a map from K to V per key.
 type MapState[K, V any] struct {
-	ref   stateRef
-	kc    Codec[K]
-	vc    Codec[V]
+	ref stateRef
+	kc  Codec[K]
+	vc  Codec[V]
 }
 
 // NewMapState declares a map state called name. Call it in Open.
