@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,11 +21,13 @@ import (
 	"github.com/weirstream/weir/wasmabi"
 )
 
-// The example modules, built once per test binary with the SDK's own clang
-// invocation plus -Wall -Wextra -Werror, so the header stays warning-free.
+// The example modules and testdata/sdktest.c (the corners of the SDK), built
+// once per test binary with the SDK's own clang invocation plus -Wall -Wextra
+// -Werror, so the header stays warning-free.
 var examples = map[string]string{
-	"upper": "../../examples/c-upper/upper.c",
-	"bench": "../../examples/bench/c/bench.c",
+	"upper":   "../../examples/c-upper/upper.c",
+	"bench":   "../../examples/bench/c/bench.c",
+	"sdktest": "testdata/sdktest.c",
 }
 
 var built struct {
@@ -73,19 +76,22 @@ func TestMain(m *testing.M) {
 }
 
 // testHost is a minimal weir host: output collects bytes, fail records the
-// message, value state lives in a Go map and timers are recorded.
+// message, state lives in Go maps and timers are recorded.
 type testHost struct {
-	t        testing.TB
-	out      []byte
-	outCalls int
-	failMsg  string
-	failed   bool
-	logs     []string
-	counters map[string]int64
-	states   []string          // registered state names; id = index
-	values   map[string][]byte // value state by id and key
-	timers   []timerCall
-	method   wasmabi.Method
+	t          testing.TB
+	out        []byte
+	outCalls   int
+	failMsg    string
+	failed     bool
+	logs       []string
+	counters   map[string]int64
+	states     []string // registered state names; id = index
+	stateKinds []wasmabi.StateKind
+	values     map[string][]byte            // value state by id and key
+	lists      map[string][][]byte          // list state by id and key
+	maps       map[string]map[string][]byte // map state by id and key
+	timers     []timerCall
+	method     wasmabi.Method
 }
 
 type timerCall struct {
@@ -148,10 +154,8 @@ func (h *testHost) functions() map[string]struct {
 			if h.method != wasmabi.MethodOpen {
 				h.t.Errorf("state_register during %s", h.method)
 			}
-			if k := wasmabi.StateKind(uint32(s[2])); k != wasmabi.StateValue {
-				h.t.Errorf("state_register: the test host has value state only, got kind %d", k)
-			}
 			h.states = append(h.states, string(h.read(m, s[0], s[1])))
+			h.stateKinds = append(h.stateKinds, wasmabi.StateKind(uint32(s[2])))
 			s[0] = uint64(len(h.states) - 1)
 		}, []api.ValueType{i32, i32, i32}, []api.ValueType{i32}},
 		wasmabi.ImportState: {func(_ context.Context, m api.Module, s []uint64) {
@@ -160,26 +164,57 @@ func (h *testHost) functions() map[string]struct {
 				h.t.Fatalf("state: unknown id %d", id)
 			}
 			k := stateKey(id, h.read(m, s[2], s[3]))
+			u := string(h.read(m, s[4], s[5]))
 			v := h.read(m, s[6], s[7])
-			switch op {
-			case wasmabi.StateGet:
-				cur, ok := h.values[k]
+			// get returns the full length and writes only what fits; -1 for nothing.
+			get := func(cur []byte, ok bool) uint64 {
 				if !ok {
-					s[0] = uint64(1<<64 - 1) // -1
-					return
+					return uint64(1<<64 - 1)
 				}
 				if len(cur) <= len(v) {
 					copy(v, cur)
 				}
-				s[0] = uint64(len(cur))
-			case wasmabi.StatePut:
+				return uint64(len(cur))
+			}
+			s[0] = 0
+			switch kind := h.stateKinds[id]; {
+			case kind == wasmabi.StateValue && op == wasmabi.StateGet:
+				cur, ok := h.values[k]
+				s[0] = get(cur, ok)
+			case kind == wasmabi.StateValue && op == wasmabi.StatePut:
 				h.values[k] = bytes.Clone(v)
-				s[0] = 0
-			case wasmabi.StateDelete, wasmabi.StateClear:
+			case kind == wasmabi.StateValue && (op == wasmabi.StateDelete || op == wasmabi.StateClear):
 				delete(h.values, k)
-				s[0] = 0
+			case kind == wasmabi.StateList && op == wasmabi.StateGet:
+				var all []byte
+				for _, item := range h.lists[k] {
+					all = wasmabi.AppendItem(all, item)
+				}
+				s[0] = get(all, len(h.lists[k]) > 0)
+			case kind == wasmabi.StateList && op == wasmabi.StatePut:
+				h.lists[k] = append(h.lists[k], bytes.Clone(v))
+			case kind == wasmabi.StateList && (op == wasmabi.StateDelete || op == wasmabi.StateClear):
+				delete(h.lists, k)
+			case kind == wasmabi.StateMap && op == wasmabi.StateGet:
+				cur, ok := h.maps[k][u]
+				s[0] = get(cur, ok)
+			case kind == wasmabi.StateMap && op == wasmabi.StatePut:
+				if h.maps[k] == nil {
+					h.maps[k] = map[string][]byte{}
+				}
+				h.maps[k][u] = bytes.Clone(v)
+			case kind == wasmabi.StateMap && op == wasmabi.StateDelete:
+				delete(h.maps[k], u)
+			case kind == wasmabi.StateMap && op == wasmabi.StateEntries:
+				var all []byte
+				for _, uk := range slices.Sorted(maps.Keys(h.maps[k])) {
+					all = wasmabi.AppendItem(wasmabi.AppendItem(all, []byte(uk)), h.maps[k][uk])
+				}
+				s[0] = get(all, len(h.maps[k]) > 0)
+			case kind == wasmabi.StateMap && op == wasmabi.StateClear:
+				delete(h.maps, k)
 			default:
-				h.t.Fatalf("state: op %d on value state", op)
+				h.t.Fatalf("state: op %d on state kind %d", op, kind)
 			}
 		}, []api.ValueType{i32, i32, i32, i32, i32, i32, i32, i32}, []api.ValueType{i64}},
 		wasmabi.ImportTimer: {func(_ context.Context, m api.Module, s []uint64) {
@@ -194,7 +229,8 @@ func (h *testHost) functions() map[string]struct {
 func instantiate(t testing.TB, name string) *instance {
 	t.Helper()
 	wasm := moduleBytes(t, name)
-	h := &testHost{t: t, counters: map[string]int64{}, values: map[string][]byte{}}
+	h := &testHost{t: t, counters: map[string]int64{}, values: map[string][]byte{},
+		lists: map[string][][]byte{}, maps: map[string]map[string][]byte{}}
 	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler())
 	t.Cleanup(func() { rt.Close(ctx) })
 	b := rt.NewHostModuleBuilder(wasmabi.ImportModule)
@@ -370,8 +406,9 @@ func TestDescriptor(t *testing.T) {
 // module "weir": no WASI at all.
 func TestImports(t *testing.T) {
 	for name, want := range map[string]string{
-		"bench": "weir.fail weir.output",
-		"upper": "weir.counter weir.fail weir.output weir.state weir.state_register weir.timer",
+		"bench":   "weir.fail weir.output",
+		"upper":   "weir.counter weir.fail weir.output weir.state weir.state_register weir.timer",
+		"sdktest": "weir.counter weir.fail weir.log weir.output weir.state weir.state_register",
 	} {
 		rt := wazero.NewRuntime(ctx)
 		compiled, err := rt.CompileModule(ctx, moduleBytes(t, name))
@@ -671,6 +708,138 @@ WEIR_OPERATORS(WEIR_FILTER("keyed", keep));
 	if err == nil || !strings.Contains(err.Error(), "weir.h") {
 		t.Fatalf("build without the header: %v", err)
 	}
+}
+
+func u64le(v uint64) string { return string(binary.LittleEndian.AppendUint64(nil, v)) }
+
+func TestNumbers(t *testing.T) {
+	in := instantiate(t, "sdktest")
+	op := in.op("udec")
+	vals := []uint64{0, 1<<64 - 1, 1 << 63, 1<<63 - 1, 1 << 32, 1<<32 - 1, 1<<32 + 1}
+	for p := uint64(1); p < 1e19; p *= 10 {
+		vals = append(vals, p-1, p, p+1, 2*p, 9*p, 9*p+p-1)
+	}
+	vals = append(vals, 1e19, 1e19+1, 18446744073709551615/3)
+	for i := range uint64(3000) {
+		vals = append(vals, i, i*i*i*7919, i*0x9E3779B97F4A7C15)
+	}
+	var inputs, want []wasmabi.Entry
+	for _, v := range vals {
+		inputs = append(inputs, rec("", u64le(v), 5))
+		want = append(want, rec(strconv.FormatInt(int64(v), 10), strconv.FormatUint(v, 10), 5))
+	}
+	checkEntries(t, in.mustInvoke(op, wasmabi.MethodProcess, batch(inputs...)), want)
+}
+
+func TestMapMustEmitOne(t *testing.T) {
+	in := instantiate(t, "sdktest")
+	for name, want := range map[string]string{
+		"twice":  "record 0: a map operator emitted more than one record",
+		"none":   "record 0: a map operator emitted no record",
+		"silent": "record 0: operator silent returned 7 without calling weir_error",
+		"udec":   "record 1: want 8 bytes",
+	} {
+		rc := in.invoke(in.op(name), wasmabi.MethodProcess, batch(rec("k", u64le(1), 1), rec("k", "v", 2)))
+		if rc != wasmabi.CallFailed || !strings.HasPrefix(in.h.failMsg, want) {
+			t.Errorf("%s: rc %d, message %q, want %q", name, rc, in.h.failMsg, want)
+		}
+	}
+}
+
+func TestPassThroughOrder(t *testing.T) {
+	in := instantiate(t, "sdktest")
+	op := in.op("dup")
+	if got := in.desc.Operators[op].SideOutputs; len(got) != 1 || got[0] != "side" {
+		t.Fatalf("side outputs %v", got)
+	}
+	var inputs, want []wasmabi.Entry
+	for i := range 40 {
+		e := rec(fmt.Sprintf("k%d", i), strings.Repeat("v", i*50), int64(i))
+		inputs = append(inputs, e)
+		x := e
+		x.Value = []byte("x")
+		side := e
+		side.Port = 1
+		want = append(want, e, e, x, e, side)
+	}
+	checkEntries(t, in.mustInvoke(op, wasmabi.MethodProcess, batch(inputs...)), want)
+}
+
+func TestHeaderHelpers(t *testing.T) {
+	in := instantiate(t, "sdktest")
+	var h []byte
+	h = wasmabi.AppendHeader(h, "other", []byte("z"))
+	h = wasmabi.AppendHeader(h, "want", []byte("yes"))
+	h = wasmabi.AppendHeader(h, "want", []byte("second"))
+	withHdr := rec("a", "v", 1)
+	withHdr.Headers = h
+	out := in.mustInvoke(in.op("hdr"), wasmabi.MethodProcess, batch(withHdr, rec("b", "v", 2)))
+	checkEntries(t, out, []wasmabi.Entry{rec("3", "yes", 1), rec("0", "-", 2)})
+
+	out = in.mustInvoke(in.op("reserve"), wasmabi.MethodProcess, batch(rec("a", "abc", 9), rec("b", "", 10)))
+	hv := wasmabi.AppendHeader(nil, "h", []byte("v"))
+	want := []wasmabi.Entry{rec("k", "cba", 9), rec("k", "", 10)}
+	want[0].Headers, want[1].Headers = hv, hv
+	checkEntries(t, out, want)
+}
+
+func TestScratch(t *testing.T) {
+	in := instantiate(t, "sdktest")
+	op := in.op("scratch")
+	for range 3 { // the arena is reset and reused between calls
+		out := in.mustInvoke(op, wasmabi.MethodProcess, batch(rec("a", "", 1), rec("b", "", 2)))
+		checkEntries(t, out, []wasmabi.Entry{
+			rec("a", strings.Repeat("a", 100), 1), rec("a", strings.Repeat("c", 20000), 1),
+			rec("b", strings.Repeat("a", 100), 2), rec("b", strings.Repeat("c", 20000), 2),
+		})
+	}
+}
+
+func TestFilterResults(t *testing.T) {
+	in := instantiate(t, "sdktest")
+	op := in.op("failneg")
+	out := in.mustInvoke(op, wasmabi.MethodProcess, batch(rec("a", "ab", 1), rec("b", "", 2), rec("c", "xyz", 3)))
+	checkEntries(t, out, []wasmabi.Entry{rec("a", "ab", 1), rec("c", "xyz", 3)})
+	rc := in.invoke(op, wasmabi.MethodProcess, batch(rec("a", "ab", 1), rec("b", "", 2), rec("c", "xyz", 3), rec("d", "bad", 4)))
+	if rc != wasmabi.CallFailed || in.h.failMsg != "record 3: bad value" {
+		t.Fatalf("rc %d, message %q", rc, in.h.failMsg)
+	}
+}
+
+func TestMetaOpenFinish(t *testing.T) {
+	in := instantiate(t, "sdktest")
+	op := in.op("meta")
+	in.mustInvoke(op, wasmabi.MethodOpen, []byte(`{"p":1}`))
+	out := in.mustInvoke(op, wasmabi.MethodProcess, batch(rec("a", "v", 77), rec("b", "w", 78)))
+	checkEntries(t, out, []wasmabi.Entry{
+		{Kind: wasmabi.EntryWatermark, Timestamp: 77}, rec("a", "wm=500 pt=1700000000000", 77),
+		{Kind: wasmabi.EntryWatermark, Timestamp: 78}, rec("b", "wm=500 pt=1700000000000", 78),
+	})
+	if len(in.h.logs) != 2 || in.h.logs[0] != "1 meta called" || in.h.counters["meta_records"] != 4 {
+		t.Fatalf("logs %q, counters %v", in.h.logs, in.h.counters)
+	}
+	out = in.mustInvoke(op, wasmabi.MethodFinish, batch())
+	checkEntries(t, out, []wasmabi.Entry{rec("", `done:{"p":1}`, 0)})
+}
+
+func TestStateHelpers(t *testing.T) {
+	in := instantiate(t, "sdktest")
+	op := in.op("states")
+	in.mustInvoke(op, wasmabi.MethodOpen, nil)
+	if fmt.Sprint(in.h.states, in.h.stateKinds) != "[last items seen] [1 2 3]" {
+		t.Fatalf("states %v %v", in.h.states, in.h.stateKinds)
+	}
+	big := strings.Repeat("z", 1000) // list and map loads beyond the first 256-byte try
+	out := in.mustInvoke(op, wasmabi.MethodProcess, batch(
+		rec("k", "a", 1), rec("k", "b", 2), rec("k2", "q", 3), rec("k", big, 4), rec("k", "forget", 5), rec("k", "clear", 6)))
+	checkEntries(t, out, []wasmabi.Entry{
+		rec("k", "prev= items=1:1 seen=1", 1),
+		rec("k", "prev=a items=2:2 seen=2", 2),
+		rec("k2", "prev= items=1:1 seen=1", 3),
+		rec("k", "prev=b items=3:1002 seen=3", 4),
+		rec("k", "prev="+big[:32]+" items=3:1002 seen=2", 5),
+		rec("k", "prev=forget items=0:0 seen=0", 6),
+	})
 }
 
 func benchCall(b *testing.B, opName string, n int) {
