@@ -55,7 +55,11 @@ func (a *aggOp[A]) decode(e *entry) (A, error) {
 // output buffer.
 func (a *aggOp[A]) emit(in *instance, key []byte, ts int64, acc A) {
 	start := len(in.out)
-	b := in.grow(wasmabi.EntryHeaderSize + len(key))
+	if n := wasmabi.EntryHeaderSize + len(key); cap(in.out)-start < n {
+		in.reserve(n)
+	}
+	in.out = in.out[:start+wasmabi.EntryHeaderSize+len(key)]
+	b := in.out[start:]
 	clear(b[:wasmabi.EntryHeaderSize])
 	b[0] = byte(wasmabi.EntryAccumulator)
 	le.PutUint32(b[4:], uint32(len(key)))

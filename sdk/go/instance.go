@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"unsafe"
 
 	"github.com/weirstream/weir/wasmabi"
 )
@@ -141,7 +142,14 @@ func (in *instance) dispatch(opIdx int, method wasmabi.Method, input []byte) err
 	switch op.kind {
 	case wasmabi.KindMap, wasmabi.KindFilter, wasmabi.KindFlatMap:
 		if method == wasmabi.MethodProcess {
-			return in.stateless(op, count, b)
+			switch {
+			case op.mapFn != nil:
+				return in.runMap(op.mapFn, count, b)
+			case op.filterFn != nil:
+				return in.runFilter(op.filterFn, count, b)
+			default:
+				return in.runFlatMap(op.flatFn, count, b)
+			}
 		}
 	case wasmabi.KindProcess, wasmabi.KindCoProcess:
 		if !st.opened {
@@ -243,46 +251,138 @@ func next(b []byte, e *entry) ([]byte, error) {
 }
 
 func (e *entry) record() Record {
-	return Record{Key: e.key, Value: e.value, Timestamp: e.ts, Headers: Headers(e.headers)}
+	return Record{Key: e.key, Value: e.value, Timestamp: e.ts, Headers: HeadersFromBytes(e.headers)}
 }
 
 func unexpected(kind wasmabi.EntryKind, method string) error {
 	return errors.New("weir: unexpected " + kind.String() + " entry in a " + method + " batch")
 }
 
-// stateless runs a map, filter or flat_map operator over a batch.
-func (in *instance) stateless(op *operator, count uint32, b []byte) error {
+// badEntry explains why the entry at the start of b is not a record entry
+// that fits in b.
+func badEntry(b []byte, method string) error {
 	var e entry
-	var err error
+	if _, err := next(b, &e); err != nil {
+		return err
+	}
+	return unexpected(e.kind, method)
+}
+
+// The loops of the stateless kinds are the hot path. They decode entries in
+// place, inline (a call per record costs more than the decoding in Go's
+// WebAssembly), and build the Record argument from locals. A record that
+// leaves unchanged (a filter's, or what a map returns as it got it, bytes
+// changed in place or not) is not re-encoded: runs of such entries are
+// copied to the output as they are, in one piece.
+
+// sameBytes reports whether a and b are the same slice of memory.
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || unsafe.SliceData(a) == unsafe.SliceData(b))
+}
+
+func (in *instance) runMap(fn func(Record) (Record, error), count uint32, batch []byte) error {
+	b := batch
+	var r Record
+	rs, re := 0, 0 // pending run of unchanged entries: batch[rs:re]
 	for i := 0; i < int(count); i++ {
 		in.rec = i
-		start := b
-		if b, err = next(b, &e); err != nil {
+		if len(b) < wasmabi.EntryHeaderSize {
+			return errMalformed
+		}
+		k := uint64(le.Uint32(b[4:]))
+		v := k + uint64(le.Uint32(b[16:]))
+		h := v + uint64(le.Uint32(b[20:]))
+		p := b[wasmabi.EntryHeaderSize:]
+		if h > uint64(len(p)) || b[0] != byte(wasmabi.EntryRecord) {
+			return badEntry(b, "process")
+		}
+		key, value, hdr, ts := p[:k:k], p[k:v:v], HeadersFromBytes(p[v:h:h]), int64(le.Uint64(b[8:]))
+		r.Key, r.Value, r.Timestamp, r.Headers = key, value, ts, hdr
+		var err error
+		if r, err = fn(r); err != nil {
 			return err
 		}
-		if e.kind != wasmabi.EntryRecord {
-			return unexpected(e.kind, "process")
-		}
-		switch op.kind {
-		case wasmabi.KindMap:
-			r, err := op.mapFn(e.record())
-			if err != nil {
-				return err
+		if r.Timestamp == ts && sameBytes(r.Value, value) && sameBytes(r.Key, key) &&
+			r.Headers == hdr && b[2]|b[3] == 0 {
+			off := len(batch) - len(b)
+			if off != re {
+				in.appendRun(batch[rs:re])
+				rs = off
 			}
+			re = off + wasmabi.EntryHeaderSize + int(h)
+		} else {
+			in.appendRun(batch[rs:re])
+			rs, re = 0, 0
 			in.appendRecord(0, &r)
-		case wasmabi.KindFilter:
-			keep, err := op.filterFn(e.record())
-			if err != nil {
-				return err
-			}
-			if keep {
-				in.appendRaw(start[:len(start)-len(b)])
-			}
-		default:
-			if err := op.flatFn(e.record(), Emitter{&in.ctx}); err != nil {
-				return err
+		}
+		b = p[h:]
+	}
+	in.appendRun(batch[rs:re])
+	in.rec = -1
+	return nil
+}
+
+func (in *instance) runFilter(fn func(Record) (bool, error), count uint32, batch []byte) error {
+	b := batch
+	rs, re := 0, 0 // pending run of kept entries: batch[rs:re]
+	for i := 0; i < int(count); i++ {
+		in.rec = i
+		if len(b) < wasmabi.EntryHeaderSize {
+			return errMalformed
+		}
+		k := uint64(le.Uint32(b[4:]))
+		v := k + uint64(le.Uint32(b[16:]))
+		h := v + uint64(le.Uint32(b[20:]))
+		p := b[wasmabi.EntryHeaderSize:]
+		if h > uint64(len(p)) || b[0] != byte(wasmabi.EntryRecord) {
+			return badEntry(b, "process")
+		}
+		keep, err := fn(Record{Key: p[:k:k], Value: p[k:v:v], Timestamp: int64(le.Uint64(b[8:])),
+			Headers: HeadersFromBytes(p[v:h:h])})
+		if err != nil {
+			return err
+		}
+		if keep {
+			if b[2]|b[3] != 0 { // from another port than 0: re-encode on port 0
+				in.appendRun(batch[rs:re])
+				rs, re = 0, 0
+				in.appendRecord(0, &Record{Key: p[:k:k], Value: p[k:v:v], Timestamp: int64(le.Uint64(b[8:])),
+					Headers: HeadersFromBytes(p[v:h:h])})
+			} else {
+				off := len(batch) - len(b)
+				if off != re {
+					in.appendRun(batch[rs:re])
+					rs = off
+				}
+				re = off + wasmabi.EntryHeaderSize + int(h)
 			}
 		}
+		b = p[h:]
+	}
+	in.appendRun(batch[rs:re])
+	in.rec = -1
+	return nil
+}
+
+func (in *instance) runFlatMap(fn func(Record, Emitter) error, count uint32, b []byte) error {
+	out := Emitter{&in.ctx}
+	for i := 0; i < int(count); i++ {
+		in.rec = i
+		if len(b) < wasmabi.EntryHeaderSize {
+			return errMalformed
+		}
+		k := uint64(le.Uint32(b[4:]))
+		v := k + uint64(le.Uint32(b[16:]))
+		h := v + uint64(le.Uint32(b[20:]))
+		p := b[wasmabi.EntryHeaderSize:]
+		if h > uint64(len(p)) || b[0] != byte(wasmabi.EntryRecord) {
+			return badEntry(b, "process")
+		}
+		if err := fn(Record{Key: p[:k:k], Value: p[k:v:v], Timestamp: int64(le.Uint64(b[8:])),
+			Headers: HeadersFromBytes(p[v:h:h])}, out); err != nil {
+			return err
+		}
+		b = p[h:]
 	}
 	in.rec = -1
 	return nil
@@ -353,35 +453,70 @@ func (in *instance) timers(op *operator, count uint32, b []byte) error {
 
 // appendRecord appends r as a record entry to the output.
 func (in *instance) appendRecord(port uint16, r *Record) {
-	n := wasmabi.EntryHeaderSize + len(r.Key) + len(r.Value) + len(r.Headers)
-	b := in.grow(n)
+	kl, vl, hl := len(r.Key), len(r.Value), r.Headers.n
+	n := wasmabi.EntryHeaderSize + kl + vl + hl
+	l := len(in.out)
+	if cap(in.out)-l < n {
+		in.reserve(n)
+	}
+	b := in.out[l : l+n]
 	b[0] = byte(wasmabi.EntryRecord)
 	b[1] = 0
 	le.PutUint16(b[2:], port)
-	le.PutUint32(b[4:], uint32(len(r.Key)))
+	le.PutUint32(b[4:], uint32(kl))
 	le.PutUint64(b[8:], uint64(r.Timestamp))
-	le.PutUint32(b[16:], uint32(len(r.Value)))
-	le.PutUint32(b[20:], uint32(len(r.Headers)))
-	p := wasmabi.EntryHeaderSize + copy(b[wasmabi.EntryHeaderSize:], r.Key)
-	p += copy(b[p:], r.Value)
-	copy(b[p:], r.Headers)
-	if len(in.out) >= flushSize {
+	le.PutUint32(b[16:], uint32(vl))
+	le.PutUint32(b[20:], uint32(hl))
+	if kl > 0 {
+		copy(b[wasmabi.EntryHeaderSize:], r.Key)
+	}
+	if vl > 0 {
+		copy(b[wasmabi.EntryHeaderSize+kl:], r.Value)
+	}
+	if hl > 0 {
+		copy(b[wasmabi.EntryHeaderSize+kl+vl:], r.Headers.Bytes())
+	}
+	in.out = in.out[:l+n]
+	if l+n >= flushSize {
 		in.flush()
 	}
 }
 
-// appendRaw appends an input record entry as it is, on the main output.
-func (in *instance) appendRaw(e []byte) {
-	b := in.grow(len(e))
-	copy(b, e)
-	b[2], b[3] = 0, 0
-	if len(in.out) >= flushSize {
+// directRun is the size from which a run of unchanged input entries goes to
+// the host straight from the input buffer instead of through the output
+// buffer.
+const directRun = 4 << 10
+
+// appendRun appends encoded entries, unchanged, to the output.
+func (in *instance) appendRun(run []byte) {
+	if len(run) == 0 {
+		return
+	}
+	if len(run) >= directRun {
+		if len(in.out) > 0 {
+			in.flush()
+		}
+		in.host.Output(run)
+		return
+	}
+	l := len(in.out)
+	if cap(in.out)-l < len(run) {
+		in.reserve(len(run))
+	}
+	in.out = in.out[:l+len(run)]
+	copy(in.out[l:], run)
+	if l+len(run) >= flushSize {
 		in.flush()
 	}
 }
 
 func (in *instance) appendWatermark(ts int64) {
-	b := in.grow(wasmabi.EntryHeaderSize)
+	l := len(in.out)
+	if cap(in.out)-l < wasmabi.EntryHeaderSize {
+		in.reserve(wasmabi.EntryHeaderSize)
+	}
+	in.out = in.out[:l+wasmabi.EntryHeaderSize]
+	b := in.out[l:]
 	clear(b)
 	b[0] = byte(wasmabi.EntryWatermark)
 	le.PutUint64(b[8:], uint64(ts))
@@ -390,17 +525,13 @@ func (in *instance) appendWatermark(ts int64) {
 	}
 }
 
-// grow extends the output by n bytes and returns them.
-func (in *instance) grow(n int) []byte {
-	l := len(in.out)
-	if cap(in.out)-l < n {
-		if in.out == nil {
-			in.out = make([]byte, 0, flushSize+flushSize/4)
-		}
-		in.out = slices.Grow(in.out, n)
+// reserve makes room for n more bytes of output.
+func (in *instance) reserve(n int) {
+	if in.out == nil {
+		in.out = make([]byte, 0, max(flushSize+flushSize/4, n))
+		return
 	}
-	in.out = in.out[:l+n]
-	return in.out[l:]
+	in.out = slices.Grow(in.out, n)
 }
 
 func (in *instance) flush() {

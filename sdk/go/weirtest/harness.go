@@ -99,7 +99,7 @@ func (h *Harness) Batch(entries ...wasmabi.Entry) []byte {
 // RecordEntry returns r as a record entry on the given input port.
 func RecordEntry(port int, r weir.Record) wasmabi.Entry {
 	return wasmabi.Entry{Kind: wasmabi.EntryRecord, Port: uint16(port), Key: r.Key, Value: r.Value,
-		Timestamp: r.Timestamp, Headers: r.Headers}
+		Timestamp: r.Timestamp, Headers: r.Headers.Bytes()}
 }
 
 // Process sends records in one batch (MethodProcess) and returns what the
@@ -157,7 +157,7 @@ func (h *Harness) Decode(b []byte) ([]Output, error) {
 		}
 		o := Output{Port: int(e.Port), Record: weir.Record{
 			Key: slices.Clone(e.Key), Value: slices.Clone(e.Value), Timestamp: e.Timestamp,
-			Headers: weir.Headers(slices.Clone(e.Headers))}}
+			Headers: weir.HeadersFromBytes(slices.Clone(e.Headers))}}
 		switch e.Kind {
 		case wasmabi.EntryRecord:
 		case wasmabi.EntryWatermark:
