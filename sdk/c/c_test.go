@@ -78,20 +78,21 @@ func TestMain(m *testing.M) {
 // testHost is a minimal weir host: output collects bytes, fail records the
 // message, state lives in Go maps and timers are recorded.
 type testHost struct {
-	t          testing.TB
-	out        []byte
-	outCalls   int
-	failMsg    string
-	failed     bool
-	logs       []string
-	counters   map[string]int64
-	states     []string // registered state names; id = index
-	stateKinds []wasmabi.StateKind
-	values     map[string][]byte            // value state by id and key
-	lists      map[string][][]byte          // list state by id and key
-	maps       map[string]map[string][]byte // map state by id and key
-	timers     []timerCall
-	method     wasmabi.Method
+	t            testing.TB
+	out          []byte
+	outCalls     int
+	failMsg      string
+	failed       bool
+	logs         []string
+	counters     map[string]int64
+	counterCalls int
+	states       []string // registered state names; id = index
+	stateKinds   []wasmabi.StateKind
+	values       map[string][]byte            // value state by id and key
+	lists        map[string][][]byte          // list state by id and key
+	maps         map[string]map[string][]byte // map state by id and key
+	timers       []timerCall
+	method       wasmabi.Method
 }
 
 type timerCall struct {
@@ -148,6 +149,7 @@ func (h *testHost) functions() map[string]struct {
 			h.logs = append(h.logs, fmt.Sprintf("%d %s", int32(s[0]), h.read(m, s[1], s[2])))
 		}, []api.ValueType{i32, i32, i32}, nil},
 		wasmabi.ImportCounter: {func(_ context.Context, m api.Module, s []uint64) {
+			h.counterCalls++
 			h.counters[string(h.read(m, s[0], s[1]))] += int64(s[2])
 		}, []api.ValueType{i32, i32, i64}, nil},
 		wasmabi.ImportStateRegister: {func(_ context.Context, m api.Module, s []uint64) {
@@ -815,8 +817,13 @@ func TestMetaOpenFinish(t *testing.T) {
 		{Kind: wasmabi.EntryWatermark, Timestamp: 77}, rec("a", "wm=500 pt=1700000000000", 77),
 		{Kind: wasmabi.EntryWatermark, Timestamp: 78}, rec("b", "wm=500 pt=1700000000000", 78),
 	})
-	if len(in.h.logs) != 2 || in.h.logs[0] != "1 meta called" || in.h.counters["meta_records"] != 4 {
-		t.Fatalf("logs %q, counters %v", in.h.logs, in.h.counters)
+	if len(in.h.logs) != 2 || in.h.logs[0] != "1 meta called" || in.h.counters["meta_records"] != 4 || in.h.counterCalls != 1 {
+		t.Fatalf("logs %q, counters %v in %d calls; want one call with the sum", in.h.logs, in.h.counters, in.h.counterCalls)
+	}
+	// A failed call drops its counters.
+	if rc := in.invoke(op, wasmabi.MethodProcess, batch(rec("a", "v", 1), rec("b", "fail", 2))); rc != wasmabi.CallFailed ||
+		in.h.failMsg != "record 1: asked to fail" || in.h.counters["meta_records"] != 4 {
+		t.Fatalf("rc %d, message %q, counters %v", rc, in.h.failMsg, in.h.counters)
 	}
 	out = in.mustInvoke(op, wasmabi.MethodFinish, batch())
 	checkEntries(t, out, []wasmabi.Entry{rec("", `done:{"p":1}`, 0)})

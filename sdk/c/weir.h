@@ -73,6 +73,11 @@
 #define WEIR_ERROR_MAX 1024u
 #endif
 
+/* Distinct counters summed per call (more are sent to the host at once). */
+#ifndef WEIR_COUNTERS
+#define WEIR_COUNTERS 16
+#endif
+
 /* Return value of a failed callback (any non-zero value works). */
 #define WEIR_ERR (-1)
 
@@ -161,12 +166,14 @@ typedef struct weir_emitter {
     uint32_t len;
     uint32_t cap;
     const uint8_t *run;       /* then: input entries passed through unchanged, */
-    const uint8_t *run_end;   /* [run, run_end); both NULL when there are none */
-    uint32_t emitted;         /* entries emitted by this callback, but for a
-                                 pass-through of its input that still ends
-                                 the run (so that passing stores nothing but
-                                 run_end): those are counted as run_end ==
-                                 the end of the input entry */
+    uint64_t tail;            /* [run, run_end); run_end is the low 32 bits
+                                 (0 when there is no run). The high 32 bits
+                                 count the entries this callback emitted, but
+                                 for a pass-through of its input that still
+                                 ends the run: that one shows as run_end ==
+                                 the end of the input entry. One word, so
+                                 that passing a record through costs one
+                                 load and one store. */
 } weir_emitter;
 
 /* A state declared with weir_state_register. */
@@ -220,6 +227,12 @@ WEIR__IMPORT("timer") void weir__host_timer(int32_t op, int32_t domain, int64_t 
 
 /* --------------------------------------------------------- SDK-wide state */
 
+typedef struct weir__counter {
+    uint32_t len; /* 0: a free slot */
+    char name[128];
+    int64_t delta;
+} weir__counter;
+
 typedef struct weir__globals {
     int inited;
     uint8_t *in; /* input buffer (weir_buffer) */
@@ -233,6 +246,10 @@ typedef struct weir__globals {
     uint8_t *scr; /* scratch arena, reset at every call */
     uint32_t scr_used, scr_cap;
     void *scr_old; /* arena blocks outgrown during this call */
+    uint32_t ncounters;
+    weir__counter counters[WEIR_COUNTERS]; /* summed during a call, sent at its end */
+    void (*send_counters)(void); /* set by weir_counter, so that a module that
+                                    counts nothing does not import weir.counter */
     uint8_t outbuf[WEIR_OUTPUT_FLUSH];
 } weir__globals;
 
@@ -387,6 +404,16 @@ WEIR__NOINLINE static inline void weir__flush_buf(weir_emitter *e) {
     e->len = 0;
 }
 
+#define WEIR__LOW32 0xffffffffull
+
+static inline const uint8_t *weir__run_end(const weir_emitter *e) {
+    return (const uint8_t *)(uintptr_t)(uint32_t)e->tail;
+}
+static inline uint64_t weir__tail(uint64_t emitted_bits, const uint8_t *run_end) {
+    return (emitted_bits & ~WEIR__LOW32) | (uint32_t)(uintptr_t)run_end;
+}
+static inline void weir__count(weir_emitter *e) { e->tail += 1ull << 32; }
+
 /* The encoded entry of the callback's input record, and its end. */
 static inline const uint8_t *weir__in_entry(const weir_emitter *e) { return e->in.key.ptr - 24; }
 static inline const uint8_t *weir__in_end(const weir_emitter *e) { return e->in.headers.ptr + e->in.headers.len; }
@@ -394,8 +421,8 @@ static inline const uint8_t *weir__in_end(const weir_emitter *e) { return e->in.
 /* Moves the pending pass-through run behind the buffered bytes: copied when
  * short, else both are handed to the host as they are. */
 WEIR__NOINLINE static inline void weir__fold(weir_emitter *e) {
-    if (e->in.key.ptr && e->run_end == weir__in_end(e)) e->emitted++; /* the run ends with the current record */
-    uint32_t n = (uint32_t)(e->run_end - e->run);
+    if (e->in.key.ptr && weir__run_end(e) == weir__in_end(e)) weir__count(e); /* the run ends with the current record */
+    uint32_t n = (uint32_t)(weir__run_end(e) - e->run);
     if (n <= 2048 && n <= e->cap - e->len) {
         memcpy(e->buf + e->len, e->run, n);
         e->len += n;
@@ -403,19 +430,22 @@ WEIR__NOINLINE static inline void weir__fold(weir_emitter *e) {
         weir__flush_buf(e);
         weir__host_output(e->run, n);
     }
-    e->run = e->run_end = NULL;
+    e->run = NULL;
+    e->tail = weir__tail(e->tail, NULL);
 }
 
 static inline void weir__flush(weir_emitter *e) {
     weir__flush_buf(e);
-    if (e->run_end) weir__host_output(e->run, (uint32_t)(e->run_end - e->run));
-    e->run = e->run_end = NULL;
+    if (weir__run_end(e)) weir__host_output(e->run, (uint32_t)(weir__run_end(e) - e->run));
+    e->run = NULL;
+    e->tail = 0;
 }
 
 /* Drops whatever the current call buffered. */
 static inline void weir__discard(weir_emitter *e) {
     e->len = 0;
-    e->run = e->run_end = NULL;
+    e->run = NULL;
+    e->tail = 0;
     e->in.key.ptr = NULL;
 }
 
@@ -424,7 +454,7 @@ WEIR__NOINLINE static inline uint8_t *weir__reserve_slow(weir_emitter *e, uint64
         weir_error("output entry larger than 1 GiB");
         return NULL;
     }
-    if (e->run_end) weir__fold(e);
+    if (weir__run_end(e)) weir__fold(e);
     if (size > e->cap - e->len) weir__flush_buf(e);
     if (size > e->cap) {
         uint8_t *nb = (uint8_t *)malloc((size_t)size);
@@ -443,7 +473,7 @@ WEIR__NOINLINE static inline uint8_t *weir__reserve_slow(weir_emitter *e, uint64
 
 /* Room for one entry of size bytes at the end of the output buffer. */
 static inline uint8_t *weir__reserve(weir_emitter *e, uint64_t size) {
-    if (WEIR__LIKELY(!e->run_end && size <= e->cap - e->len)) {
+    if (WEIR__LIKELY(!weir__run_end(e) && size <= e->cap - e->len)) {
         uint8_t *p = e->buf + e->len;
         e->len += (uint32_t)size;
         return p;
@@ -461,15 +491,19 @@ static inline void weir__put_header(uint8_t *p, uint8_t kind, uint8_t flags, uin
 }
 
 WEIR__NOINLINE static inline void weir__pass_start(weir_emitter *e) {
-    if (e->run_end) weir__fold(e);
+    if (weir__run_end(e)) weir__fold(e);
     e->run = weir__in_entry(e);
 }
 
 /* Emits the input record of this callback unchanged, without copying it:
  * it joins the run of input entries handed to the host as they are. */
 __attribute__((always_inline)) static inline int weir__pass(weir_emitter *e) {
-    if (WEIR__UNLIKELY(e->run_end != weir__in_entry(e))) weir__pass_start(e);
-    e->run_end = weir__in_end(e);
+    uint64_t t = e->tail;
+    if (WEIR__UNLIKELY((uint32_t)t != (uint32_t)(uintptr_t)weir__in_entry(e))) {
+        weir__pass_start(e);
+        t = e->tail;
+    }
+    e->tail = weir__tail(t, weir__in_end(e));
     return 0;
 }
 
@@ -488,7 +522,7 @@ WEIR__NOINLINE static inline int weir__emit_copy(weir_emitter *out, uint16_t por
     p = weir_copy(p + 24, r->key.ptr, kl);
     p = weir_copy(p, r->value.ptr, vl);
     weir_copy(p, r->headers.ptr, hl);
-    out->emitted++;
+    weir__count(out);
     return 0;
 }
 
@@ -516,7 +550,7 @@ static inline uint8_t *weir_emit_reserve(weir_emitter *out, uint16_t port, int64
     uint8_t *p = weir__reserve(out, 24 + (uint64_t)key_len + value_len + headers_len);
     if (WEIR__UNLIKELY(!p)) return NULL;
     weir__put_header(p, WEIR_ENTRY_RECORD, 0, port, key_len, timestamp, value_len, headers_len);
-    out->emitted++;
+    weir__count(out);
     return p + 24;
 }
 
@@ -537,7 +571,7 @@ static inline int weir_emit_watermark(weir_emitter *out, int64_t timestamp) {
     uint8_t *p = weir__reserve(out, 24);
     if (WEIR__UNLIKELY(!p)) return WEIR_ERR;
     weir__put_header(p, WEIR_ENTRY_WATERMARK, 0, 0, 0, timestamp, 0, 0);
-    out->emitted++;
+    weir__count(out);
     return 0;
 }
 
@@ -599,9 +633,40 @@ static inline void weir__scratch_reset(weir__globals *g) {
 
 static inline void weir_log_bytes(int level, const void *msg, uint32_t len) { weir__host_log(level, msg, len); }
 static inline void weir_log(int level, const char *msg) { weir__host_log(level, msg, (uint32_t)strlen(msg)); }
-/* Adds delta to the named counter of the task. */
+static inline void weir__send_counters(void) {
+    weir__globals *g = &weir__g;
+    for (uint32_t i = 0; i < g->ncounters; i++)
+        if (g->counters[i].delta) weir__host_counter(g->counters[i].name, g->counters[i].len, g->counters[i].delta);
+}
+
+/* Adds delta to the named counter of the task (names: at most 128 bytes).
+ * Deltas are summed during the call and sent to the host once per name at
+ * its end, and dropped if the call fails. */
 static inline void weir_counter(const char *name, int64_t delta) {
-    weir__host_counter(name, (uint32_t)strlen(name), delta);
+    weir__globals *g = &weir__g;
+    g->send_counters = weir__send_counters;
+    uint32_t len = (uint32_t)strlen(name);
+    for (uint32_t i = 0; i < g->ncounters; i++) {
+        weir__counter *c = &g->counters[i];
+        if (c->len == len && memcmp(c->name, name, len) == 0) {
+            c->delta += delta;
+            return;
+        }
+    }
+    if (g->ncounters == WEIR_COUNTERS || len > sizeof g->counters[0].name || len == 0) {
+        weir__host_counter(name, len, delta); /* no room to sum it, or a name the host will refuse */
+        return;
+    }
+    weir__counter *c = &g->counters[g->ncounters++];
+    c->len = len;
+    memcpy(c->name, name, len);
+    c->delta = delta;
+}
+
+/* Sends (or drops) the counters summed during the call. */
+static inline void weir__counters_end(weir__globals *g, int send) {
+    if (send && g->ncounters && g->send_counters) g->send_counters();
+    g->ncounters = 0;
 }
 
 /* ------------------------------------------------------------ keyed state */
@@ -798,6 +863,7 @@ WEIR__NOINLINE static inline int32_t weir__fail(const weir_operator *o, const ch
     }
     weir__host_fail(m.b, m.n);
     weir__discard(&g->out);
+    weir__counters_end(g, 0);
     g->key.ptr = NULL;
     g->key.len = 0;
     return 1;
@@ -814,13 +880,15 @@ static inline void weir__init(void) {
     __wasm_call_ctors();
 }
 
+/* weir_buffer has no way to report failure (0 is an address), so running
+ * out of memory here traps: the host sees the instance fail. */
 static inline int32_t weir__buffer(uint32_t size) {
     weir__globals *g = &weir__g;
     if (size > g->in_cap || !g->in) {
         free(g->in);
         g->in_cap = size < 64 ? 64 : size;
         g->in = (uint8_t *)malloc(g->in_cap);
-        if (!g->in) g->in_cap = 0;
+        if (!g->in) __builtin_trap();
     }
     return (int32_t)(uintptr_t)g->in;
 }
@@ -899,7 +967,6 @@ __attribute__((always_inline)) static inline int32_t weir__run_records(const wei
     const weir_filter_fn filter = o->filter;
     weir_record *rec = &e->in;
     if (kind == WEIR_KIND_FILTER ? !filter : !fn) return weir__fail(o, "operator", -1, "no callback in the operator table", 0);
-    e->emitted = 0;
     for (uint32_t i = 0; i < count; i++) {
         if (WEIR__UNLIKELY((size_t)(end - p) < 24)) return weir__fail(o, "record", i, "truncated entry", 0);
         uint64_t h0 = (uint64_t)weir__rd64(p), h2 = (uint64_t)weir__rd64(p + 16);
@@ -932,14 +999,15 @@ __attribute__((always_inline)) static inline int32_t weir__run_records(const wei
             rc = fn(rec, e);
             if (WEIR__UNLIKELY(rc != 0)) return weir__fail(o, "record", i, NULL, rc);
             if (kind == WEIR_KIND_MAP) {
-                uint32_t n = e->emitted + (e->run_end == next);
+                uint64_t t = e->tail;
+                uint32_t n = (uint32_t)(t >> 32) + ((uint32_t)t == (uint32_t)(uintptr_t)next);
                 if (WEIR__UNLIKELY(n != 1)) {
                     const char *why = n ? "a map operator emitted more than one record (use WEIR_FLAT_MAP)"
                                         : "a map operator emitted no record (use WEIR_FLAT_MAP or WEIR_FILTER)";
                     return weir__fail(o, "record", i, g->err_set ? NULL : why, 0);
                 }
             }
-            if (e->emitted) e->emitted = 0;
+            if (e->tail >> 32) e->tail &= WEIR__LOW32;
         }
         p = next;
     }
@@ -981,6 +1049,7 @@ static inline int32_t weir__begin(uint32_t op, uint32_t nops, uint32_t len) {
     weir__discard(&g->out);
     g->err_set = 0;
     g->err_len = 0;
+    g->ncounters = 0;
     if (g->scr_old || g->scr_used > 8) weir__scratch_reset(g);
     if (op >= nops) return weir__fail(NULL, "call", -1, "no operator with this index in the descriptor", 0);
     if (len > g->in_cap) return weir__fail(NULL, "call", -1, "input longer than the buffer from weir_buffer", 0);
@@ -1006,6 +1075,8 @@ __attribute__((always_inline)) static inline int32_t weir__call_op(const weir_op
             int r = o->open(params);
             if (r != 0) return weir__fail(o, "open", -1, NULL, r);
         }
+        weir__flush(e);
+        if (g->ncounters) weir__counters_end(g, 1);
         return 0;
     }
     if (len < 24) return weir__fail(o, "batch", -1, "shorter than its 24-byte header", 0);
@@ -1034,6 +1105,7 @@ __attribute__((always_inline)) static inline int32_t weir__call_op(const weir_op
     }
     if (rc != 0) return rc;
     weir__flush(e);
+    if (g->ncounters) weir__counters_end(g, 1);
     g->key.ptr = NULL;
     g->key.len = 0;
     return 0;

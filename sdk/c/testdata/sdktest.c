@@ -101,10 +101,12 @@ static int meta_open(weir_bytes p) {
     return 0;
 }
 
-/* A watermark at the record's time, then "wm=<watermark> pt=<time>". */
+/* A watermark at the record's time, then "wm=<watermark> pt=<time>"; counts
+ * 2 per record in meta_records; value "fail" fails (after counting). */
 static int meta(const weir_record *in, weir_emitter *out) {
     weir_log(WEIR_LOG_INFO, "meta called");
     weir_counter("meta_records", 2);
+    if (in->value.len == 4 && memcmp(in->value.ptr, "fail", 4) == 0) return weir_error("asked to fail");
     if (weir_emit_watermark(out, in->timestamp)) return WEIR_ERR;
     char buf[64];
     uint32_t n = 0;
