@@ -31,6 +31,7 @@ var Flags = []string{
 	"-msign-ext",
 	"-mnontrapping-fptoint",
 	"-mmutable-globals",
+	"-Wl,--stack-first",
 	"-Wl,--strip-debug",
 }
 

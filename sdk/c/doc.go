@@ -9,7 +9,7 @@
 //
 //	clang --target=wasm32-wasi [--sysroot=DIR] -O2 -nostartfiles -Wl,--no-entry
 //	      -mbulk-memory -msign-ext -mnontrapping-fptoint -mmutable-globals
-//	      -Wl,--strip-debug -I<dir of weir.h> -o OUT SRC...
+//	      -Wl,--stack-first -Wl,--strip-debug -I<dir of weir.h> -o OUT SRC...
 //
 // -nostartfiles -Wl,--no-entry make a library-style WASI reactor without
 // crt1: no _start, and no libc start-up code pulling in WASI imports. The
@@ -18,7 +18,9 @@
 // every export in constructor and destructor calls as it does for commands.
 // The -m flags enable WebAssembly 2.0 features that wazero supports, chiefly
 // bulk memory, which turns memcpy into one memory.copy instruction.
-// --strip-debug drops DWARF but keeps the name section for readable traps.
+// --stack-first puts the 64 KiB stack below the data, so that a stack
+// overflow traps instead of overwriting globals. --strip-debug drops DWARF
+// but keeps the name section for readable traps.
 //
 // The toolchain is clang with wasm-ld (lld) and wasi-libc: on Debian and
 // Ubuntu the packages clang lld wasi-libc libclang-rt-14-dev-wasm32 (clang

@@ -30,7 +30,8 @@
  *
  *     clang --target=wasm32-wasi -O2 -nostartfiles -Wl,--no-entry \
  *           -mbulk-memory -msign-ext -mnontrapping-fptoint -mmutable-globals \
- *           -Wl,--strip-debug -I<folder of weir.h> -o op.wasm op.c
+ *           -Wl,--stack-first -Wl,--strip-debug -I<folder of weir.h> \
+ *           -o op.wasm op.c
  *
  * Kinds: map, filter, flat_map and process (keyed: value/list/map state and
  * timers). aggregate and co_process are not supported by this SDK.
