@@ -161,12 +161,15 @@ func Build(ctx context.Context, srcs []string, out, includeDir string, log io.Wr
 }
 
 // toolchainHint recognises clang's complaints about a missing linker, libc
-// or compiler runtime.
+// or compiler runtime, and the one usual mistake with the SDK.
 func toolchainHint(msg string) string {
+	if strings.Contains(msg, "duplicate symbol: weir_call") {
+		return "\nWEIR_OPERATORS is expanded in more than one file: keep it in one .c file of the module"
+	}
 	for _, s := range []string{
-		"wasm-ld", "stdint.h' file not found", "stddef.h' file not found", "string.h' file not found",
-		"stdlib.h' file not found", "unable to find library -lc", "libclang_rt.builtins", "crt1",
-		"No available targets are compatible", "unknown target",
+		"unable to execute command", "doesn't exist", "stdint.h' file not found", "stddef.h' file not found",
+		"string.h' file not found", "stdlib.h' file not found", "unable to find library -lc",
+		"libclang_rt.builtins", "No available targets are compatible", "unknown target triple",
 	} {
 		if strings.Contains(msg, s) {
 			return "\nthe WebAssembly toolchain looks incomplete: " + InstallHint

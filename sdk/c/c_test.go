@@ -733,6 +733,18 @@ WEIR_OPERATORS(WEIR_FILTER("keyed", keep));
 	if err == nil || !strings.Contains(err.Error(), "weir.h") {
 		t.Fatalf("build without the header: %v", err)
 	}
+	// Two files, the table in one: fine. The table in both: a clear error.
+	helper := filepath.Join(dir, "helper.c")
+	if err := os.WriteFile(helper, []byte("#include \"weir.h\"\nint twice(int x) { return weir_error(\"no\") + 2 * x; }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := csdk.Build(ctx, []string{src, helper}, out, "", nil); err != nil {
+		t.Fatalf("two files: %v", err)
+	}
+	err = csdk.Build(ctx, []string{src, src}, out, "", nil)
+	if err == nil || !strings.Contains(err.Error(), "WEIR_OPERATORS is expanded in more than one file") {
+		t.Fatalf("the table twice: %v", err)
+	}
 }
 
 func u64le(v uint64) string { return string(binary.LittleEndian.AppendUint64(nil, v)) }
