@@ -153,12 +153,12 @@ func (c *Context) Watermark() int64 { return c.wm }
 func (c *Context) ProcessingTime() int64 { return c.pt }
 
 // Emit emits r to the main output. Its bytes are copied.
-func (c *Context) Emit(r Record) { c.in.appendRecord(0, &r) }
+func (c *Context) Emit(r Record) { c.in.appendEntry(0, r.Key, r.Value, r.Timestamp, r.Headers) }
 
 // EmitTo emits r to the named side output, which the operator must have
 // declared with [SideOutputs].
 func (c *Context) EmitTo(sideOutput string, r Record) {
-	c.in.appendRecord(c.port(sideOutput), &r)
+	c.in.appendEntry(c.port(sideOutput), r.Key, r.Value, r.Timestamp, r.Headers)
 }
 
 // EmitWatermark emits a watermark: no record with a smaller timestamp
@@ -233,7 +233,7 @@ func (k Counter) Add(n int64) { k.in.counters[k.i].delta += n }
 type Emitter struct{ c *Context }
 
 // Emit emits r to the main output. Its bytes are copied.
-func (e Emitter) Emit(r Record) { e.c.in.appendRecord(0, &r) }
+func (e Emitter) Emit(r Record) { e.c.in.appendEntry(0, r.Key, r.Value, r.Timestamp, r.Headers) }
 
 // EmitTo emits r to the named side output, declared with [SideOutputs].
 func (e Emitter) EmitTo(sideOutput string, r Record) { e.c.EmitTo(sideOutput, r) }

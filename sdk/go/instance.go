@@ -275,9 +275,26 @@ func badEntry(b []byte, method string) error {
 // changed in place or not) is not re-encoded: runs of such entries are
 // copied to the output as they are, in one piece.
 
-// sameBytes reports whether a and b are the same slice of memory.
-func sameBytes(a, b []byte) bool {
-	return len(a) == len(b) && (len(a) == 0 || unsafe.SliceData(a) == unsafe.SliceData(b))
+// Go's WebAssembly code pays for every branch that joins back, so the checks
+// of the hot loops below are computed without && and ||.
+
+// notRecord reports whether an entry of kind whose payload ends at h (see
+// the loops) is not a record entry that fits in p.
+func notRecord(kind byte, h uint64, p []byte) bool {
+	// uint64(len(p))-h wraps around, setting the top bit, when h > len(p);
+	// lengths are far below 2^63.
+	return (uint64(len(p))-h)>>63|uint64(kind^byte(wasmabi.EntryRecord)) != 0
+}
+
+// diff is zero when r holds exactly key, value, hdr and ts: the same
+// memory, whatever its content.
+func diff(r *Record, key, value []byte, hdr Headers, ts int64) uint64 {
+	return uint64(uintptr(unsafe.Pointer(unsafe.SliceData(r.Key)))^uintptr(unsafe.Pointer(unsafe.SliceData(key)))) |
+		uint64(len(r.Key)^len(key)) |
+		uint64(uintptr(unsafe.Pointer(unsafe.SliceData(r.Value)))^uintptr(unsafe.Pointer(unsafe.SliceData(value)))) |
+		uint64(len(r.Value)^len(value)) |
+		uint64(uintptr(unsafe.Pointer(r.Headers.p))^uintptr(unsafe.Pointer(hdr.p))) | uint64(r.Headers.n^hdr.n) |
+		uint64(r.Timestamp^ts)
 }
 
 func (in *instance) runMap(fn func(Record) (Record, error), count uint32, batch []byte) error {
@@ -293,7 +310,7 @@ func (in *instance) runMap(fn func(Record) (Record, error), count uint32, batch 
 		v := k + uint64(le.Uint32(b[16:]))
 		h := v + uint64(le.Uint32(b[20:]))
 		p := b[wasmabi.EntryHeaderSize:]
-		if h > uint64(len(p)) || b[0] != byte(wasmabi.EntryRecord) {
+		if notRecord(b[0], h, p) {
 			return badEntry(b, "process")
 		}
 		key, value, hdr, ts := p[:k:k], p[k:v:v], HeadersFromBytes(p[v:h:h]), int64(le.Uint64(b[8:]))
@@ -302,8 +319,7 @@ func (in *instance) runMap(fn func(Record) (Record, error), count uint32, batch 
 		if r, err = fn(r); err != nil {
 			return err
 		}
-		if r.Timestamp == ts && sameBytes(r.Value, value) && sameBytes(r.Key, key) &&
-			r.Headers == hdr && b[2]|b[3] == 0 {
+		if diff(&r, key, value, hdr, ts)|uint64(b[2])|uint64(b[3]) == 0 {
 			off := len(batch) - len(b)
 			if off != re {
 				in.appendRun(batch[rs:re])
@@ -334,7 +350,7 @@ func (in *instance) runFilter(fn func(Record) (bool, error), count uint32, batch
 		v := k + uint64(le.Uint32(b[16:]))
 		h := v + uint64(le.Uint32(b[20:]))
 		p := b[wasmabi.EntryHeaderSize:]
-		if h > uint64(len(p)) || b[0] != byte(wasmabi.EntryRecord) {
+		if notRecord(b[0], h, p) {
 			return badEntry(b, "process")
 		}
 		keep, err := fn(Record{Key: p[:k:k], Value: p[k:v:v], Timestamp: int64(le.Uint64(b[8:])),
@@ -375,7 +391,7 @@ func (in *instance) runFlatMap(fn func(Record, Emitter) error, count uint32, b [
 		v := k + uint64(le.Uint32(b[16:]))
 		h := v + uint64(le.Uint32(b[20:]))
 		p := b[wasmabi.EntryHeaderSize:]
-		if h > uint64(len(p)) || b[0] != byte(wasmabi.EntryRecord) {
+		if notRecord(b[0], h, p) {
 			return badEntry(b, "process")
 		}
 		if err := fn(Record{Key: p[:k:k], Value: p[k:v:v], Timestamp: int64(le.Uint64(b[8:])),
@@ -453,28 +469,33 @@ func (in *instance) timers(op *operator, count uint32, b []byte) error {
 
 // appendRecord appends r as a record entry to the output.
 func (in *instance) appendRecord(port uint16, r *Record) {
-	kl, vl, hl := len(r.Key), len(r.Value), r.Headers.n
+	in.appendEntry(port, r.Key, r.Value, r.Timestamp, r.Headers)
+}
+
+// appendEntry appends a record entry to the output. It takes the fields of
+// a Record rather than a Record so that emitting a record built in place
+// does not copy the Record first (a 72-byte block copy in WebAssembly).
+func (in *instance) appendEntry(port uint16, key, value []byte, ts int64, hdr Headers) {
+	kl, vl, hl := len(key), len(value), hdr.n
 	n := wasmabi.EntryHeaderSize + kl + vl + hl
 	l := len(in.out)
 	if cap(in.out)-l < n {
 		in.reserve(n)
 	}
 	b := in.out[l : l+n]
-	b[0] = byte(wasmabi.EntryRecord)
-	b[1] = 0
-	le.PutUint16(b[2:], port)
-	le.PutUint32(b[4:], uint32(kl))
-	le.PutUint64(b[8:], uint64(r.Timestamp))
-	le.PutUint32(b[16:], uint32(vl))
-	le.PutUint32(b[20:], uint32(hl))
+	_ = b[wasmabi.EntryHeaderSize-1]
+	// kind, flags 0, port, key length | timestamp | value length, headers length
+	le.PutUint64(b, uint64(wasmabi.EntryRecord)|uint64(port)<<16|uint64(kl)<<32)
+	le.PutUint64(b[8:], uint64(ts))
+	le.PutUint64(b[16:], uint64(vl)|uint64(hl)<<32)
 	if kl > 0 {
-		copy(b[wasmabi.EntryHeaderSize:], r.Key)
+		copy(b[wasmabi.EntryHeaderSize:], key)
 	}
 	if vl > 0 {
-		copy(b[wasmabi.EntryHeaderSize+kl:], r.Value)
+		copy(b[wasmabi.EntryHeaderSize+kl:], value)
 	}
 	if hl > 0 {
-		copy(b[wasmabi.EntryHeaderSize+kl+vl:], r.Headers.Bytes())
+		copy(b[wasmabi.EntryHeaderSize+kl+vl:], hdr.Bytes())
 	}
 	in.out = in.out[:l+n]
 	if l+n >= flushSize {

@@ -526,3 +526,85 @@ func TestConcurrentInstances(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func init() {
+	// t.every3 changes every third record and passes the others unchanged,
+	// so its output mixes runs of input entries with re-encoded ones.
+	weir.Map("t.every3", func(r weir.Record) (weir.Record, error) {
+		if r.Timestamp%3 == 0 {
+			r.Value = append([]byte("changed:"), r.Value...)
+			r.Timestamp++
+		}
+		return r, nil
+	})
+	// t.inplace changes the value in place: same memory, new bytes.
+	weir.Map("t.inplace", func(r weir.Record) (weir.Record, error) {
+		for i := range r.Value {
+			r.Value[i] = '*'
+		}
+		return r, nil
+	})
+}
+
+func TestMapRuns(t *testing.T) {
+	for _, c := range []struct {
+		op   string
+		n    int
+		size int
+	}{
+		{"t.every3", 10, 10}, {"t.every3", 200, 100}, {"t.identity", 1000, 100}, {"t.identity", 3, 5000},
+		{"t.inplace", 1000, 50}, {"t.every3", 5000, 30},
+	} {
+		h := harness(t, c.op)
+		in := make([]weir.Record, c.n)
+		for i := range in {
+			in[i] = weir.Record{Key: []byte(fmt.Sprint("k", i)), Value: bytes.Repeat([]byte{byte('a' + i%26)}, c.size), Timestamp: int64(i)}
+		}
+		calls := h.Host.OutputCalls
+		outs, err := h.Process(in...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(outs) != c.n {
+			t.Fatalf("%s: %d outputs for %d records", c.op, len(outs), c.n)
+		}
+		for i, o := range outs {
+			wantV, wantTS := string(in[i].Value), in[i].Timestamp
+			switch {
+			case c.op == "t.every3" && i%3 == 0:
+				wantV, wantTS = "changed:"+wantV, wantTS+1
+			case c.op == "t.inplace":
+				wantV = strings.Repeat("*", c.size)
+			}
+			if string(o.Record.Key) != string(in[i].Key) || string(o.Record.Value) != wantV || o.Record.Timestamp != wantTS || o.Port != 0 {
+				t.Fatalf("%s: output %d = %s@%d, want %s@%d", c.op, i, o.Record.Value, o.Record.Timestamp, wantV, wantTS)
+			}
+		}
+		total := 0
+		for _, o := range outs {
+			total += wasmabi.EntryHeaderSize + len(o.Record.Key) + len(o.Record.Value)
+		}
+		if calls := h.Host.OutputCalls - calls; calls > total/(16<<10)+2 {
+			t.Errorf("%s: %d output calls for %d bytes", c.op, calls, total)
+		}
+	}
+}
+
+// A filter or map input record from a port other than 0 (which a host
+// should not send) still goes out on port 0.
+func TestPassThroughPort(t *testing.T) {
+	for _, op := range []string{"t.identity", "t.keepall"} {
+		h := harness(t, op)
+		out, err := h.Call(wasmabi.MethodProcess, h.Batch(weirtest.RecordEntry(0, rec("a", "1", 1)), weirtest.RecordEntry(3, rec("b", "2", 2)), weirtest.RecordEntry(0, rec("c", "3", 3))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs, err := h.Decode(out)
+		check(t, outs, err, "a=1@1 b=2@2 c=3@3")
+		for _, o := range outs {
+			if o.Port != 0 {
+				t.Errorf("%s: output on port %d", op, o.Port)
+			}
+		}
+	}
+}
