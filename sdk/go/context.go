@@ -98,7 +98,8 @@ func (o *OpenContext) Params() []byte { return o.params }
 // Log writes a log line at info level.
 func (o *OpenContext) Log(msg string) { o.in.host.Log(int(LevelInfo), msg) }
 
-// Logf formats a log line at info level.
+// Logf formats a log line at info level, with fmt.Sprintf. (A module that
+// calls Logf links fmt, about 0.35 MB of WebAssembly; Log does not.)
 func (o *OpenContext) Logf(format string, args ...any) {
 	o.in.host.Log(int(LevelInfo), fmt.Sprintf(format, args...))
 }
@@ -207,7 +208,8 @@ func (c *Context) DeleteProcessingTimer(ts int64) {
 // Log writes a log line at info level.
 func (c *Context) Log(msg string) { c.in.host.Log(int(LevelInfo), msg) }
 
-// Logf formats a log line at info level.
+// Logf formats a log line at info level, with fmt.Sprintf (see
+// [OpenContext.Logf]).
 func (c *Context) Logf(format string, args ...any) {
 	c.in.host.Log(int(LevelInfo), fmt.Sprintf(format, args...))
 }

@@ -3,7 +3,6 @@ package weir
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"slices"
 	"strconv"
 	"unsafe"
@@ -105,16 +104,56 @@ func (in *instance) fail(err error) {
 	in.host.Fail(msg)
 }
 
+// panicError turns a recovered value into the error of the call. It does
+// not use fmt, which would add a third of a megabyte to every module (fmt
+// is linked only into modules that call Logf).
 func panicError(v any) error {
+	var msg string
 	switch v := v.(type) {
 	case usageError:
 		return v
 	case error:
-		return errors.New("panic: " + v.Error())
+		msg = v.Error()
 	case string:
-		return errors.New("panic: " + v)
+		msg = v
+	case interface{ String() string }:
+		msg = v.String()
+	case int:
+		msg = strconv.Itoa(v)
+	case int64:
+		msg = strconv.FormatInt(v, 10)
+	case int32:
+		msg = strconv.FormatInt(int64(v), 10)
+	case uint:
+		msg = strconv.FormatUint(uint64(v), 10)
+	case uint64:
+		msg = strconv.FormatUint(v, 10)
+	case uint32:
+		msg = strconv.FormatUint(uint64(v), 10)
+	case float64:
+		msg = strconv.FormatFloat(v, 'g', -1, 64)
+	case bool:
+		msg = strconv.FormatBool(v)
+	default:
+		msg = "a value of a type that is not an error, a string or a number"
 	}
-	return errors.New("panic: " + fmt.Sprint(v))
+	return errors.New("panic: " + msg)
+}
+
+// methodName and kindName name ABI codes without the String methods of
+// wasmabi, which use fmt (see panicError).
+func methodName(m wasmabi.Method) string {
+	if m <= wasmabi.MethodFinish {
+		return [...]string{"open", "process", "timers", "agg_add", "agg_merge", "agg_result", "finish"}[m]
+	}
+	return "method " + strconv.FormatUint(uint64(m), 10)
+}
+
+func kindName(k wasmabi.EntryKind) string {
+	if k >= wasmabi.EntryRecord && k <= wasmabi.EntryAccumulator {
+		return [...]string{"record", "watermark", "timer", "accumulator"}[k-1]
+	}
+	return "kind " + strconv.FormatUint(uint64(k), 10)
 }
 
 var errMalformed = errors.New("weir: malformed input batch")
@@ -171,7 +210,7 @@ func (in *instance) dispatch(opIdx int, method wasmabi.Method, input []byte) err
 			return op.agg.result(in, count, b)
 		}
 	}
-	return errors.New("weir: operator " + quote(op.name) + " is a " + string(op.kind) + " and has no method " + method.String())
+	return errors.New("weir: operator " + quote(op.name) + " is a " + string(op.kind) + " and has no method " + methodName(method))
 }
 
 func (in *instance) open(opIdx int, op *operator, st *opState, params []byte) error {
@@ -255,7 +294,7 @@ func (e *entry) record() Record {
 }
 
 func unexpected(kind wasmabi.EntryKind, method string) error {
-	return errors.New("weir: unexpected " + kind.String() + " entry in a " + method + " batch")
+	return errors.New("weir: unexpected " + kindName(kind) + " entry in a " + method + " batch")
 }
 
 // badEntry explains why the entry at the start of b is not a record entry

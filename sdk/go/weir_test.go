@@ -403,7 +403,7 @@ func TestBadCalls(t *testing.T) {
 		"negative op":      {-1, wasmabi.MethodProcess, nil, "weir: no operator"},
 		"short batch":      {upper, wasmabi.MethodProcess, make([]byte, 10), "weir: malformed input batch"},
 		"timers on a map":  {upper, wasmabi.MethodTimers, batch(0), `weir: operator "t.upper" is a map and has no method timers`},
-		"unknown method":   {upper, 99, batch(0), "has no method method(99)"},
+		"unknown method":   {upper, 99, batch(0), "has no method method 99"},
 		"truncated entry":  {upper, wasmabi.MethodProcess, batch(2, wasmabi.Entry{Kind: wasmabi.EntryRecord}), "record 1: weir: malformed input batch"},
 		"watermark entry":  {upper, wasmabi.MethodProcess, batch(1, wasmabi.Entry{Kind: wasmabi.EntryWatermark}), "record 0: weir: unexpected watermark entry"},
 		"payload too long": {upper, wasmabi.MethodProcess, batch(1, wasmabi.Entry{Kind: wasmabi.EntryRecord, Value: []byte("x")})[:wasmabi.BatchHeaderSize+wasmabi.EntryHeaderSize], "record 0: weir: malformed"},
