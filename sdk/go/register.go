@@ -1,6 +1,8 @@
 package weir
 
 import (
+	"sync"
+
 	"github.com/weirstream/weir/wasmabi"
 )
 
@@ -127,7 +129,9 @@ func register(o *operator, missing bool, opts []Option) {
 		panic(usageError("weir: too many operators"))
 	}
 	registry = append(registry, o)
+	descMu.Lock()
 	descriptor = nil
+	descMu.Unlock()
 }
 
 func validName(s string) string {
@@ -146,11 +150,17 @@ func validName(s string) string {
 	return ""
 }
 
-var descriptor []byte
+var (
+	descMu     sync.Mutex
+	descriptor []byte
+)
 
 // Describe returns the module's descriptor, the JSON document weir_describe
-// writes: the SDK version and the registered operators, in order.
+// writes: the SDK version and the registered operators, in order. The
+// result must not be modified.
 func Describe() []byte {
+	descMu.Lock()
+	defer descMu.Unlock()
 	if descriptor != nil {
 		return descriptor
 	}
