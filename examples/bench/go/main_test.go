@@ -4,8 +4,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -33,6 +36,8 @@ func TestRewrite(t *testing.T) {
 		weir.Record{Key: []byte("k2"), Value: value(999999, 99999), Timestamp: 6},
 		weir.Record{Value: []byte("id=000001;amt=0"), Timestamp: 7},
 		weir.Record{Value: []byte("id=000002;amt=999999999999999999;"), Timestamp: 8},
+		weir.Record{Value: []byte("id=000003;amt=12345678;note=" + strings.Repeat("x", 72)), Timestamp: 9},
+		weir.Record{Value: []byte("id=000004;amt=1234567;" + strings.Repeat("x", 78)), Timestamp: 10},
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -41,12 +46,13 @@ func TestRewrite(t *testing.T) {
 	for _, o := range outs {
 		got = append(got, fmt.Sprintf("%s=%s@%d", o.Record.Key, o.Record.Value, o.Record.Timestamp))
 	}
-	want := "000042=14@5 999999=199998@6 000001=0@7 000002=1999999999999999998@8"
+	want := "000042=14@5 999999=199998@6 000001=0@7 000002=1999999999999999998@8 000003=24691356@9 000004=2469134@10"
 	if strings.Join(got, " ") != want {
 		t.Errorf("got  %s\nwant %s", strings.Join(got, " "), want)
 	}
 	for i, bad := range []string{"", "id=12345;amt=1", "id=1234567amt=1", "id=12a456;amt=1", "id=123456;amt=", "id=123456;amt=x",
-		"id=123456;amt=12x", "id=123456;amt=1234567890123456789", "ID=123456;amt=1"} {
+		"id=123456;amt=12x", "id=123456;amt=1234567890123456789", "ID=123456;amt=1",
+		"id=12345\x00;amt=1", "id=1234:6;amt=1", "id=123456;amt=12345678x" + strings.Repeat("x", 80), "id=123456:amt=1" + strings.Repeat("x", 80)} {
 		_, err := h.Process(weir.Record{Value: value(1, 1)}, weir.Record{Value: []byte(bad)})
 		if err == nil || !strings.HasPrefix(err.Error(), "record 1: rewrite: ") {
 			t.Errorf("bad value %d %q: err = %v", i, bad, err)
@@ -141,3 +147,33 @@ func benchmark(b *testing.B, name string) {
 
 func BenchmarkIdentity(b *testing.B) { benchmark(b, "identity") }
 func BenchmarkRewrite(b *testing.B)  { benchmark(b, "rewrite") }
+
+func TestParseDigits(t *testing.T) {
+	for v := uint64(0); v < 10_000_000; v += 3 {
+		s := strconv.FormatUint(v, 10)
+		for _, str := range []string{s, "00" + s} {
+			if len(str) > 7 {
+				continue
+			}
+			var b [8]byte
+			copy(b[:], str)
+			b[len(str)] = ';'
+			x := binary.LittleEndian.Uint64(b[:])
+			if n := bits.TrailingZeros64(nonDigits(x)) / 8; n != len(str) {
+				t.Fatalf("%q: %d leading digits", str, n)
+			}
+			if got := parseDigits(x, len(str)); got != v {
+				t.Fatalf("parseDigits(%q) = %d", str, got)
+			}
+		}
+	}
+	for _, n := range []int64{0, 1, 9, 10, 99, 100, 123456, 1 << 62} {
+		buf := make([]byte, 0, 30)
+		if got := string(appendInt(buf, n)); got != strconv.FormatInt(n, 10) {
+			t.Errorf("appendInt(%d) = %s", n, got)
+		}
+		if got := string(appendInt(buf[:0:2], n)); got != strconv.FormatInt(n, 10) {
+			t.Errorf("appendInt(%d) without room = %s", n, got)
+		}
+	}
+}
