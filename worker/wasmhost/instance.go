@@ -35,6 +35,7 @@ type Instance struct {
 	fnBuf  api.Function
 	ctx    context.Context
 	cancel context.CancelFunc
+	stop   api.MutableGlobal // the instrumented interrupt flag, if any
 	stack  [3]uint64
 
 	inPtr, inCap uint32
@@ -83,8 +84,11 @@ func (m *Module) instantiate(ctx context.Context, svc Services) (*Instance, erro
 	}
 	inst.started.Store(time.Now().UnixNano()) // _initialize runs under the time limit too
 	wm, err := m.rt.rt.InstantiateModule(inst.ctx, m.compiled, cfg)
-	if err == nil && m.initFunc {
-		_, err = wm.ExportedFunction("_initialize").Call(inst.ctx)
+	if err == nil {
+		inst.stop, _ = wm.ExportedGlobal(InterruptExport).(api.MutableGlobal)
+		if m.initFunc {
+			_, err = wm.ExportedFunction("_initialize").Call(inst.ctx)
+		}
 	}
 	inst.started.Store(0)
 	if err != nil {
@@ -135,6 +139,17 @@ func (inst *Instance) callRaw(name string) (uint64, error) {
 		return 0, nil
 	}
 	return res[0], nil
+}
+
+// interrupt stops the instance's current call: the instrumented loop check
+// traps at the next iteration (or wazero closes the module, with
+// Config.WazeroInterrupt). Called by the watchdog goroutine.
+func (inst *Instance) interrupt() {
+	inst.timedOut.Store(true)
+	if inst.stop != nil {
+		inst.stop.Set(1)
+	}
+	inst.cancel()
 }
 
 // Operator is the description of the operator this instance runs.
@@ -188,6 +203,9 @@ func (inst *Instance) Invoke(method wasmabi.Method, n int) ([]byte, error) {
 	inst.started.Store(time.Now().UnixNano())
 	err := inst.fnCall.CallWithStack(inst.ctx, inst.stack[:])
 	inst.started.Store(0)
+	if err == nil && inst.timedOut.Load() {
+		err = ErrTimeout // finished, but past the limit: the flag is set now
+	}
 	if err != nil {
 		return nil, inst.poison(inst.classify(method.String(), err))
 	}
@@ -217,14 +235,19 @@ func (inst *Instance) Open(params []byte) error {
 }
 
 // operatorError turns a failed weir_call into an *Error, reading a leading
-// "record N: " of the module's message as the index of the failing record.
+// "record N: " or "timer N: " of the module's message as the index of the
+// failing entry.
 func (inst *Instance) operatorError(method wasmabi.Method) error {
 	msg := inst.failMsg
 	if msg == "" {
 		msg = "weir_call returned " + strconv.FormatUint(inst.stack[0], 10) + " without a message"
 	}
 	rec := -1
-	if rest, ok := strings.CutPrefix(msg, "record "); ok {
+	for _, prefix := range []string{"record ", "timer "} {
+		rest, ok := strings.CutPrefix(msg, prefix)
+		if !ok {
+			continue
+		}
 		if i := strings.IndexByte(rest, ':'); i > 0 {
 			if n, err := strconv.Atoi(rest[:i]); err == nil && n >= 0 {
 				rec, msg = n, strings.TrimSpace(rest[i+1:])

@@ -54,6 +54,11 @@ type Config struct {
 	// module's content. Empty means an in-memory cache for this Runtime only.
 	CacheDir string
 	Limits   Limits
+	// WazeroInterrupt enforces the time limit with wazero's
+	// WithCloseOnContextDone instead of weir's loop-header check. It is
+	// several times slower on loops and exists to measure that (weir bench
+	// abi); see docs/RATIONALE.md.
+	WazeroInterrupt bool
 }
 
 // Validate fills defaults and checks the values.
@@ -124,7 +129,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	rc := wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(r.cache).
 		WithMemoryLimitPages(cfg.Limits.MemoryPages).
-		WithCloseOnContextDone(cfg.Limits.CallTimeout > 0)
+		WithCloseOnContextDone(cfg.WazeroInterrupt && cfg.Limits.CallTimeout > 0)
 	r.rt = wazero.NewRuntimeWithConfig(ctx, rc)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r.rt); err != nil {
 		r.rt.Close(ctx)
@@ -191,8 +196,7 @@ func (r *Runtime) watchdog(ctx context.Context) {
 			r.mu.Lock()
 			for inst := range r.mu.running {
 				if s := inst.started.Load(); s != 0 && s < deadline {
-					inst.timedOut.Store(true)
-					inst.cancel()
+					inst.interrupt()
 				}
 			}
 			r.mu.Unlock()
@@ -246,6 +250,16 @@ func (r *Runtime) Load(ctx context.Context, name string, wasm []byte) (*Module, 
 	fail := func(method string, err error) error {
 		return &Error{Module: name, Method: method, Record: -1, Err: err}
 	}
+	size := len(wasm)
+	if r.cfg.Limits.CallTimeout > 0 && !r.cfg.WazeroInterrupt {
+		var err error
+		if wasm, err = instrument(wasm); err != nil {
+			if isMagicErr(err) {
+				return nil, fail("compile", fmt.Errorf("%w: %v", ErrInvalidModule, err))
+			}
+			return nil, fail("instrument", fmt.Errorf("%w: %v", ErrInvalidModule, err))
+		}
+	}
 	compiled, err := r.rt.CompileModule(ctx, wasm)
 	if err != nil {
 		if isMemoryLimitCompileErr(err) {
@@ -253,7 +267,7 @@ func (r *Runtime) Load(ctx context.Context, name string, wasm []byte) (*Module, 
 		}
 		return nil, fail("compile", fmt.Errorf("%w: %v", ErrInvalidModule, err))
 	}
-	m := &Module{rt: r, name: name, compiled: compiled, size: len(wasm)}
+	m := &Module{rt: r, name: name, compiled: compiled, size: size}
 	if err := m.checkImports(); err != nil {
 		compiled.Close(ctx)
 		return nil, fail("check imports", err)
@@ -280,6 +294,8 @@ func (r *Runtime) Load(ctx context.Context, name string, wasm []byte) (*Module, 
 	m.desc = probe.desc
 	return m, nil
 }
+
+func isMagicErr(err error) bool { return strings.Contains(err.Error(), "magic number") }
 
 func isMemoryLimitCompileErr(err error) bool {
 	s := err.Error()

@@ -1,0 +1,399 @@
+// Package modbuild compiles an operator folder (Go or C) to a WebAssembly
+// module, caching results by the content of the sources and the SDK, and
+// writes the SDKs out of the weir binary for authors who work outside the
+// weir repository.
+package modbuild
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+
+	"github.com/weirstream/weir/sdk"
+	csdk "github.com/weirstream/weir/sdk/c"
+	"github.com/weirstream/weir/wasmabi"
+)
+
+// WeirModule is the Go module path of weir; the Go SDK is its sdk/go package.
+const WeirModule = "github.com/weirstream/weir"
+
+// Lang is the source language of an operator folder.
+type Lang string
+
+const (
+	LangGo Lang = "go"
+	LangC  Lang = "c"
+)
+
+// Options say what to build.
+type Options struct {
+	Dir      string // the operator folder
+	Out      string // the .wasm to write; default DIR/<folder name>.wasm
+	CacheDir string // default: the user cache folder
+	Log      io.Writer
+}
+
+// Result is what Build did.
+type Result struct {
+	Out    string
+	Lang   Lang
+	Cached bool // the module came from the cache
+	Hash   string
+}
+
+// ErrNoSources is returned for a folder with neither Go nor C sources.
+var ErrNoSources = errors.New("modbuild: no operator sources")
+
+// DefaultCacheDir is $WEIR_CACHE_DIR or the user cache folder's weir/.
+func DefaultCacheDir() string {
+	if d := os.Getenv("WEIR_CACHE_DIR"); d != "" {
+		return d
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "weir")
+	}
+	return filepath.Join(os.TempDir(), "weir-cache")
+}
+
+// Detect tells the language of the operator folder dir.
+func Detect(dir string) (Lang, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", fmt.Errorf("modbuild: reading %s: %w", dir, err)
+	}
+	var goFiles, cFiles int
+	for _, e := range ents {
+		switch {
+		case strings.HasSuffix(e.Name(), "_test.go"):
+		case strings.HasSuffix(e.Name(), ".go"):
+			goFiles++
+		case strings.HasSuffix(e.Name(), ".c"):
+			cFiles++
+		}
+	}
+	switch {
+	case goFiles > 0 && cFiles > 0:
+		return "", fmt.Errorf("modbuild: %s has both Go and C sources; keep one operator module per folder", dir)
+	case goFiles > 0:
+		return LangGo, nil
+	case cFiles > 0:
+		return LangC, nil
+	}
+	return "", fmt.Errorf("%w in %s: expected *.go (with package main) or *.c files; `weir module init --lang go|c DIR` makes a template", ErrNoSources, dir)
+}
+
+// Build compiles opts.Dir to a .wasm module.
+func Build(ctx context.Context, opts Options) (*Result, error) {
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	lang, err := Detect(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := opts.Out
+	if out == "" {
+		out = filepath.Join(dir, filepath.Base(dir)+".wasm")
+	}
+	cacheDir := opts.CacheDir
+	if cacheDir == "" {
+		cacheDir = DefaultCacheDir()
+	}
+	logw := opts.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	hash, err := hashInputs(dir, lang, out)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Out: out, Lang: lang, Hash: hash}
+	cached := filepath.Join(cacheDir, "build", hash+".wasm")
+	if _, err := os.Stat(cached); err == nil {
+		res.Cached = true
+		return res, copyFile(cached, out)
+	}
+	tmp := cached + ".tmp" + fmt.Sprint(os.Getpid())
+	if err := os.MkdirAll(filepath.Dir(cached), 0o755); err != nil {
+		return nil, fmt.Errorf("modbuild: making cache folder: %w", err)
+	}
+	switch lang {
+	case LangGo:
+		err = buildGo(ctx, dir, tmp, cacheDir, logw)
+	case LangC:
+		err = buildC(ctx, dir, tmp, cacheDir, logw)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return nil, err
+	}
+	if err := os.Rename(tmp, cached); err != nil {
+		return nil, fmt.Errorf("modbuild: caching module: %w", err)
+	}
+	return res, copyFile(cached, out)
+}
+
+// hashInputs hashes everything that decides the output: the sources in dir
+// (not the module it writes), the SDKs, the toolchain and the language.
+func hashInputs(dir string, lang Lang, out string) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "lang=%s go=%s abi=%d sdk=%s\n", lang, runtime.Version(), wasmabi.Version, SDKHash())
+	if err := hashTree(h, dir, out); err != nil {
+		return "", err
+	}
+	if root, inRepo := weirRoot(dir); inRepo && lang == LangGo {
+		// Inside the weir repository the build uses the repository's SDK,
+		// which may differ from the one embedded in this binary.
+		for _, sub := range []string{"sdk/go", "wasmabi"} {
+			if err := hashTree(h, filepath.Join(root, sub), out); err != nil {
+				return "", err
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32], nil
+}
+
+// hashTree adds the names and contents of the files under dir to h, in a
+// fixed order, leaving out built modules, hidden folders and testdata.
+func hashTree(h io.Writer, dir, out string) error {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != dir && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(p, ".wasm") && p != out {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("modbuild: reading %s: %w", dir, err)
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("modbuild: %w", err)
+		}
+		fmt.Fprintf(h, "%s %d\n", f, len(b))
+		h.Write(b)
+	}
+	return nil
+}
+
+// SDKHash identifies the embedded SDK sources.
+func SDKHash() string {
+	h := sha256.New()
+	for _, fsys := range []fs.FS{sdk.Source, wasmabi.Source} {
+		fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, _ := fs.ReadFile(fsys, p)
+			fmt.Fprintf(h, "%s %d\n", p, len(b))
+			h.Write(b)
+			return nil
+		})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// weirRoot reports whether dir lies inside a checkout of the weir module
+// itself, and returns the checkout's root.
+func weirRoot(dir string) (string, bool) {
+	for d := dir; ; {
+		b, err := os.ReadFile(filepath.Join(d, "go.mod"))
+		if err == nil {
+			first, _, _ := strings.Cut(string(b), "\n")
+			return d, strings.TrimSpace(first) == "module "+WeirModule
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", false
+		}
+		d = parent
+	}
+}
+
+// WriteGoSDK writes the Go SDK, as a Go module named WeirModule that holds
+// only the SDK and the ABI package, to a folder under cacheDir named by its
+// content, and returns the folder. It is idempotent.
+func WriteGoSDK(cacheDir string) (string, error) {
+	root := filepath.Join(cacheDir, "sdk", "go-"+SDKHash())
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
+		return root, nil
+	}
+	tmp := root + ".tmp" + fmt.Sprint(os.Getpid())
+	os.RemoveAll(tmp)
+	write := func(fsys fs.FS, from, to string) error {
+		return fs.WalkDir(fsys, from, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") {
+				return err
+			}
+			b, err := fs.ReadFile(fsys, p)
+			if err != nil {
+				return err
+			}
+			dst := filepath.Join(tmp, to, filepath.Base(p))
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			return os.WriteFile(dst, b, 0o644)
+		})
+	}
+	if err := write(sdk.Source, "go", filepath.Join("sdk", "go")); err != nil {
+		return "", fmt.Errorf("modbuild: writing the Go SDK: %w", err)
+	}
+	if err := write(wasmabi.Source, ".", "wasmabi"); err != nil {
+		return "", fmt.Errorf("modbuild: writing the Go SDK: %w", err)
+	}
+	gomod := "// The weir Go SDK, written by the weir binary for operator builds.\nmodule " + WeirModule + "\n\ngo 1.25\n"
+	if err := os.WriteFile(filepath.Join(tmp, "go.mod"), []byte(gomod), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, root); err != nil {
+		os.RemoveAll(tmp)
+		if _, serr := os.Stat(filepath.Join(root, "go.mod")); serr == nil {
+			return root, nil // another process won the race
+		}
+		return "", fmt.Errorf("modbuild: writing the Go SDK: %w", err)
+	}
+	return root, nil
+}
+
+// WriteCSDK writes the C SDK header under cacheDir and returns its folder,
+// for clang's -I.
+func WriteCSDK(cacheDir string) (string, error) {
+	root := filepath.Join(cacheDir, "sdk", "c-"+SDKHash())
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", err
+	}
+	err := fs.WalkDir(sdk.Source, "c", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(sdk.Source, p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(root, filepath.Base(p)), b, 0o644)
+	})
+	if err != nil {
+		return "", fmt.Errorf("modbuild: writing the C SDK: %w", err)
+	}
+	return root, nil
+}
+
+func buildGo(ctx context.Context, dir, out, cacheDir string, logw io.Writer) error {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return fmt.Errorf("modbuild: building a Go operator needs the go command on PATH: %w", err)
+	}
+	args := []string{"build", "-buildmode=c-shared", "-trimpath", "-o", out}
+	env := append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	if _, inRepo := weirRoot(dir); !inRepo {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
+			return fmt.Errorf("modbuild: %s has no go.mod; `weir module init --lang go %s` makes one", dir, dir)
+		}
+		modfile, err := sdkModfile(dir, cacheDir)
+		if err != nil {
+			return err
+		}
+		defer os.Remove(modfile)
+		defer os.Remove(strings.TrimSuffix(modfile, ".mod") + ".sum")
+		args = append(args, "-modfile="+modfile, "-mod=mod")
+		env = append(env, "GOWORK=off", "GOFLAGS=")
+	}
+	args = append(args, ".")
+	cmd := exec.CommandContext(ctx, goBin, args...)
+	cmd.Dir = dir
+	cmd.Env = env
+	var stderr bytes.Buffer
+	cmd.Stdout = logw
+	cmd.Stderr = io.MultiWriter(&stderr, logw)
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("modbuild: go build in %s failed: %v\n%s", dir, err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// sdkModfile copies dir/go.mod to a temporary file that points the weir
+// module at the Go SDK written from this binary, whatever version the
+// author's go.mod asks for, so the build needs no network.
+func sdkModfile(dir, cacheDir string) (string, error) {
+	sdkDir, err := WriteGoSDK(cacheDir)
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+	if err != nil {
+		return "", err
+	}
+	var kept []string
+	for _, line := range strings.Split(string(b), "\n") {
+		t := strings.TrimSpace(line)
+		if strings.HasPrefix(t, "replace ") && strings.Contains(t, WeirModule+" ") {
+			continue
+		}
+		kept = append(kept, line)
+	}
+	mod := strings.Join(kept, "\n")
+	if !strings.Contains(mod, WeirModule+" ") {
+		mod += "\nrequire " + WeirModule + " v0.0.0\n"
+	}
+	mod += "\nreplace " + WeirModule + " => " + sdkDir + "\n"
+	f, err := os.CreateTemp(dir, ".weir-build-*.mod")
+	if err != nil {
+		return "", fmt.Errorf("modbuild: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(mod); err != nil {
+		return "", err
+	}
+	// go reads the sum file next to the modfile; the SDK has no dependencies.
+	if sum, err := os.ReadFile(filepath.Join(dir, "go.sum")); err == nil {
+		os.WriteFile(strings.TrimSuffix(f.Name(), ".mod")+".sum", sum, 0o644)
+	}
+	return f.Name(), nil
+}
+
+func buildC(ctx context.Context, dir, out, cacheDir string, logw io.Writer) error {
+	inc, err := WriteCSDK(cacheDir)
+	if err != nil {
+		return err
+	}
+	srcs, _ := filepath.Glob(filepath.Join(dir, "*.c"))
+	return csdk.Build(ctx, srcs, out, inc, logw)
+}
+
+func copyFile(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return fmt.Errorf("modbuild: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		return fmt.Errorf("modbuild: %w", err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		return fmt.Errorf("modbuild: writing %s: %w", to, err)
+	}
+	return nil
+}

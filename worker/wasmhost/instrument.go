@@ -1,0 +1,583 @@
+package wasmhost
+
+import (
+	"errors"
+	"fmt"
+)
+
+// InterruptExport is the name of the global that instrument adds to a
+// module: the host sets it to non-zero to stop the module at its next loop
+// iteration.
+const InterruptExport = "weir_interrupt"
+
+// ErrInstrument wraps every reason instrument refuses a module.
+var ErrInstrument = errors.New("wasmhost: cannot instrument module")
+
+// instrument rewrites a WebAssembly binary so that the host can stop it and
+// the Go runtime can preempt it. It adds two mutable i32 globals, a fuel
+// counter and a stop flag (exported as InterruptExport), and at the entry of
+// every function and the top of every loop body inserts
+//
+//	fuel -= 1
+//	if fuel == 0 {
+//	    if stop { unreachable }
+//	    memory.grow(0)   // returns to Go: a preemption point
+//	    fuel = yieldEvery
+//	}
+//
+// so that a module stops within yieldEvery loop iterations or calls after
+// the watchdog sets the flag, and so that a long call does not hold off the
+// Go garbage collector's stop-the-world, which waits for every goroutine and
+// cannot interrupt machine code (without the yield, a looping module and a
+// collection deadlock: the collector waits for the module, the module for
+// the watchdog, the watchdog for the collector).
+//
+// wazero's own mechanism (WithCloseOnContextDone) returns from machine code to
+// Go at every loop iteration; this check is a decrement and a branch. See
+// docs/RATIONALE.md for the numbers.
+//
+// The input is untrusted: instrument decodes only what it must (section
+// headers, imports, exports, function bodies), checks every length, and
+// fails with ErrInstrument on anything it does not understand rather than
+// guess. Custom sections that point into the code by offset (DWARF) are
+// dropped, since the offsets move.
+func instrument(wasm []byte) ([]byte, error) {
+	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
+		return nil, fmt.Errorf("%w: no WebAssembly magic number", ErrInstrument)
+	}
+	if string(wasm[4:8]) != "\x01\x00\x00\x00" {
+		return nil, fmt.Errorf("%w: binary format version %x, want 1", ErrInstrument, wasm[4:8])
+	}
+	type section struct {
+		id   byte
+		body []byte
+	}
+	var secs []section
+	r := reader{b: wasm, off: 8}
+	for !r.done() {
+		id := r.byte()
+		n := r.u32()
+		body := r.bytes(int(n))
+		if r.err != nil {
+			return nil, fmt.Errorf("%w: section %d: %v", ErrInstrument, id, r.err)
+		}
+		secs = append(secs, section{id, body})
+	}
+
+	var importedGlobals, definedGlobals uint32
+	haveGlobalSec, haveMemory := false, false
+	for _, s := range secs {
+		switch s.id {
+		case secMemory:
+			haveMemory = true
+		case secImport:
+			n, mems, err := countImports(s.body)
+			if err != nil {
+				return nil, err
+			}
+			importedGlobals = n
+			haveMemory = haveMemory || mems > 0
+		case secGlobal:
+			sr := reader{b: s.body}
+			definedGlobals = sr.u32()
+			if sr.err != nil {
+				return nil, fmt.Errorf("%w: global section: %v", ErrInstrument, sr.err)
+			}
+			haveGlobalSec = true
+		}
+	}
+	if !haveMemory {
+		return nil, fmt.Errorf("%w: the module has no memory", ErrInstrument)
+	}
+	fuel := importedGlobals + definedGlobals // then stop = fuel+1
+	check := loopCheck(fuel)
+
+	out := make([]byte, 0, len(wasm)+len(wasm)/16+64)
+	out = append(out, wasm[:8]...)
+	emit := func(id byte, body []byte) {
+		out = append(out, id)
+		out = appendU32(out, uint32(len(body)))
+		out = append(out, body...)
+	}
+	newGlobals := append([]byte{0x7f, 0x01, 0x41}, appendS32(nil, yieldEvery)...) // fuel: i32, mutable, i32.const yieldEvery
+	newGlobals = append(newGlobals, 0x0b, 0x7f, 0x01, 0x41, 0x00, 0x0b)           // stop: i32, mutable, i32.const 0
+	haveExportSec := false
+	// placeMissing adds a global or export section that the module lacks,
+	// at its place in the section order, before a section that comes later.
+	placeMissing := func(before int) {
+		if !haveGlobalSec && before > order(secGlobal) {
+			emit(secGlobal, append([]byte{2}, newGlobals...))
+			haveGlobalSec = true
+		}
+		if !haveExportSec && before > order(secExport) {
+			body, _ := addExport([]byte{0}, fuel+1)
+			emit(secExport, body)
+			haveExportSec = true
+		}
+	}
+	for _, s := range secs {
+		if s.id != secCustom {
+			placeMissing(order(s.id))
+		}
+		switch s.id {
+		case secCustom:
+			name, _ := customName(s.body)
+			if name == "name" || name == "producers" || name == "target_features" {
+				emit(s.id, s.body)
+			} // others (DWARF) point into the code by offset, which moves
+		case secGlobal:
+			sr := reader{b: s.body}
+			sr.u32()
+			body := appendU32(nil, definedGlobals+2)
+			body = append(body, s.body[sr.off:]...)
+			emit(s.id, append(body, newGlobals...))
+		case secExport:
+			body, err := addExport(s.body, fuel+1)
+			if err != nil {
+				return nil, err
+			}
+			emit(s.id, body)
+			haveExportSec = true
+		case secCode:
+			body, err := instrumentCode(s.body, check)
+			if err != nil {
+				return nil, err
+			}
+			emit(s.id, body)
+		default:
+			emit(s.id, s.body)
+		}
+	}
+	placeMissing(order(0xff))
+	return out, nil
+}
+
+// Section ids.
+const (
+	secCustom    = 0
+	secType      = 1
+	secImport    = 2
+	secFunction  = 3
+	secTable     = 4
+	secMemory    = 5
+	secGlobal    = 6
+	secExport    = 7
+	secStart     = 8
+	secElement   = 9
+	secCode      = 10
+	secData      = 11
+	secDataCount = 12
+	secTag       = 13
+)
+
+// order is a section's place in the required order (the tag section sits
+// between memory and global; data count between element and code).
+func order(id byte) int {
+	switch id {
+	case secType, secImport, secFunction, secTable, secMemory:
+		return int(id)
+	case secTag:
+		return 6
+	case secGlobal:
+		return 7
+	case secExport:
+		return 8
+	case secStart:
+		return 9
+	case secElement:
+		return 10
+	case secDataCount:
+		return 11
+	case secCode:
+		return 12
+	case secData:
+		return 13
+	}
+	return 100 // the end
+}
+
+func customName(body []byte) (string, error) {
+	r := reader{b: body}
+	n := r.u32()
+	name := r.bytes(int(n))
+	return string(name), r.err
+}
+
+// countImports counts the imported globals and memories.
+func countImports(body []byte) (globals, memories uint32, err error) {
+	r := reader{b: body}
+	n := r.u32()
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		r.bytes(int(r.u32())) // module
+		r.bytes(int(r.u32())) // name
+		switch kind := r.byte(); kind {
+		case 0x00: // function: type index
+			r.u32()
+		case 0x01: // table: reftype, limits
+			r.byte()
+			r.limits()
+		case 0x02: // memory: limits
+			r.limits()
+			memories++
+		case 0x03: // global: valtype, mutability
+			r.byte()
+			r.byte()
+			globals++
+		case 0x04: // tag: attribute, type index
+			r.byte()
+			r.u32()
+		default:
+			r.fail(fmt.Errorf("import %d has unknown kind %d", i, kind))
+		}
+	}
+	if r.err != nil {
+		return 0, 0, fmt.Errorf("%w: import section: %v", ErrInstrument, r.err)
+	}
+	return globals, memories, nil
+}
+
+func addExport(body []byte, gidx uint32) ([]byte, error) {
+	r := reader{b: body}
+	n := r.u32()
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		name := r.bytes(int(r.u32()))
+		if string(name) == InterruptExport {
+			return nil, fmt.Errorf("%w: the module already exports %q", ErrInstrument, InterruptExport)
+		}
+		r.byte()
+		r.u32()
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("%w: export section: %v", ErrInstrument, r.err)
+	}
+	first := reader{b: body}
+	first.u32()
+	out := appendU32(nil, n+1)
+	out = append(out, body[first.off:]...)
+	out = appendU32(out, uint32(len(InterruptExport)))
+	out = append(out, InterruptExport...)
+	out = append(out, 0x03) // global
+	return appendU32(out, gidx), nil
+}
+
+// yieldEvery is how many loop iterations and calls a module runs between
+// two returns to Go.
+const yieldEvery = 1 << 14
+
+// loopCheck is the code inserted at function entries and loop tops, for the
+// fuel global fuel and the stop flag fuel+1.
+func loopCheck(fuel uint32) []byte {
+	g := appendU32(nil, fuel)
+	stop := appendU32(nil, fuel+1)
+	var c []byte
+	c = append(append(c, 0x23), g...)     // global.get fuel
+	c = append(c, 0x41, 0x01, 0x6b)       // i32.const 1, i32.sub
+	c = append(append(c, 0x24), g...)     // global.set fuel
+	c = append(append(c, 0x23), g...)     // global.get fuel
+	c = append(c, 0x45, 0x04, 0x40)       // i32.eqz, if
+	c = append(append(c, 0x23), stop...)  // global.get stop
+	c = append(c, 0x04, 0x40, 0x00, 0x0b) // if unreachable end
+	c = append(c, 0x41, 0x00, 0x40, 0x00) // i32.const 0, memory.grow 0
+	c = append(c, 0x1a, 0x41)             // drop, i32.const
+	c = appendS32(c, yieldEvery)          // yieldEvery
+	c = append(append(c, 0x24), g...)     // global.set fuel
+	return append(c, 0x0b)                // end
+}
+
+// instrumentCode rewrites the code section.
+func instrumentCode(body []byte, check []byte) ([]byte, error) {
+	r := reader{b: body}
+	n := r.u32()
+	out := appendU32(make([]byte, 0, len(body)+len(body)/8), n)
+	var fn []byte
+	for i := uint32(0); i < n; i++ {
+		size := r.u32()
+		code := r.bytes(int(size))
+		if r.err != nil {
+			return nil, fmt.Errorf("%w: function body %d: %v", ErrInstrument, i, r.err)
+		}
+		var err error
+		fn, err = instrumentBody(fn[:0], code, check)
+		if err != nil {
+			return nil, fmt.Errorf("%w: function body %d: %v", ErrInstrument, i, err)
+		}
+		out = appendU32(out, uint32(len(fn)))
+		out = append(out, fn...)
+	}
+	if !r.done() {
+		return nil, fmt.Errorf("%w: %d bytes after the last function body", ErrInstrument, len(r.b)-r.off)
+	}
+	return out, nil
+}
+
+// instrumentBody copies one function body to dst, inserting check at its
+// entry and after the block type of every loop.
+func instrumentBody(dst, code, check []byte) ([]byte, error) {
+	r := reader{b: code}
+	groups := r.u32()
+	for i := uint32(0); i < groups && r.err == nil; i++ {
+		r.u32()  // count
+		r.byte() // type
+	}
+	dst = append(dst, code[:r.off]...)
+	dst = append(dst, check...)
+	depth := 1
+	for r.err == nil && !r.done() {
+		start := r.off
+		op := r.byte()
+		isLoop := false
+		switch {
+		case op == 0x02 || op == 0x04 || op == 0x06: // block, if, try
+			r.blockType()
+			depth++
+		case op == 0x03: // loop
+			r.blockType()
+			depth++
+			isLoop = true
+		case op == 0x1f: // try_table
+			r.blockType()
+			for n := r.u32(); n > 0 && r.err == nil; n-- {
+				switch kind := r.byte(); kind {
+				case 0x00, 0x01: // catch, catch_ref: tag, label
+					r.u32()
+					r.u32()
+				case 0x02, 0x03: // catch_all, catch_all_ref: label
+					r.u32()
+				default:
+					r.fail(fmt.Errorf("unknown catch clause %d", kind))
+				}
+			}
+			depth++
+		case op == 0x0b: // end
+			depth--
+		case op == 0x18: // delegate: ends a try
+			r.u32()
+			depth--
+		case op == 0x00 || op == 0x01 || op == 0x05 || op == 0x0a || op == 0x0f || op == 0x19 || op == 0x1a || op == 0x1b || op == 0xd1:
+			// no immediates
+		case op == 0x07 || op == 0x08 || op == 0x09 || op == 0x0c || op == 0x0d || op == 0x10 || op == 0x12 || op == 0xd2:
+			r.u32() // catch/throw tag, rethrow/br/br_if label, call/return_call/ref.func index
+		case op == 0x0e: // br_table
+			for n := r.u32(); n > 0 && r.err == nil; n-- {
+				r.u32()
+			}
+			r.u32()
+		case op == 0x11 || op == 0x13: // call_indirect, return_call_indirect
+			r.u32()
+			r.u32()
+		case op == 0x1c: // select t*
+			for n := r.u32(); n > 0 && r.err == nil; n-- {
+				r.byte()
+			}
+		case op >= 0x20 && op <= 0x26: // locals, globals, table.get/set
+			r.u32()
+		case op >= 0x28 && op <= 0x3e: // loads and stores
+			r.memarg()
+		case op == 0x3f || op == 0x40: // memory.size, memory.grow
+			r.u32()
+		case op == 0x41:
+			r.s64()
+		case op == 0x42:
+			r.s64()
+		case op == 0x43:
+			r.bytes(4)
+		case op == 0x44:
+			r.bytes(8)
+		case op >= 0x45 && op <= 0xc4: // numeric, sign extension
+		case op == 0xd0: // ref.null heap type
+			r.s64()
+		case op == 0xfc:
+			r.prefixFC()
+		case op == 0xfd:
+			r.prefixFD()
+		case op == 0xfe:
+			r.prefixFE()
+		default:
+			r.fail(fmt.Errorf("unsupported opcode 0x%02x at offset %d", op, start))
+		}
+		if r.err != nil {
+			break
+		}
+		dst = append(dst, code[start:r.off]...)
+		if isLoop {
+			dst = append(dst, check...)
+		}
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if depth != 0 {
+		return nil, fmt.Errorf("unbalanced blocks (depth %d at the end)", depth)
+	}
+	return dst, nil
+}
+
+// reader decodes a WebAssembly binary. The first error sticks; later reads
+// return zeros.
+type reader struct {
+	b   []byte
+	off int
+	err error
+}
+
+var errTruncated = errors.New("truncated")
+
+func (r *reader) fail(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+	r.off = len(r.b)
+}
+
+func (r *reader) done() bool { return r.off >= len(r.b) }
+
+func (r *reader) byte() byte {
+	if r.off >= len(r.b) {
+		r.fail(errTruncated)
+		return 0
+	}
+	c := r.b[r.off]
+	r.off++
+	return c
+}
+
+func (r *reader) bytes(n int) []byte {
+	if n < 0 || n > len(r.b)-r.off {
+		r.fail(errTruncated)
+		return nil
+	}
+	b := r.b[r.off : r.off+n]
+	r.off += n
+	return b
+}
+
+// u32 reads an unsigned LEB128 of at most 5 bytes.
+func (r *reader) u32() uint32 {
+	var v uint32
+	for shift := 0; shift < 35; shift += 7 {
+		c := r.byte()
+		if r.err != nil {
+			return 0
+		}
+		v |= uint32(c&0x7f) << shift
+		if c&0x80 == 0 {
+			return v
+		}
+	}
+	r.fail(errors.New("LEB128 longer than 5 bytes"))
+	return 0
+}
+
+// s64 skips a signed LEB128 of at most 10 bytes.
+func (r *reader) s64() {
+	for i := 0; i < 10; i++ {
+		c := r.byte()
+		if r.err != nil || c&0x80 == 0 {
+			return
+		}
+	}
+	r.fail(errors.New("LEB128 longer than 10 bytes"))
+}
+
+func (r *reader) limits() {
+	flags := r.byte()
+	r.s64() // min (u32 or u64; both fit the skip)
+	if flags&1 != 0 {
+		r.s64()
+	}
+}
+
+func (r *reader) blockType() {
+	if r.off >= len(r.b) {
+		r.fail(errTruncated)
+		return
+	}
+	switch c := r.b[r.off]; {
+	case c == 0x40 || (c >= 0x6f && c <= 0x7f): // empty or a value type
+		r.off++
+	default: // a type index, as s33
+		r.s64()
+	}
+}
+
+func (r *reader) memarg() {
+	align := r.u32()
+	if align&0x40 != 0 { // multi-memory: a memory index follows
+		r.u32()
+	}
+	r.s64() // offset: u32, or u64 with memory64
+}
+
+func (r *reader) prefixFC() {
+	switch sub := r.u32(); {
+	case sub <= 7: // saturating truncation
+	case sub == 8: // memory.init data mem
+		r.u32()
+		r.u32()
+	case sub == 9: // data.drop
+		r.u32()
+	case sub == 10: // memory.copy mem mem
+		r.u32()
+		r.u32()
+	case sub == 11: // memory.fill mem
+		r.u32()
+	case sub == 12 || sub == 14: // table.init elem table, table.copy table table
+		r.u32()
+		r.u32()
+	case sub == 13 || sub == 15 || sub == 16 || sub == 17: // elem.drop, table.grow/size/fill
+		r.u32()
+	default:
+		r.fail(fmt.Errorf("unsupported instruction 0xfc %d", sub))
+	}
+}
+
+func (r *reader) prefixFD() {
+	switch sub := r.u32(); {
+	case sub <= 11 || sub == 92 || sub == 93: // loads, store, load zero
+		r.memarg()
+	case sub == 12 || sub == 13: // v128.const, i8x16.shuffle
+		r.bytes(16)
+	case sub >= 21 && sub <= 34: // extract/replace lane
+		r.byte()
+	case sub >= 84 && sub <= 91: // load/store lane
+		r.memarg()
+		r.byte()
+	case sub <= 275: // the rest of SIMD has no immediates
+	default:
+		r.fail(fmt.Errorf("unsupported instruction 0xfd %d", sub))
+	}
+}
+
+func (r *reader) prefixFE() {
+	switch sub := r.u32(); {
+	case sub == 3: // atomic.fence
+		r.byte()
+	case sub <= 0x4e:
+		r.memarg()
+	default:
+		r.fail(fmt.Errorf("unsupported instruction 0xfe %d", sub))
+	}
+}
+
+// appendS32 appends v as a signed LEB128.
+func appendS32(dst []byte, v int32) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
+			return append(dst, c)
+		}
+		dst = append(dst, c|0x80)
+	}
+}
+
+func appendU32(dst []byte, v uint32) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if v == 0 {
+			return append(dst, c)
+		}
+		dst = append(dst, c|0x80)
+	}
+}
