@@ -53,4 +53,3 @@ build the modules.`,
 	cmd.AddCommand(abi)
 	return cmd
 }
-
