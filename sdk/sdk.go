@@ -5,7 +5,7 @@ package sdk
 
 import "embed"
 
-// Source holds sdk/go/*.go and sdk/c/*.h and *.c.
+// Source holds sdk/go (with its weirtest harness) and sdk/c/weir.h.
 //
-//go:embed go/*.go c/*.h
+//go:embed go/*.go go/weirtest/*.go c/*.h
 var Source embed.FS

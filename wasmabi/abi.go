@@ -47,9 +47,9 @@ const (
 	// MethodTimers takes a batch of Timer entries that are due (keyed
 	// process and co-process operators) and emits what MethodProcess emits.
 	MethodTimers Method = 2
-	// MethodAggAdd takes groups, each an Accumulator entry (empty value: a
-	// new accumulator) followed by the Record entries to add to it, and
-	// emits exactly one Accumulator entry per group, in order.
+	// MethodAggAdd takes groups, each an Accumulator entry (flagged
+	// AccumulatorNew for a new accumulator) followed by the Record entries to
+	// add to it, and emits exactly one Accumulator entry per group, in order.
 	MethodAggAdd Method = 3
 	// MethodAggMerge takes pairs of Accumulator entries and emits one merged
 	// Accumulator entry per pair.
@@ -150,6 +150,11 @@ const (
 	EventTime      TimeDomain = 0
 	ProcessingTime TimeDomain = 1
 )
+
+// AccumulatorNew in the flags of an Accumulator entry of MethodAggAdd asks
+// for a new accumulator (its value is ignored). An accumulator may encode to
+// zero bytes, so emptiness cannot say it.
+const AccumulatorNew uint8 = 1
 
 // StateKind is the kind of a keyed state declared with state_register.
 type StateKind uint32

@@ -245,14 +245,18 @@ func WriteGoSDK(cacheDir string) (string, error) {
 	os.RemoveAll(tmp)
 	write := func(fsys fs.FS, from, to string) error {
 		return fs.WalkDir(fsys, from, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") {
+			if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
 				return err
 			}
 			b, err := fs.ReadFile(fsys, p)
 			if err != nil {
 				return err
 			}
-			dst := filepath.Join(tmp, to, filepath.Base(p))
+			rel, err := filepath.Rel(from, p)
+			if err != nil {
+				return err
+			}
+			dst := filepath.Join(tmp, to, rel)
 			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 				return err
 			}

@@ -39,9 +39,9 @@ type aggOp[A any] struct {
 	codec Codec[A]
 }
 
-// decode returns the accumulator of e; an empty value is a new one.
+// decode returns the accumulator of e, or a new one when e is flagged so.
 func (a *aggOp[A]) decode(e *entry) (A, error) {
-	if len(e.value) == 0 {
+	if e.flags&wasmabi.AccumulatorNew != 0 {
 		return a.fn.Create(), nil
 	}
 	acc, err := a.codec.Decode(e.value)

@@ -186,7 +186,8 @@ func (r *runner) close() {
 // timers, and passes outputs down the chain.
 func (r *runner) push(i int, entries []wasmabi.Entry, wm int64, src []inRecord) error {
 	st := r.stages[i]
-	st.wm = max(st.wm, wm)
+	// Records arrive under the watermark that held before them; the
+	// watermark the batch brings advances the clock after it.
 	if len(entries) > 0 {
 		var out []byte
 		var err error
@@ -202,6 +203,7 @@ func (r *runner) push(i int, entries []wasmabi.Entry, wm int64, src []inRecord) 
 			return err
 		}
 	}
+	st.wm = max(st.wm, wm)
 	if st.desc.Kind.Keyed() {
 		for round := 0; round < 1000; round++ {
 			timers := append(st.svc.due(wasmabi.EventTime, st.wm), st.svc.due(wasmabi.ProcessingTime, r.procTime)...)
@@ -294,7 +296,11 @@ func (r *runner) aggAdd(st *stage, entries []wasmabi.Entry) error {
 		if _, ok := st.accs[k]; !ok {
 			st.keys = append(st.keys, k)
 		}
-		in = append(in, wasmabi.Entry{Kind: wasmabi.EntryAccumulator, Key: []byte(k), Value: st.accs[k]})
+		acc := wasmabi.Entry{Kind: wasmabi.EntryAccumulator, Key: []byte(k), Value: st.accs[k]}
+		if _, ok := st.accs[k]; !ok {
+			acc.Flags = wasmabi.AccumulatorNew
+		}
+		in = append(in, acc)
 		in = append(in, groups[k]...)
 	}
 	out, err := st.inst.Call(wasmabi.MethodAggAdd, r.batch(st, in))

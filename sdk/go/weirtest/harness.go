@@ -59,7 +59,7 @@ type Output struct {
 type Accumulator struct {
 	Key       []byte
 	Timestamp int64
-	Value     []byte // encoded; empty for a new accumulator
+	Value     []byte // encoded; nil for a new accumulator (flagged wasmabi.AccumulatorNew)
 }
 
 // Call runs method over input (parameters or an encoded batch) and returns
@@ -218,7 +218,11 @@ func (h *Harness) AggResult(accs ...Accumulator) ([]Output, error) {
 }
 
 func accEntry(a Accumulator) wasmabi.Entry {
-	return wasmabi.Entry{Kind: wasmabi.EntryAccumulator, Key: a.Key, Timestamp: a.Timestamp, Value: a.Value}
+	e := wasmabi.Entry{Kind: wasmabi.EntryAccumulator, Key: a.Key, Timestamp: a.Timestamp, Value: a.Value}
+	if a.Value == nil {
+		e.Flags = wasmabi.AccumulatorNew
+	}
+	return e
 }
 
 func (h *Harness) accs(method wasmabi.Method, batch []byte) ([]Accumulator, error) {
