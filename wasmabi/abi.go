@@ -305,17 +305,38 @@ func (e *Entry) Size() int {
 	return EntryHeaderSize + len(e.Key) + len(e.Value) + len(e.Headers)
 }
 
-// AppendEntry appends e, encoded, to dst.
+// AppendEntry appends e, encoded, to dst. It grows dst at most once.
 func AppendEntry(dst []byte, e *Entry) []byte {
-	dst = append(dst, byte(e.Kind), e.Flags)
-	dst = le.AppendUint16(dst, e.Port)
-	dst = le.AppendUint32(dst, uint32(len(e.Key)))
-	dst = le.AppendUint64(dst, uint64(e.Timestamp))
-	dst = le.AppendUint32(dst, uint32(len(e.Value)))
-	dst = le.AppendUint32(dst, uint32(len(e.Headers)))
-	dst = append(dst, e.Key...)
-	dst = append(dst, e.Value...)
-	return append(dst, e.Headers...)
+	n := EntryHeaderSize + len(e.Key) + len(e.Value) + len(e.Headers)
+	off := len(dst)
+	if cap(dst)-off < n {
+		dst = append(dst[:cap(dst)], make([]byte, off+n-cap(dst))...)[:off]
+	}
+	dst = dst[:off+n]
+	b := dst[off:]
+	PutEntryHeader(b, e.Kind, e.Flags, e.Port, len(e.Key), e.Timestamp, len(e.Value), len(e.Headers))
+	p := EntryHeaderSize
+	if len(e.Key) > 0 {
+		p += copy(b[p:], e.Key)
+	}
+	p += copy(b[p:], e.Value)
+	if len(e.Headers) > 0 {
+		copy(b[p:], e.Headers)
+	}
+	return dst
+}
+
+// PutEntryHeader writes an entry header to the first EntryHeaderSize bytes
+// of b, for encoders that write the payload in place.
+func PutEntryHeader(b []byte, kind EntryKind, flags uint8, port uint16, keyLen int, ts int64, valueLen, headersLen int) {
+	_ = b[EntryHeaderSize-1]
+	b[0] = byte(kind)
+	b[1] = flags
+	le.PutUint16(b[2:], port)
+	le.PutUint32(b[4:], uint32(keyLen))
+	le.PutUint64(b[8:], uint64(ts))
+	le.PutUint32(b[16:], uint32(valueLen))
+	le.PutUint32(b[20:], uint32(headersLen))
 }
 
 // ReadEntry decodes the entry at the start of b and returns the rest of b.
@@ -345,6 +366,66 @@ func ReadEntry(b []byte, e *Entry) ([]byte, error) {
 	e.Value = rest[kl : kl+vl : kl+vl]
 	e.Headers = rest[kl+vl : kl+vl+hl : kl+vl+hl]
 	return rest[kl+vl+hl:], nil
+}
+
+// KindSet is a set of entry kinds, for ScanEntries.
+type KindSet uint8
+
+// Kinds makes a KindSet.
+func Kinds(kinds ...EntryKind) KindSet {
+	var s KindSet
+	for _, k := range kinds {
+		s |= 1 << k
+	}
+	return s
+}
+
+// ScanError is what ScanEntries found wrong, and at which entry.
+type ScanError struct {
+	Entry int
+	Err   error
+}
+
+func (e *ScanError) Error() string { return fmt.Sprintf("entry %d: %v", e.Entry, e.Err) }
+func (e *ScanError) Unwrap() error { return e.Err }
+
+// ScanEntries checks that b is a sequence of well-formed entries, each of a
+// kind in allowed and to a port no higher than maxPort, with well-formed
+// headers, and returns how many there are. It is the host's check of a
+// module's output: one pass, no allocation.
+func ScanEntries(b []byte, allowed KindSet, maxPort uint16) (int, error) {
+	n := 0
+	for len(b) > 0 {
+		if len(b) < EntryHeaderSize {
+			return n, &ScanError{n, fmt.Errorf("entry header: %d of %d bytes: %w", len(b), EntryHeaderSize, ErrShort)}
+		}
+		kind := b[0]
+		if kind > 7 || allowed&(1<<kind) == 0 {
+			if kind < byte(EntryRecord) || kind > byte(EntryAccumulator) {
+				return n, &ScanError{n, fmt.Errorf("%w %d", ErrEntryKind, kind)}
+			}
+			return n, &ScanError{n, fmt.Errorf("a %s is not allowed here", EntryKind(kind))}
+		}
+		if port := le.Uint16(b[2:]); port > maxPort {
+			return n, &ScanError{n, fmt.Errorf("output %d does not exist (%d side outputs declared)", port, maxPort)}
+		}
+		kl := uint64(le.Uint32(b[4:]))
+		vl := uint64(le.Uint32(b[16:]))
+		hl := uint64(le.Uint32(b[20:]))
+		size := EntryHeaderSize + kl + vl + hl
+		if size > uint64(len(b)) {
+			return n, &ScanError{n, fmt.Errorf("entry of %d payload bytes with %d left: %w", kl+vl+hl, len(b)-EntryHeaderSize, ErrShort)}
+		}
+		if hl > 0 {
+			h := b[EntryHeaderSize+kl+vl : size]
+			if err := ValidHeaders(h); err != nil {
+				return n, &ScanError{n, err}
+			}
+		}
+		b = b[size:]
+		n++
+	}
+	return n, nil
 }
 
 // Header is one record header.

@@ -143,24 +143,35 @@ func FuzzReadEntries(f *testing.F) {
 	f.Add(seed[:30])
 	f.Add([]byte{1, 0, 0, 0, 255, 255, 255, 255})
 	f.Add(make([]byte, EntryHeaderSize))
+	all := Kinds(EntryRecord, EntryWatermark, EntryTimer, EntryAccumulator)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rest := b
 		var again []byte
+		n, valid := 0, true
 		for len(rest) > 0 {
 			var e Entry
-			var err error
 			next, err := ReadEntry(rest, &e)
 			if err != nil {
-				return
+				valid = false
+				break
 			}
 			if len(next) >= len(rest) {
 				t.Fatalf("no progress: %d -> %d bytes", len(rest), len(next))
 			}
-			_ = ValidHeaders(e.Headers)
+			if ValidHeaders(e.Headers) != nil {
+				valid = false
+				break
+			}
 			again = AppendEntry(again, &e)
 			rest = next
+			n++
 		}
-		if !bytes.Equal(again, b) {
+		// The host's one-pass check agrees with decoding entry by entry.
+		count, err := ScanEntries(b, all, 0xffff)
+		if (err == nil) != valid || count != n {
+			t.Fatalf("ScanEntries = %d, %v; decoding gave %d entries, valid %v", count, err, n, valid)
+		}
+		if valid && !bytes.Equal(again, b) {
 			t.Fatalf("re-encoding differs:\n%x\n%x", again, b)
 		}
 	})

@@ -31,10 +31,13 @@ type ABIOptions struct {
 
 // ABIRow is one measurement.
 type ABIRow struct {
-	Impl          string  `json:"impl"` // native, go-wasm, c-wasm
-	Op            string  `json:"op"`   // identity, rewrite
-	Batch         int     `json:"batch"`
-	Deadline      bool    `json:"deadline"` // per-call time limit enforced
+	Impl  string `json:"impl"` // native, go-wasm, c-wasm
+	Op    string `json:"op"`   // identity, rewrite
+	Batch int    `json:"batch"`
+	// Deadline is how the per-call time limit is enforced: "check" (weir's
+	// instrumented loop check, the default), "wazero" (wazero's
+	// WithCloseOnContextDone) or "none"; "-" for native code.
+	Deadline      string  `json:"deadline"`
 	NsPerRecord   float64 `json:"ns_per_record"`
 	RecordsPerSec float64 `json:"records_per_sec"`
 }
@@ -79,15 +82,22 @@ func thisMachine() Machine {
 
 const valueBytes = 100
 
-// records makes n records with 100-byte values `id=NNNNNN;amt=N;note=...`.
+// records makes n records with 8-byte keys and 100-byte values
+// `id=NNNNNN;amt=N;note=xxx...`, laid out one after another in one arena as
+// an engine's network buffers hold them.
 func records(n int) []wasmabi.Entry {
 	out := make([]wasmabi.Entry, n)
+	arena := make([]byte, 0, n*(8+valueBytes))
 	for i := range out {
-		v := fmt.Appendf(nil, "id=%06d;amt=%d;note=", i%1000000, i*7%100000)
-		for len(v) < valueBytes {
-			v = append(v, 'x')
+		start := len(arena)
+		arena = fmt.Appendf(arena, "k%07d", i%10000000)
+		key := arena[start:len(arena):len(arena)]
+		start = len(arena)
+		arena = fmt.Appendf(arena, "id=%06d;amt=%d;note=", i%1000000, i*7%100000)
+		for len(arena)-start < valueBytes {
+			arena = append(arena, 'x')
 		}
-		out[i] = wasmabi.Entry{Kind: wasmabi.EntryRecord, Key: fmt.Appendf(nil, "k%07d", i%10000000), Value: v, Timestamp: int64(i)}
+		out[i] = wasmabi.Entry{Kind: wasmabi.EntryRecord, Key: key, Value: arena[start:len(arena):len(arena)], Timestamp: int64(i)}
 	}
 	return out
 }
@@ -154,12 +164,13 @@ func ABI(ctx context.Context, o ABIOptions) (*ABIReport, error) {
 			rep.add(row, o.Progress)
 		}
 	}
-	for _, deadline := range []bool{true, false} {
-		limits := wasmhost.Limits{CallTimeout: -1}
-		if deadline {
-			limits.CallTimeout = wasmhost.DefaultLimits.CallTimeout
+	for _, deadline := range []string{"check", "none", "wazero"} {
+		cfg := wasmhost.Config{CacheDir: filepath.Join(o.CacheDir, "wazero"), Limits: wasmhost.Limits{CallTimeout: -1}}
+		if deadline != "none" {
+			cfg.Limits.CallTimeout = wasmhost.DefaultLimits.CallTimeout
+			cfg.WazeroInterrupt = deadline == "wazero"
 		}
-		rt, err := wasmhost.NewRuntime(ctx, wasmhost.Config{CacheDir: filepath.Join(o.CacheDir, "wazero"), Limits: limits})
+		rt, err := wasmhost.NewRuntime(ctx, cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -190,7 +201,7 @@ func ABI(ctx context.Context, o ABIOptions) (*ABIReport, error) {
 
 func (r *ABIReport) add(row ABIRow, progress io.Writer) {
 	r.Rows = append(r.Rows, row)
-	fmt.Fprintf(progress, "  %-8s %-8s batch %-5d deadline %-5v %8.1f ns/record\n", row.Impl, row.Op, row.Batch, row.Deadline, row.NsPerRecord)
+	fmt.Fprintf(progress, "  %-8s %-8s batch %-5d deadline %-6s %8.1f ns/record\n", row.Impl, row.Op, row.Batch, row.Deadline, row.NsPerRecord)
 }
 
 // buildEmbedded writes the embedded benchmark operator of lang to the cache
@@ -274,19 +285,17 @@ func measureInstantiation(ctx context.Context, rep *ABIReport, wasm []byte) erro
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// measureNative runs the operator as a plain Go function over the same batch
-// encoding: decode each entry, apply the function, encode the result.
+// measureNative runs the operator as a plain Go function over the same
+// batches: decode each entry, apply the function, encode the result.
 func measureNative(op string, batch int, recs []wasmabi.Entry) (ABIRow, error) {
-	in := make([]byte, 0, 1<<20)
+	batches := encodeBatches(recs, batch)
 	out := make([]byte, 0, 1<<20)
 	var scratch []byte
 	run := func(n int) (time.Duration, error) {
 		start := time.Now()
-		for i := 0; i < n; i += batch {
-			chunk := recs[i:min(i+batch, n)]
-			in = encodeBatch(in[:0], chunk)
+		for i := 0; i < n/batch; i++ {
 			out = out[:0]
-			_, rest, _ := wasmabi.ReadBatchHeader(in)
+			_, rest, _ := wasmabi.ReadBatchHeader(batches[i].buf)
 			var e wasmabi.Entry
 			for len(rest) > 0 {
 				var err error
@@ -314,7 +323,7 @@ func measureNative(op string, batch int, recs []wasmabi.Entry) (ABIRow, error) {
 	if err != nil {
 		return ABIRow{}, err
 	}
-	return row("native", op, batch, false, d, len(recs)), nil
+	return row("native", op, batch, "-", d, len(recs)/batch*batch), nil
 }
 
 // nativeRewrite is the native operator: amt*2 in decimal, appended to dst.
@@ -329,6 +338,22 @@ func nativeRewrite(dst, v []byte) []byte {
 	return strconv.AppendInt(dst, amt*2, 10)
 }
 
+// encoded is one batch as the engine holds it, with the records it came from.
+type encoded struct {
+	buf  []byte
+	recs []wasmabi.Entry
+}
+
+// encodeBatches cuts recs into batches of size n (dropping a short tail, so
+// every measurement runs whole batches) and encodes each.
+func encodeBatches(recs []wasmabi.Entry, n int) []encoded {
+	var out []encoded
+	for i := 0; i+n <= len(recs); i += n {
+		out = append(out, encoded{encodeBatch(nil, recs[i:i+n]), recs[i : i+n]})
+	}
+	return out
+}
+
 func encodeBatch(dst []byte, recs []wasmabi.Entry) []byte {
 	dst = wasmabi.AppendBatchHeader(dst, wasmabi.BatchHeader{Count: uint32(len(recs)), Watermark: wasmabi.NoWatermark})
 	for i := range recs {
@@ -337,10 +362,11 @@ func encodeBatch(dst []byte, recs []wasmabi.Entry) []byte {
 	return dst
 }
 
-// measureWasm encodes each batch straight into the instance's memory, calls
-// it, and checks the output: the cost of a record crossing the boundary in
-// and out, as an engine pays it.
-func measureWasm(ctx context.Context, mod *wasmhost.Module, impl, op string, batch int, deadline bool, recs []wasmabi.Entry) (ABIRow, error) {
+// measureWasm copies each batch into the instance's memory, calls it, and
+// lets the host check the output: the cost of a record crossing the boundary
+// in and out, as the engine pays it (its buffers hold records in the ABI's
+// entry format, so a batch goes in with one copy).
+func measureWasm(ctx context.Context, mod *wasmhost.Module, impl, op string, batch int, deadline string, recs []wasmabi.Entry) (ABIRow, error) {
 	inst, err := mod.Instantiate(ctx, op, nil)
 	if err != nil {
 		return ABIRow{}, err
@@ -349,25 +375,16 @@ func measureWasm(ctx context.Context, mod *wasmhost.Module, impl, op string, bat
 	if err := inst.Open(nil); err != nil {
 		return ABIRow{}, err
 	}
-	maxBatchBytes := wasmabi.BatchHeaderSize
-	for i := 0; i < batch && i < len(recs); i++ {
-		maxBatchBytes += recs[i].Size()
-	}
+	batches := encodeBatches(recs, batch)
 	run := func(n int, check bool) (time.Duration, error) {
 		start := time.Now()
-		for i := 0; i < n; i += batch {
-			chunk := recs[i:min(i+batch, n)]
-			buf, err := inst.Input(maxBatchBytes)
-			if err != nil {
-				return 0, err
-			}
-			buf = encodeBatch(buf, chunk)
-			out, err := inst.Invoke(wasmabi.MethodProcess, len(buf))
+		for i := 0; i < n/batch; i++ {
+			out, err := inst.Call(wasmabi.MethodProcess, batches[i].buf)
 			if err != nil {
 				return 0, err
 			}
 			if check {
-				if err := checkOutput(op, chunk, out); err != nil {
+				if err := checkOutput(op, batches[i].recs, out); err != nil {
 					return 0, fmt.Errorf("bench: %s %s: %w", impl, op, err)
 				}
 			}
@@ -382,7 +399,7 @@ func measureWasm(ctx context.Context, mod *wasmhost.Module, impl, op string, bat
 	if err != nil {
 		return ABIRow{}, err
 	}
-	return row(impl, op, batch, deadline, d, len(recs)), nil
+	return row(impl, op, batch, deadline, d, len(recs)/batch*batch), nil
 }
 
 // checkOutput compares a module's output with what the operator must give.
@@ -407,7 +424,7 @@ func checkOutput(op string, in []wasmabi.Entry, out []byte) error {
 	return nil
 }
 
-func row(impl, op string, batch int, deadline bool, d time.Duration, n int) ABIRow {
+func row(impl, op string, batch int, deadline string, d time.Duration, n int) ABIRow {
 	ns := float64(d.Nanoseconds()) / float64(n)
 	return ABIRow{Impl: impl, Op: op, Batch: batch, Deadline: deadline, NsPerRecord: ns, RecordsPerSec: 1e9 / ns}
 }
@@ -431,13 +448,7 @@ func (r *ABIReport) WriteTable(w io.Writer) {
 		if b, ok := base[k]; ok && row.Batch != 1 {
 			speedup = fmt.Sprintf("%.1fx", b/row.NsPerRecord)
 		}
-		dl := "on"
-		if !row.Deadline {
-			dl = "off"
-		}
-		if row.Impl == "native" {
-			dl = "-"
-		}
+		dl := row.Deadline
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%.1f\t%s\t%s\t\n", row.Impl, row.Op, row.Batch, dl, row.NsPerRecord, humanRate(row.RecordsPerSec), speedup)
 	}
 	tw.Flush()

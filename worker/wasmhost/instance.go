@@ -258,35 +258,20 @@ func (inst *Instance) operatorError(method wasmabi.Method) error {
 		Err: fmt.Errorf("%w: %s", ErrOperator, msg)}
 }
 
+var (
+	recordsAndWatermarks = wasmabi.Kinds(wasmabi.EntryRecord, wasmabi.EntryWatermark)
+	accumulators         = wasmabi.Kinds(wasmabi.EntryAccumulator)
+)
+
 // validateOutput checks every entry of the call's output: well-formed, of a
 // kind the method may emit, to a port the operator declared.
 func (inst *Instance) validateOutput(method wasmabi.Method) error {
-	b := inst.out
-	var e wasmabi.Entry
-	ports := uint16(len(inst.opDesc.SideOutputs))
-	for i := 0; len(b) > 0; i++ {
-		var err error
-		if b, err = wasmabi.ReadEntry(b, &e); err != nil {
-			return fmt.Errorf("%w: entry %d: %v", ErrBadOutput, i, err)
-		}
-		switch method {
-		case wasmabi.MethodAggAdd, wasmabi.MethodAggMerge:
-			if e.Kind != wasmabi.EntryAccumulator {
-				return fmt.Errorf("%w: entry %d is a %s, %s emits accumulators only", ErrBadOutput, i, e.Kind, method)
-			}
-		default:
-			if e.Kind != wasmabi.EntryRecord && e.Kind != wasmabi.EntryWatermark {
-				return fmt.Errorf("%w: entry %d is a %s, %s emits records and watermarks only", ErrBadOutput, i, e.Kind, method)
-			}
-		}
-		if e.Port > ports {
-			return fmt.Errorf("%w: entry %d goes to output %d, the operator declares %d side outputs", ErrBadOutput, i, e.Port, ports)
-		}
-		if len(e.Headers) > 0 {
-			if err := wasmabi.ValidHeaders(e.Headers); err != nil {
-				return fmt.Errorf("%w: entry %d: %v", ErrBadOutput, i, err)
-			}
-		}
+	allowed := recordsAndWatermarks
+	if method == wasmabi.MethodAggAdd || method == wasmabi.MethodAggMerge {
+		allowed = accumulators
+	}
+	if _, err := wasmabi.ScanEntries(inst.out, allowed, uint16(len(inst.opDesc.SideOutputs))); err != nil {
+		return fmt.Errorf("%w from %s: %v", ErrBadOutput, method, err)
 	}
 	return nil
 }
