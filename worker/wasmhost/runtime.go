@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -104,6 +105,7 @@ type Runtime struct {
 
 	stopWatchdog context.CancelFunc
 	watchdogDone chan struct{}
+	ticks        atomic.Int64 // advanced by the watchdog; starts at 1, so 0 can mean idle
 
 	mu struct {
 		sync.Mutex
@@ -144,6 +146,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, fmt.Errorf("wasmhost: instantiating host functions: %w", err)
 	}
 	r.mu.running = make(map[*Instance]struct{})
+	r.ticks.Store(1)
 	if cfg.Limits.CallTimeout > 0 {
 		wctx, cancel := context.WithCancel(context.Background())
 		r.stopWatchdog = cancel
@@ -177,25 +180,27 @@ func (r *Runtime) Close() error {
 	return err
 }
 
-// watchdog cancels the context of any instance whose current call has run
-// past the time limit; wazero then stops the module at its next loop header
-// or function entry. One goroutine serves all instances, so a call costs an
-// atomic store instead of a timer.
+// watchdog stops any instance whose current call has run past the time
+// limit. One goroutine serves all instances: it advances a tick counter, and a
+// call records the tick it began at with one atomic store, so calls need
+// neither a timer nor the clock. A call is stopped between one and two ticks
+// past the limit.
 func (r *Runtime) watchdog(ctx context.Context) {
 	defer close(r.watchdogDone)
 	limit := r.cfg.Limits.CallTimeout
 	tick := min(max(limit/8, time.Millisecond), 100*time.Millisecond)
+	limitTicks := int64((limit + tick - 1) / tick)
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
-			deadline := now.Add(-limit).UnixNano()
+		case <-t.C:
+			now := r.ticks.Add(1)
 			r.mu.Lock()
 			for inst := range r.mu.running {
-				if s := inst.started.Load(); s != 0 && s < deadline {
+				if s := inst.started.Load(); s != 0 && now-s > limitTicks {
 					inst.interrupt()
 				}
 			}
