@@ -65,3 +65,24 @@ func BenchmarkEncodeBatch1024(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1024), "ns/record")
 }
+
+// BenchmarkLoadCachedGo: loading the Go module in a new runtime whose
+// on-disk compilation cache already holds it.
+func BenchmarkLoadCachedGo(b *testing.B) {
+	ctx := context.Background()
+	cache := filepath.Join(os.TempDir(), "weir-bench-test-cache")
+	wasm, err := buildEmbedded(ctx, cache, "go")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < b.N; i++ {
+		rt, err := wasmhost.NewRuntime(ctx, wasmhost.Config{CacheDir: filepath.Join(cache, "wazero")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := rt.Load(ctx, "go", wasm); err != nil {
+			b.Fatal(err)
+		}
+		rt.Close()
+	}
+}
