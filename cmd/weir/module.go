@@ -127,16 +127,26 @@ func (a *app) runtime(ctx context.Context) (*wasmhost.Runtime, error) {
 	})
 }
 
-// loadModule reads and loads a .wasm file, with errors that say what to do.
-func (a *app) loadModule(ctx context.Context, rt *wasmhost.Runtime, path string) (*wasmhost.Module, error) {
+// openModule makes a runtime and loads a .wasm file into it, with errors
+// that say what to do. The caller closes the runtime.
+func (a *app) openModule(ctx context.Context, path string) (*wasmhost.Runtime, *wasmhost.Module, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("module %s does not exist (build one with `weir module build DIR`)", path)
+			return nil, nil, fmt.Errorf("module %s does not exist (build one with `weir module build DIR`)", path)
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	return rt.Load(ctx, filepath.Base(path), b)
+	rt, err := a.runtime(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	mod, err := rt.Load(ctx, filepath.Base(path), b)
+	if err != nil {
+		rt.Close()
+		return nil, nil, err
+	}
+	return rt, mod, nil
 }
 
 func newModuleTestCmd(a *app) *cobra.Command {
@@ -171,15 +181,11 @@ window per key over the whole input.
 				return usagef("--input is required: a JSON Lines file of sample records")
 			}
 			ctx := cmd.Context()
-			rt, err := a.runtime(ctx)
+			rt, mod, err := a.openModule(ctx, args[0])
 			if err != nil {
 				return err
 			}
 			defer rt.Close()
-			mod, err := a.loadModule(ctx, rt, args[0])
-			if err != nil {
-				return err
-			}
 			in, err := os.Open(inPath)
 			if err != nil {
 				return err
@@ -235,15 +241,11 @@ func newModuleInspectCmd(a *app) *cobra.Command {
 		Args:  exactArgs(1, "MODULE.wasm"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			rt, err := a.runtime(ctx)
+			rt, mod, err := a.openModule(ctx, args[0])
 			if err != nil {
 				return err
 			}
 			defer rt.Close()
-			mod, err := a.loadModule(ctx, rt, args[0])
-			if err != nil {
-				return err
-			}
 			d := mod.Descriptor()
 			if a.jsonOut() {
 				return a.printJSON(map[string]any{

@@ -65,6 +65,23 @@ func newRuntime(t testing.TB, limits Limits) *Runtime {
 	return rt
 }
 
+// instantiateWAT loads a WAT module under limits and instantiates its
+// operator "id"; everything is closed when the test ends.
+func instantiateWAT(t *testing.T, limits Limits, o watOpts) (*Module, *Instance) {
+	t.Helper()
+	rt := newRuntime(t, limits)
+	mod, err := rt.Load(context.Background(), "hostile.wasm", buildWAT(t, o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := mod.Instantiate(context.Background(), "id", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { inst.Close() })
+	return mod, inst
+}
+
 func batchOf(values ...string) []byte {
 	b := wasmabi.AppendBatchHeader(nil, wasmabi.BatchHeader{Count: uint32(len(values)), Watermark: wasmabi.NoWatermark})
 	for i, v := range values {
@@ -141,22 +158,14 @@ func TestHostileModules(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			rt := newRuntime(t, limits)
-			mod, err := rt.Load(context.Background(), "hostile.wasm", buildWAT(t, c.opts))
 			if c.loadErr != nil {
+				_, err := newRuntime(t, limits).Load(context.Background(), "hostile.wasm", buildWAT(t, c.opts))
 				checkErr(t, err, c.loadErr, c.want)
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			inst, err := mod.Instantiate(context.Background(), "id", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer inst.Close()
+			mod, inst := instantiateWAT(t, limits, c.opts)
 			start := time.Now()
-			_, err = inst.Call(wasmabi.MethodProcess, batchOf("a", "b", "c"))
+			_, err := inst.Call(wasmabi.MethodProcess, batchOf("a", "b", "c"))
 			checkErr(t, err, c.callErr, c.want)
 			if time.Since(start) > 10*time.Second {
 				t.Errorf("the call took %v to fail", time.Since(start))

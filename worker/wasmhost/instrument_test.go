@@ -17,16 +17,7 @@ import (
 // garbage collector (whose stop-the-world cannot interrupt machine code), and
 // must still be stopped by the watchdog while collections run.
 func TestInterruptUnderGC(t *testing.T) {
-	rt := newRuntime(t, Limits{CallTimeout: 200 * time.Millisecond})
-	mod, err := rt.Load(context.Background(), "hostile.wasm", buildWAT(t, watOpts{call: `(loop $l (br $l)) (i32.const 0)`}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst, err := mod.Instantiate(context.Background(), "id", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inst.Close()
+	_, inst := instantiateWAT(t, Limits{CallTimeout: 200 * time.Millisecond}, watOpts{call: `(loop $l (br $l)) (i32.const 0)`})
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	gcs := 0
@@ -43,7 +34,7 @@ func TestInterruptUnderGC(t *testing.T) {
 			}
 		}
 	}()
-	_, err = inst.Call(wasmabi.MethodProcess, batchOf("a"))
+	_, err := inst.Call(wasmabi.MethodProcess, batchOf("a"))
 	close(stop)
 	wg.Wait()
 	if !errors.Is(err, ErrTimeout) {
@@ -54,24 +45,15 @@ func TestInterruptUnderGC(t *testing.T) {
 	}
 }
 
-// TestInstrumentKeepsBehaviour: the identity module computes the same thing
-// instrumented and not, and a recursive function without loops is stopped
-// too (the check sits at function entries).
-func TestInstrumentKeepsBehaviour(t *testing.T) {
+// TestInterruptRecursion: a recursive function without loops is stopped too
+// (the check sits at function entries). TestIdentityWAT and the SDK tests
+// run instrumented modules that must compute what they did before.
+func TestInterruptRecursion(t *testing.T) {
 	recursive := watOpts{
 		imports: `(func $spin (param i32) (result i32) (if (result i32) (i32.eqz (local.get 0)) (then (i32.const 0)) (else (call $spin (i32.sub (local.get 0) (i32.const 1))) (call $spin (i32.sub (local.get 0) (i32.const 1))) (i32.add))))`,
 		call:    `(drop (call $spin (i32.const 60))) (i32.const 0)`,
 	}
-	rt := newRuntime(t, Limits{CallTimeout: 200 * time.Millisecond})
-	mod, err := rt.Load(context.Background(), "hostile.wasm", buildWAT(t, recursive))
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst, err := mod.Instantiate(context.Background(), "id", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inst.Close()
+	_, inst := instantiateWAT(t, Limits{CallTimeout: 200 * time.Millisecond}, recursive)
 	if _, err := inst.Call(wasmabi.MethodProcess, batchOf("a")); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("2^60 calls: err = %v, want a timeout", err)
 	}
