@@ -387,3 +387,44 @@ func TestConfigPrecedence(t *testing.T) {
 		t.Error("--output json did not override WEIR_OUTPUT")
 	}
 }
+
+// TestBenchABI runs `weir bench abi` small: every row is there, and the
+// JSON is what scripts read.
+func TestBenchABI(t *testing.T) {
+	e2e(t)
+	r := mustWeir(t, "bench", "abi", "--records", "2048", "--batch", "1,64", "--output", "json")
+	var rep struct {
+		Rows []struct {
+			Impl, Op, Deadline string
+			Batch              int
+			NsPerRecord        float64 `json:"ns_per_record"`
+		} `json:"rows"`
+		GoInstantiateMs float64 `json:"go_instantiate_ms"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, r.stdout)
+	}
+	seen := map[string]bool{}
+	for _, row := range rep.Rows {
+		if row.NsPerRecord <= 0 {
+			t.Errorf("row %+v has no time", row)
+		}
+		seen[fmt.Sprintf("%s/%s/%s/%d", row.Impl, row.Op, row.Deadline, row.Batch)] = true
+	}
+	// native: 2 ops x 2 batches; go and c: 2 ops x 2 batches x 3 enforcement modes.
+	if len(rep.Rows) != 4+2*2*2*3 || len(seen) != len(rep.Rows) {
+		t.Errorf("%d rows (%d distinct), want 28", len(rep.Rows), len(seen))
+	}
+	if rep.GoInstantiateMs <= 0 {
+		t.Error("no instantiation time")
+	}
+	table := mustWeir(t, "bench", "abi", "--records", "1024", "--batch", "1024").stdout
+	for _, s := range []string{"ns/record", "c-wasm", "go-wasm", "native", "second instance"} {
+		if !strings.Contains(table, s) {
+			t.Errorf("table lacks %q:\n%s", s, table)
+		}
+	}
+	if r := weir(t, "bench", "abi", "--records", "10", "--batch", "64"); r.code == 0 || !strings.Contains(r.stderr, "batch size 64") {
+		t.Errorf("a batch larger than --records: exit %d, %s", r.code, r.stderr)
+	}
+}

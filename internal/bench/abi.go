@@ -138,6 +138,11 @@ func ABI(ctx context.Context, o ABIOptions) (*ABIReport, error) {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
+	for _, b := range o.Batches {
+		if b <= 0 || b > o.Records {
+			return nil, fmt.Errorf("bench: batch size %d: want 1 to --records (%d)", b, o.Records)
+		}
+	}
 	rep := &ABIReport{Machine: thisMachine(), Records: o.Records, RecordValueBytes: valueBytes}
 	recs := records(o.Records)
 
