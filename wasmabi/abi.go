@@ -394,38 +394,48 @@ func (e *ScanError) Unwrap() error { return e.Err }
 // headers, and returns how many there are. It is the host's check of a
 // module's output: one pass, no allocation.
 func ScanEntries(b []byte, allowed KindSet, maxPort uint16) (int, error) {
-	n := 0
-	for len(b) > 0 {
-		if len(b) < EntryHeaderSize {
-			return n, &ScanError{n, fmt.Errorf("entry header: %d of %d bytes: %w", len(b), EntryHeaderSize, ErrShort)}
+	n, off := 0, 0
+	// One offset walks the buffer: each entry's lengths give the next
+	// offset, a dependency chain, so the loop keeps it short.
+	for off < len(b) {
+		rest := len(b) - off
+		if rest < EntryHeaderSize {
+			return n, &ScanError{n, fmt.Errorf("entry header: %d of %d bytes: %w", rest, EntryHeaderSize, ErrShort)}
 		}
-		kind := b[0]
-		if kind > 7 || allowed&(1<<kind) == 0 {
-			if kind < byte(EntryRecord) || kind > byte(EntryAccumulator) {
-				return n, &ScanError{n, fmt.Errorf("%w %d", ErrEntryKind, kind)}
-			}
-			return n, &ScanError{n, fmt.Errorf("a %s is not allowed here", EntryKind(kind))}
-		}
-		if port := le.Uint16(b[2:]); port > maxPort {
-			return n, &ScanError{n, fmt.Errorf("output %d does not exist (%d side outputs declared)", port, maxPort)}
-		}
-		kl := uint64(le.Uint32(b[4:]))
-		vl := uint64(le.Uint32(b[16:]))
-		hl := uint64(le.Uint32(b[20:]))
-		size := EntryHeaderSize + kl + vl + hl
-		if size > uint64(len(b)) {
-			return n, &ScanError{n, fmt.Errorf("entry of %d payload bytes with %d left: %w", kl+vl+hl, len(b)-EntryHeaderSize, ErrShort)}
-		}
-		if hl > 0 {
-			h := b[EntryHeaderSize+kl+vl : size]
-			if err := ValidHeaders(h); err != nil {
+		h := b[off : off+EntryHeaderSize : off+EntryHeaderSize]
+		kind := h[0]
+		size := EntryHeaderSize + uint64(le.Uint32(h[4:])) + uint64(le.Uint32(h[16:])) + uint64(le.Uint32(h[20:]))
+		if kind > 7 || allowed&(1<<kind) == 0 || le.Uint16(h[2:]) > maxPort || size > uint64(rest) || h[20]|h[21]|h[22]|h[23] != 0 {
+			if err := entryProblem(b[off:], allowed, maxPort); err != nil {
 				return n, &ScanError{n, err}
 			}
 		}
-		b = b[size:]
+		off += int(size)
 		n++
 	}
 	return n, nil
+}
+
+// entryProblem says what is wrong with the entry at the start of b, if
+// anything: the slow path of ScanEntries, which also walks the headers.
+func entryProblem(b []byte, allowed KindSet, maxPort uint16) error {
+	kind := b[0]
+	if kind > 7 || allowed&(1<<kind) == 0 {
+		if kind < byte(EntryRecord) || kind > byte(EntryAccumulator) {
+			return fmt.Errorf("%w %d", ErrEntryKind, kind)
+		}
+		return fmt.Errorf("a %s is not allowed here", EntryKind(kind))
+	}
+	if port := le.Uint16(b[2:]); port > maxPort {
+		return fmt.Errorf("output %d does not exist (%d side outputs declared)", port, maxPort)
+	}
+	kl := uint64(le.Uint32(b[4:]))
+	vl := uint64(le.Uint32(b[16:]))
+	hl := uint64(le.Uint32(b[20:]))
+	if size := EntryHeaderSize + kl + vl + hl; size > uint64(len(b)) {
+		return fmt.Errorf("entry of %d payload bytes with %d left: %w", kl+vl+hl, len(b)-EntryHeaderSize, ErrShort)
+	}
+	return ValidHeaders(b[EntryHeaderSize+kl+vl : EntryHeaderSize+kl+vl+hl])
 }
 
 // Header is one record header.

@@ -192,3 +192,18 @@ func FuzzParseDescriptor(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkScanEntries(b *testing.B) {
+	var buf []byte
+	for i := 0; i < 1024; i++ {
+		buf = AppendEntry(buf, &Entry{Kind: EntryRecord, Key: []byte("k0000001"), Value: bytes.Repeat([]byte{'x'}, 100), Timestamp: int64(i)})
+	}
+	kinds := Kinds(EntryRecord, EntryWatermark)
+	b.SetBytes(int64(len(buf)))
+	for i := 0; i < b.N; i++ {
+		if n, err := ScanEntries(buf, kinds, 0); err != nil || n != 1024 {
+			b.Fatal(n, err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1024), "ns/entry")
+}
