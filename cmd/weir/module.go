@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -172,6 +173,9 @@ window per key over the whole input.
   weir module test op.wasm --operator upper --input in.jsonl --output json`,
 		Args: exactArgs(1, "MODULE.wasm"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if p := a.cfg.GetString("params"); p != "" && !json.Valid([]byte(p)) {
+				return usagef("--params is not valid JSON: %s", p)
+			}
 			ops := splitList(a.cfg.GetString("operator"))
 			if len(ops) == 0 {
 				return usagef("--operator is required (see `weir module inspect %s` for the names)", args[0])

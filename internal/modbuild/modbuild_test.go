@@ -1,0 +1,103 @@
+package modbuild
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func write(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestDetect(t *testing.T) {
+	cases := []struct {
+		files map[string]string
+		want  Lang
+		err   string
+	}{
+		{map[string]string{"main.go": "package main", "main_test.go": ""}, LangGo, ""},
+		{map[string]string{"op.c": ""}, LangC, ""},
+		{map[string]string{"main.go": "", "op.c": ""}, "", "both Go and C"},
+		{map[string]string{"only_test.go": "", "README.md": ""}, "", "no operator sources"},
+	}
+	for i, c := range cases {
+		dir := t.TempDir()
+		write(t, dir, c.files)
+		got, err := Detect(dir)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("case %d: err = %v, want %q", i, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("case %d: Detect = %q, %v; want %q", i, got, err, c.want)
+		}
+	}
+	if _, err := Detect(filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Error("a missing folder was detected")
+	}
+}
+
+func TestInitNeverOverwrites(t *testing.T) {
+	cache := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "myop")
+	files, err := Init(dir, LangGo, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 4 {
+		t.Fatalf("wrote %v", files)
+	}
+	gomod, _ := os.ReadFile(filepath.Join(dir, "go.mod"))
+	sdkDir, _ := WriteGoSDK(cache)
+	if !strings.Contains(string(gomod), "module myop") || !strings.Contains(string(gomod), "=> "+sdkDir) {
+		t.Errorf("go.mod:\n%s", gomod)
+	}
+	os.WriteFile(filepath.Join(dir, "main.go"), []byte("// mine"), 0o644)
+	if _, err := Init(dir, LangGo, cache); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("second init: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "main.go")); string(b) != "// mine" {
+		t.Fatal("init overwrote main.go")
+	}
+	if _, err := Init(filepath.Join(t.TempDir(), "bad name"), LangGo, cache); err == nil {
+		t.Error("a folder name with a space became a module name")
+	}
+	if _, err := Init(filepath.Join(t.TempDir(), "x"), "rust", cache); err == nil {
+		t.Error("unknown language accepted")
+	}
+}
+
+// TestGoSDKModule: the SDK written for authors outside the repository is a
+// module with the SDK, its test harness and the ABI package, and no tests.
+func TestGoSDKModule(t *testing.T) {
+	dir, err := WriteGoSDK(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"go.mod", "sdk/go/register.go", "sdk/go/weirtest/harness.go", "wasmabi/abi.go"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	tests, _ := filepath.Glob(filepath.Join(dir, "*", "*", "*_test.go"))
+	if len(tests) > 0 {
+		t.Errorf("test files in the SDK module: %v", tests)
+	}
+	if _, err := Build(t.Context(), Options{Dir: t.TempDir()}); !errors.Is(err, ErrNoSources) {
+		t.Errorf("building an empty folder: %v", err)
+	}
+}
