@@ -3,6 +3,10 @@ package wasmhost
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/weirstream/weir/wasmabi"
 )
 
 // Sentinel errors, one per way a module can fail. Every failure of a module is
@@ -61,3 +65,24 @@ func (e *Error) Unwrap() error { return e.Err }
 // instance healthy; a trap, exit, timeout or limit leaves it in an unknown
 // state.
 func (e *Error) Poisoning() bool { return !errors.Is(e.Err, ErrOperator) }
+
+// OperatorError is the error of an operator that failed a call with msg
+// (through the fail host function, or natively). A message that starts with
+// "record N:" or "timer N:" names the failing entry of the batch; Record is
+// set from it and the prefix dropped.
+func OperatorError(module, operator string, method wasmabi.Method, msg string) *Error {
+	rec := -1
+	for _, prefix := range []string{"record ", "timer "} {
+		rest, ok := strings.CutPrefix(msg, prefix)
+		if !ok {
+			continue
+		}
+		if i := strings.IndexByte(rest, ':'); i > 0 {
+			if n, err := strconv.Atoi(rest[:i]); err == nil && n >= 0 {
+				rec, msg = n, strings.TrimSpace(rest[i+1:])
+			}
+		}
+	}
+	return &Error{Module: module, Operator: operator, Method: method.String(), Record: rec,
+		Err: fmt.Errorf("%w: %s", ErrOperator, msg)}
+}

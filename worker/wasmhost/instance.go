@@ -247,20 +247,7 @@ func (inst *Instance) operatorError(method wasmabi.Method) error {
 	if msg == "" {
 		msg = "weir_call returned " + strconv.FormatUint(inst.stack[0], 10) + " without a message"
 	}
-	rec := -1
-	for _, prefix := range []string{"record ", "timer "} {
-		rest, ok := strings.CutPrefix(msg, prefix)
-		if !ok {
-			continue
-		}
-		if i := strings.IndexByte(rest, ':'); i > 0 {
-			if n, err := strconv.Atoi(rest[:i]); err == nil && n >= 0 {
-				rec, msg = n, strings.TrimSpace(rest[i+1:])
-			}
-		}
-	}
-	return &Error{Module: inst.mod.name, Operator: inst.opName(), Method: method.String(), Record: rec,
-		Err: fmt.Errorf("%w: %s", ErrOperator, msg)}
+	return OperatorError(inst.mod.name, inst.opName(), method, msg)
 }
 
 var (

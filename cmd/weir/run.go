@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weirstream/weir/coordinator/jobspec"
+	"github.com/weirstream/weir/internal/minicluster"
+	"github.com/weirstream/weir/worker/task"
+	"github.com/weirstream/weir/worker/wasmhost"
+)
+
+func newRunCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "run JOB.yaml",
+		Short: "Run a job on the embedded engine, in this process",
+		Long: `Runs a job spec (YAML or JSON; see docs/jobspec.md) on the embedded engine:
+the planner and every task in this one process, with the same runtime a
+cluster uses. Module folders named by the spec are built first (cached).
+
+On a terminal it shows live progress every second: records in and out per
+operator, the watermark and backpressure of each task. A bounded job ends
+when its sources end; an unbounded one runs until Ctrl-C. At the end it
+prints a summary, or one JSON document with --output json.
+
+Examples:
+  weir run examples/wordcount/job.yaml
+  weir run examples/nexmark/q5.yaml --output json
+  weir job validate examples/nexmark/q5.yaml     check a spec without running it`,
+		Args: exactArgs(1, "JOB.yaml"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runJob(cmd.Context(), args[0])
+		},
+	}
+	f := cmd.Flags()
+	f.Bool("progress", true, "show live progress on a terminal (stderr)")
+	f.Bool("native", false, "run operators linked into this binary instead of WebAssembly modules (benchmarking only)")
+	addLimitFlags(cmd)
+	return cmd
+}
+
+// RunResult is the JSON summary of `weir run`.
+type RunResult struct {
+	Job        string           `json:"job"`
+	Status     string           `json:"status"`
+	Error      string           `json:"error,omitempty"`
+	DurationMs int64            `json:"duration_ms"`
+	Nodes      []NodeResult     `json:"nodes"`
+	Counters   map[string]int64 `json:"counters,omitempty"`
+}
+
+// NodeResult is one node's totals.
+type NodeResult struct {
+	UID         string `json:"uid"`
+	Kind        string `json:"kind"`
+	Parallelism int    `json:"parallelism"`
+	In          int64  `json:"records_in"`
+	Out         int64  `json:"records_out"`
+	Dropped     int64  `json:"late_dropped,omitempty"`
+}
+
+func (a *app) runtimeConfig() wasmhost.Config {
+	return wasmhost.Config{
+		CacheDir: filepath.Join(a.cfg.GetString("cache-dir"), "wazero"),
+		Limits: wasmhost.Limits{
+			MemoryPages: a.cfg.GetUint32("memory-pages"),
+			CallTimeout: a.cfg.GetDuration("call-timeout"),
+			OutputBytes: a.cfg.GetInt("output-limit"),
+		},
+	}
+}
+
+// prepareJob loads and plans a job spec.
+func (a *app) prepareJob(ctx context.Context, path string, native bool, edit func(*jobspec.Job) error) (*minicluster.Job, error) {
+	spec, err := jobspec.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if edit != nil {
+		if err := edit(spec); err != nil {
+			return nil, err
+		}
+	}
+	return minicluster.Prepare(ctx, spec, minicluster.Options{
+		Native:        native,
+		Runtime:       a.runtimeConfig(),
+		BuildCacheDir: a.cfg.GetString("cache-dir"),
+		BuildLog:      io.Discard,
+	})
+}
+
+func (a *app) runJob(ctx context.Context, path string) error {
+	job, err := a.prepareJob(ctx, path, a.cfg.GetBool("native"), nil)
+	if err != nil {
+		return err
+	}
+	defer job.Close()
+	start := time.Now()
+	run, err := job.Start(ctx)
+	if err != nil {
+		return err
+	}
+	var stop chan struct{}
+	var stopped chan struct{}
+	if a.cfg.GetBool("progress") && !a.jsonOut() && isTerminal(a.stderr) {
+		stop, stopped = make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(stopped)
+			a.progress(run, start, stop)
+		}()
+	}
+	go func() {
+		<-ctx.Done()
+		run.Cancel()
+	}()
+	runErr := run.Wait()
+	if stop != nil {
+		close(stop)
+		<-stopped
+	}
+	res := summarize(job.Spec.Name, run, time.Since(start), runErr)
+	if a.jsonOut() {
+		if err := a.printJSON(res); err != nil {
+			return err
+		}
+		if runErr != nil {
+			return fmt.Errorf("job %s failed: %w", job.Spec.Name, runErr)
+		}
+		return nil
+	}
+	if runErr != nil {
+		return fmt.Errorf("job %s failed after %s: %w", job.Spec.Name, time.Since(start).Round(time.Millisecond), runErr)
+	}
+	printSummary(a.stderr, res)
+	return nil
+}
+
+func summarize(name string, run *task.Run, d time.Duration, err error) RunResult {
+	res := RunResult{Job: name, Status: "finished", DurationMs: d.Milliseconds(), Counters: run.Counters()}
+	if err != nil {
+		res.Status, res.Error = "failed", err.Error()
+	}
+	for _, m := range run.Metrics() {
+		res.Nodes = append(res.Nodes, NodeResult{UID: m.UID, Kind: m.Kind.String(), Parallelism: m.Parallelism, In: m.In.Load(), Out: m.Out.Load(), Dropped: m.Dropped.Load()})
+	}
+	if len(res.Counters) == 0 {
+		res.Counters = nil
+	}
+	return res
+}
+
+func printSummary(w io.Writer, res RunResult) {
+	fmt.Fprintf(w, "job %s %s in %s\n", res.Job, res.Status, (time.Duration(res.DurationMs) * time.Millisecond).String())
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "node\tkind\tparallelism\trecords in\trecords out\t")
+	for _, n := range res.Nodes {
+		in, out := fmt.Sprint(n.In), fmt.Sprint(n.Out)
+		if n.Kind == "source" {
+			in = "-"
+		}
+		if n.Kind == "sink" {
+			out = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t\n", n.UID, n.Kind, n.Parallelism, in, out)
+	}
+	tw.Flush()
+	if len(res.Counters) > 0 {
+		names := make([]string, 0, len(res.Counters))
+		for k := range res.Counters {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		fmt.Fprintln(w, "counters:")
+		for _, k := range names {
+			fmt.Fprintf(w, "  %s = %d\n", k, res.Counters[k])
+		}
+	}
+}
+
+// progress redraws a status block on the terminal every second.
+func (a *app) progress(run *task.Run, start time.Time, stop <-chan struct{}) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	lines := 0
+	prev := map[string]int64{}
+	for {
+		select {
+		case <-stop:
+			if lines > 0 {
+				fmt.Fprintf(a.stderr, "\x1b[%dA\x1b[J", lines)
+			}
+			return
+		case <-tick.C:
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "running %s\n", time.Since(start).Round(time.Second))
+		for _, m := range run.Metrics() {
+			in, out := m.In.Load(), m.Out.Load()
+			rate := out - prev[m.UID]
+			if m.Kind == task.NodeSink {
+				rate = in - prev[m.UID]
+				prev[m.UID] = in
+			} else {
+				prev[m.UID] = out
+			}
+			fmt.Fprintf(&b, "  %-24s in %12d  out %12d  %10d/s\n", m.UID, in, out, rate)
+		}
+		for _, t := range run.Tasks() {
+			fmt.Fprintf(&b, "  task %-40s watermark %-24s backpressure %3.0f%%\n", t.Name, formatWatermark(t.Watermark), 100*t.Backpress)
+		}
+		if lines > 0 {
+			fmt.Fprintf(a.stderr, "\x1b[%dA\x1b[J", lines)
+		}
+		s := b.String()
+		fmt.Fprint(a.stderr, s)
+		lines = strings.Count(s, "\n")
+	}
+}
+
+func formatWatermark(wm int64) string {
+	switch wm {
+	case math.MinInt64:
+		return "none"
+	case math.MaxInt64:
+		return "end"
+	}
+	return time.UnixMilli(wm).UTC().Format("2006-01-02T15:04:05.000")
+}
+
+// isTerminal reports whether w is a character device.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

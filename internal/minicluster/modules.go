@@ -1,0 +1,101 @@
+package minicluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/weirstream/weir/coordinator/jobspec"
+	"github.com/weirstream/weir/internal/modbuild"
+	"github.com/weirstream/weir/wasmabi"
+	"github.com/weirstream/weir/worker/native"
+	"github.com/weirstream/weir/worker/task"
+	"github.com/weirstream/weir/worker/wasmhost"
+)
+
+// Modules resolves the operators a job spec names: it builds module
+// folders (internal/modbuild), loads .wasm files into one wazero runtime,
+// or, in native mode, uses the operators linked into this binary. It is
+// the planner's Resolver.
+type Modules struct {
+	job      *jobspec.Job
+	rt       *wasmhost.Runtime
+	native   bool
+	cacheDir string
+	buildLog io.Writer
+	loaded   map[string]*wasmhost.Module
+}
+
+// NewModules returns a resolver for job's modules. rt may be nil in native
+// mode.
+func NewModules(job *jobspec.Job, rt *wasmhost.Runtime, native bool, cacheDir string, buildLog io.Writer) *Modules {
+	return &Modules{job: job, rt: rt, native: native, cacheDir: cacheDir, buildLog: buildLog, loaded: map[string]*wasmhost.Module{}}
+}
+
+// load builds (if a folder) and loads a module, once.
+func (m *Modules) load(ctx context.Context, name string) (*wasmhost.Module, error) {
+	if mod, ok := m.loaded[name]; ok {
+		return mod, nil
+	}
+	spec := m.job.Module(name)
+	if spec == nil {
+		return nil, fmt.Errorf("no module %q in the spec", name)
+	}
+	path := spec.Resolved
+	if spec.IsDir {
+		res, err := modbuild.Build(ctx, modbuild.Options{Dir: spec.Resolved, CacheDir: m.cacheDir, Log: m.buildLog})
+		if err != nil {
+			return nil, m.job.Errorf(spec.Field, "building module %s: %v", spec.Path, err)
+		}
+		path = res.Out
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, m.job.Errorf(spec.Field, "module %s does not exist (build one with `weir module build DIR`, or name the folder)", spec.Path)
+		}
+		return nil, m.job.Errorf(spec.Field, "module %s: %v", spec.Path, err)
+	}
+	mod, err := m.rt.Load(ctx, filepath.Base(path), b)
+	if err != nil {
+		return nil, m.job.Errorf(spec.Field, "module %s: %v", spec.Path, err)
+	}
+	m.loaded[name] = mod
+	return mod, nil
+}
+
+// Operator returns the description of an operator (plan.Resolver).
+func (m *Modules) Operator(module, operator string) (*wasmabi.OperatorDesc, error) {
+	if m.native {
+		_, desc, err := native.Factory(operator)
+		return desc, err
+	}
+	mod, err := m.load(context.Background(), module)
+	if err != nil {
+		return nil, err
+	}
+	_, desc, ok := mod.Descriptor().Operator(operator)
+	if !ok {
+		return nil, fmt.Errorf("module %s has no operator %q (it has: %v)", module, operator, mod.Descriptor().Names())
+	}
+	return desc, nil
+}
+
+// Factory returns the factory of instances of an operator.
+func (m *Modules) Factory(module, operator string) (task.OperatorFactory, error) {
+	if m.native {
+		f, _, err := native.Factory(operator)
+		return f, err
+	}
+	mod, err := m.load(context.Background(), module)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, subtask int, svc task.Services) (task.Operator, error) {
+		return mod.Instantiate(ctx, operator, svc)
+	}, nil
+}

@@ -1,0 +1,162 @@
+package connector
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+)
+
+// The datagen source makes synthetic records whose every field is a pure
+// function of its options and the record's global number, so a test in any
+// package can recompute the stream on its own. The exact formula is in
+// datagenHelp (shown by `weir connectors datagen` and docs/connectors.md).
+
+const datagenHelp = `Synthetic records, deterministic and seekable. Record n (0-based, numbered over all subtasks) has
+timestamp start_time + n*interval_ms; when keys > 0 the key "key-<k>" and the value {"seq":n,"key":"key-<k>","value":v},
+when keys = 0 no key and the value {"seq":n,"value":v} (compact JSON, fields in this order, integers in decimal).
+k and v come from SplitMix64 started in state seed: with G = 0x9E3779B97F4A7C15 and
+mix(z) = z ^= z>>30; z *= 0xBF58476D1CE4E5B9; z ^= z>>27; z *= 0x94D049BB133111EB; z ^= z>>31,
+output i is out(i) = mix(uint64(seed) + (i+1)*G) (uint64 arithmetic, wrapping); record n takes
+k = out(2n) mod keys and v = out(2n+1) mod max_value (unsigned). Subtask i of p emits records i, i+p, i+2p, ...
+Bounded when count > 0.`
+
+func init() {
+	Register(&Spec{
+		Name: "datagen",
+		Kind: KindSource,
+		Help: datagenHelp,
+		Options: []Option{
+			{Name: "count", Type: TypeInt, Default: "0", Help: "number of records over all subtasks; 0 = unbounded"},
+			{Name: "rate", Type: TypeInt, Default: "0", Help: "records per second of wall-clock time over all subtasks; 0 = as fast as possible"},
+			{Name: "seed", Type: TypeInt, Default: "0", Help: "seed of the SplitMix64 stream that draws keys and values"},
+			{Name: "keys", Type: TypeInt, Default: "0", Help: "number of distinct keys key-0..key-<keys-1>; 0 = records have no key"},
+			{Name: "max_value", Type: TypeInt, Default: "100000", Help: "values are drawn from [0, max_value)"},
+			{Name: "start_time", Type: TypeInt, Default: "1700000000000", Help: "timestamp of record 0, ms since the Unix epoch"},
+			{Name: "interval_ms", Type: TypeInt, Default: "1", Help: "event-time step between consecutive records, ms"},
+		},
+		Keyed:   func(o Options) bool { return o.Int("keys") > 0 },
+		Bounded: func(o Options) bool { return o.Int("count") > 0 },
+		Check: func(o Options) error {
+			for _, name := range []string{"count", "rate", "keys", "start_time", "interval_ms"} {
+				if o.Int(name) < 0 {
+					return fmt.Errorf("option %q: must be >= 0, got %d", name, o.Int(name))
+				}
+			}
+			if o.Int("max_value") < 1 {
+				return fmt.Errorf("option %q: must be >= 1, got %d", "max_value", o.Int("max_value"))
+			}
+			return nil
+		},
+		NewSource: func(o Options, sub Subtask) (Source, error) { return newDatagen(o, sub) },
+	})
+}
+
+// datagen is one subtask of the datagen source.
+type datagen struct {
+	count, seed, keys, maxValue, start, interval int64
+	sub                                          Subtask
+	step                                         int64 // Parallelism
+	next                                         int64 // global number of the next record this subtask emits
+	pace                                         pacer
+}
+
+func newDatagen(o Options, sub Subtask) (*datagen, error) {
+	if err := checkSubtask("datagen", sub); err != nil {
+		return nil, err
+	}
+	return &datagen{
+		count:    o.Int("count"),
+		seed:     o.Int("seed"),
+		keys:     o.Int("keys"),
+		maxValue: o.Int("max_value"),
+		start:    o.Int("start_time"),
+		interval: o.Int("interval_ms"),
+		sub:      sub,
+		step:     int64(sub.Parallelism),
+		next:     int64(sub.Index),
+		pace:     pacer{rate: o.Int("rate"), now: time.Now},
+	}, nil
+}
+
+const splitMixGamma uint64 = 0x9E3779B97F4A7C15
+
+func splitMix(z uint64) uint64 {
+	z = (z ^ z>>30) * 0xBF58476D1CE4E5B9
+	z = (z ^ z>>27) * 0x94D049BB133111EB
+	return z ^ z>>31
+}
+
+// Read appends the subtask's next records, at most max of them.
+func (d *datagen) Read(ctx context.Context, b *Batch, max int) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if d.count > 0 && d.next >= d.count {
+		return 0, io.EOF
+	}
+	limit, err := d.pace.limit(ctx, d.next)
+	if err != nil {
+		return 0, err
+	}
+	if d.count > 0 && limit > d.count {
+		limit = d.count
+	}
+	n := 0
+	for n < max && d.next < limit {
+		d.append(b, d.next)
+		d.next += d.step
+		n++
+	}
+	if d.count > 0 && d.next >= d.count {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// append encodes record n in place at the end of b.
+func (d *datagen) append(b *Batch, n int64) {
+	state := uint64(d.seed) + uint64(2*n)*splitMixGamma
+	start := b.reserveRecord()
+	keyStart := len(b.Buf)
+	if d.keys > 0 {
+		k := splitMix(state+splitMixGamma) % uint64(d.keys)
+		b.Buf = append(b.Buf, "key-"...)
+		b.Buf = strconv.AppendUint(b.Buf, k, 10)
+	}
+	key := b.Buf[keyStart:]
+	v := splitMix(state+splitMixGamma+splitMixGamma) % uint64(d.maxValue)
+	b.Buf = append(b.Buf, `{"seq":`...)
+	b.Buf = strconv.AppendInt(b.Buf, n, 10)
+	if d.keys > 0 {
+		b.Buf = append(b.Buf, `,"key":"`...)
+		b.Buf = append(b.Buf, key...)
+		b.Buf = append(b.Buf, '"')
+	}
+	b.Buf = append(b.Buf, `,"value":`...)
+	b.Buf = strconv.AppendUint(b.Buf, v, 10)
+	b.Buf = append(b.Buf, '}')
+	b.finishRecord(start, len(key), d.start+n*d.interval)
+}
+
+// Offset is the global number of the next record this subtask emits.
+func (d *datagen) Offset() []byte { return encodeOffset(offsetDatagen, d.next) }
+
+// Seek resumes at the record an Offset named (the first record of this
+// subtask at or after it, should the parallelism have changed).
+func (d *datagen) Seek(offset []byte) error {
+	var n int64
+	if err := decodeOffset("datagen", offsetDatagen, offset, &n); err != nil {
+		return err
+	}
+	if n < 0 {
+		return fmt.Errorf("connector: datagen: negative offset %d", n)
+	}
+	d.next = stride(n, d.sub)
+	d.pace.restart()
+	return nil
+}
+
+// Close does nothing: datagen holds no resources.
+func (d *datagen) Close() error { return nil }

@@ -1,0 +1,428 @@
+package connector
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/weirstream/weir/wasmabi"
+)
+
+const jsonlShape = `jsonl writes {"key":K,"value":V,"timestamp":T} per record: K is the key as a JSON string,
+or null when the key is empty; T the timestamp in ms; V the value as a JSON string, except that
+with raw_json (the default) a value that is itself a valid JSON object or array is embedded as it
+is, so JSON records stay readable (a reader that needs the exact bytes sets raw_json: false).
+`
+
+var rawJSONOption = Option{Name: "raw_json", Type: TypeBool, Default: "true", Help: "jsonl: embed values that are valid JSON objects or arrays as JSON instead of as a string"}
+
+func init() {
+	Register(&Spec{
+		Name: "stdout",
+		Kind: KindSink,
+		Help: `Writes one line per record to standard output. text writes key<TAB>value, or just the value
+when the key is empty (values are written as they are: a value holding a newline spans lines).
+` + jsonlShape + `Output is buffered and flushed on Flush and Close; the subtasks of a
+process share one writer and each batch is written whole, so lines never interleave.`,
+		Options: []Option{
+			{Name: "format", Type: TypeString, Default: "text", Enum: []string{"text", "jsonl"}, Help: "text: key<TAB>value per line; jsonl: one JSON object per line"},
+			rawJSONOption,
+		},
+		NewSink: func(o Options, sub Subtask) (Sink, error) {
+			return &stdoutSink{format: o.String("format"), rawJSON: o.Bool("raw_json")}, nil
+		},
+	})
+	Register(&Spec{
+		Name: "file",
+		Kind: KindSink,
+		Help: `Writes one line per record to a file, created or truncated when the job starts (with its
+parent folders). With parallelism p > 1, subtask i writes its own file: the path with "-i" inserted
+before the extension (out.jsonl -> out-0.jsonl, out-1.jsonl; out -> out-0). lines writes the value
+only. ` + jsonlShape + `Flush writes the buffered lines and syncs the file.`,
+		Options: []Option{
+			{Name: "path", Type: TypeString, Required: true, Help: "the file to write"},
+			{Name: "format", Type: TypeString, Default: "jsonl", Enum: []string{"jsonl", "lines"}, Help: "jsonl: one JSON object per record; lines: the value of each record"},
+			rawJSONOption,
+		},
+		Check: func(o Options) error {
+			if o.String("path") == "" {
+				return fmt.Errorf("option %q: must not be empty", "path")
+			}
+			return nil
+		},
+		NewSink: func(o Options, sub Subtask) (Sink, error) { return newFileSink(o, sub) },
+	})
+	Register(&Spec{
+		Name: "discard",
+		Kind: KindSink,
+		Help: `Drops every record, counting records and encoded bytes (see DiscardTotals), so benchmarks
+measure the engine rather than the output.`,
+		NewSink: func(Options, Subtask) (Sink, error) { return &DiscardSink{}, nil },
+	})
+}
+
+// SubtaskPath is the file that subtask sub of a file sink writes for path:
+// path itself at parallelism 1, else path with "-<index>" inserted before
+// its extension.
+func SubtaskPath(path string, sub Subtask) string {
+	if sub.Parallelism <= 1 {
+		return path
+	}
+	ext := filepath.Ext(path)
+	if ext == filepath.Base(path) { // ".hidden": no extension
+		ext = ""
+	}
+	return path[:len(path)-len(ext)] + "-" + strconv.Itoa(sub.Index) + ext
+}
+
+// lineFormat says how a sink writes a record.
+type lineFormat uint8
+
+const (
+	formatText  lineFormat = iota // key<TAB>value, or value
+	formatLines                   // value
+	formatJSONL                   // {"key":..,"value":..,"timestamp":..}
+)
+
+// appendLines appends the records of entries to dst, one line each.
+func appendLines(dst, entries []byte, f lineFormat, rawJSON bool) ([]byte, error) {
+	var e wasmabi.Entry
+	for i := 0; len(entries) > 0; i++ {
+		var err error
+		if entries, err = wasmabi.ReadEntry(entries, &e); err != nil {
+			return dst, fmt.Errorf("connector: sink: entry %d: %w", i, err)
+		}
+		if e.Kind != wasmabi.EntryRecord {
+			continue
+		}
+		switch f {
+		case formatText:
+			if len(e.Key) > 0 {
+				dst = append(dst, e.Key...)
+				dst = append(dst, '\t')
+			}
+			dst = append(dst, e.Value...)
+		case formatLines:
+			dst = append(dst, e.Value...)
+		case formatJSONL:
+			dst = appendJSONL(dst, e.Key, e.Value, e.Timestamp, rawJSON)
+		}
+		dst = append(dst, '\n')
+	}
+	return dst, nil
+}
+
+// appendJSONL appends {"key":..,"value":..,"timestamp":..} without the
+// newline.
+func appendJSONL(dst, key, value []byte, ts int64, rawJSON bool) []byte {
+	dst = append(dst, `{"key":`...)
+	if len(key) == 0 {
+		dst = append(dst, "null"...)
+	} else {
+		dst = appendJSONString(dst, key)
+	}
+	dst = append(dst, `,"value":`...)
+	if rawJSON && isJSONContainer(value) {
+		dst = append(dst, value...)
+	} else {
+		dst = appendJSONString(dst, value)
+	}
+	dst = append(dst, `,"timestamp":`...)
+	dst = strconv.AppendInt(dst, ts, 10)
+	return append(dst, '}')
+}
+
+// isJSONContainer reports whether v is one valid JSON object or array on
+// one line (a newline inside would break the one-record-per-line shape).
+func isJSONContainer(v []byte) bool {
+	i := skipSpace(v, 0)
+	if i == len(v) || (v[i] != '{' && v[i] != '[') {
+		return false
+	}
+	for _, c := range v {
+		if c == '\n' || c == '\r' {
+			return false
+		}
+	}
+	return json.Valid(v)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string: quotes, backslashes and
+// control characters escaped, invalid UTF-8 replaced by U+FFFD (as
+// encoding/json does).
+func appendJSONString(dst, s []byte) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// sharedStdout is the one writer the stdout sinks of this process share.
+var sharedStdout = &lockedWriter{}
+
+func init() { sharedStdout.mu.w = bufio.NewWriterSize(os.Stdout, 64<<10) }
+
+// lockedWriter is a buffered writer that whole batches are written to
+// under one lock.
+type lockedWriter struct {
+	mu struct {
+		sync.Mutex
+		w *bufio.Writer // protected by mu
+	}
+}
+
+func (l *lockedWriter) write(p []byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, err := l.mu.w.Write(p)
+	return err
+}
+
+func (l *lockedWriter) flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.mu.w.Flush()
+}
+
+// SetStdout makes the stdout sinks write to w instead of os.Stdout (for
+// tests and embedding) and returns a function that flushes w and puts the
+// previous writer back.
+func SetStdout(w io.Writer) (restore func()) {
+	l := sharedStdout
+	l.mu.Lock()
+	prev := l.mu.w
+	_ = prev.Flush()
+	l.mu.w = bufio.NewWriterSize(w, 64<<10)
+	l.mu.Unlock()
+	return func() {
+		l.mu.Lock()
+		_ = l.mu.w.Flush()
+		l.mu.w = prev
+		l.mu.Unlock()
+	}
+}
+
+// stdoutSink is one subtask of the stdout sink. It formats a batch into
+// its own buffer and hands the whole batch to the shared writer under one
+// lock.
+type stdoutSink struct {
+	format  string
+	rawJSON bool
+	buf     []byte
+	closed  bool
+}
+
+func (s *stdoutSink) lineFormat() lineFormat {
+	if s.format == "jsonl" {
+		return formatJSONL
+	}
+	return formatText
+}
+
+// Write formats the batch and writes it to the shared writer.
+func (s *stdoutSink) Write(entries []byte, count int) error {
+	if s.closed {
+		return errSinkClosed
+	}
+	var err error
+	s.buf, err = appendLines(s.buf[:0], entries, s.lineFormat(), s.rawJSON)
+	if err != nil {
+		return err
+	}
+	if err := sharedStdout.write(s.buf); err != nil {
+		return fmt.Errorf("connector: stdout: %w", err)
+	}
+	if cap(s.buf) > 4<<20 { // do not keep one huge batch's buffer forever
+		s.buf = nil
+	}
+	return nil
+}
+
+// Flush flushes the shared writer.
+func (s *stdoutSink) Flush() error {
+	if err := sharedStdout.flush(); err != nil {
+		return fmt.Errorf("connector: stdout: %w", err)
+	}
+	return nil
+}
+
+// Close flushes; it does not close standard output. It is idempotent.
+func (s *stdoutSink) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.Flush()
+}
+
+var errSinkClosed = errors.New("connector: sink closed")
+
+// fileSink is one subtask of the file sink.
+type fileSink struct {
+	path    string
+	format  lineFormat
+	rawJSON bool
+	f       *os.File
+	buf     []byte
+}
+
+// fileSinkBuffer is how many formatted bytes a file sink gathers before it
+// writes them.
+const fileSinkBuffer = 256 << 10
+
+func newFileSink(o Options, sub Subtask) (*fileSink, error) {
+	if err := checkSubtask("file", sub); err != nil {
+		return nil, err
+	}
+	s := &fileSink{path: SubtaskPath(o.String("path"), sub), format: formatJSONL, rawJSON: o.Bool("raw_json")}
+	if o.String("format") == "lines" {
+		s.format = formatLines
+	}
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o755); err != nil {
+		return nil, fmt.Errorf("connector: file sink: %w", err)
+	}
+	f, err := os.Create(s.path)
+	if err != nil {
+		return nil, fmt.Errorf("connector: file sink: %w", err)
+	}
+	s.f = f
+	s.buf = make([]byte, 0, fileSinkBuffer+64<<10)
+	return s, nil
+}
+
+// Path is the file this subtask writes.
+func (s *fileSink) Path() string { return s.path }
+
+// Write formats the batch into the buffer, writing it out when full.
+func (s *fileSink) Write(entries []byte, count int) error {
+	if s.f == nil {
+		return errSinkClosed
+	}
+	var err error
+	if s.buf, err = appendLines(s.buf, entries, s.format, s.rawJSON); err != nil {
+		return err
+	}
+	if len(s.buf) >= fileSinkBuffer {
+		return s.writeOut()
+	}
+	return nil
+}
+
+func (s *fileSink) writeOut() error {
+	if len(s.buf) == 0 {
+		return nil
+	}
+	_, err := s.f.Write(s.buf)
+	s.buf = s.buf[:0]
+	if err != nil {
+		return fmt.Errorf("connector: file sink: writing %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Flush writes the buffered lines and syncs the file.
+func (s *fileSink) Flush() error {
+	if s.f == nil {
+		return errSinkClosed
+	}
+	if err := s.writeOut(); err != nil {
+		return err
+	}
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("connector: file sink: syncing %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Close flushes and closes the file. It is idempotent.
+func (s *fileSink) Close() error {
+	if s.f == nil {
+		return nil
+	}
+	err := s.Flush()
+	if cerr := s.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("connector: file sink: closing %s: %w", s.path, cerr)
+	}
+	s.f = nil
+	return err
+}
+
+// discardTotals count what every DiscardSink of the process received.
+var discardTotals struct{ records, bytes atomic.Int64 }
+
+// DiscardTotals returns the records and encoded entry bytes received by
+// all discard sinks of this process so far.
+func DiscardTotals() (records, bytes int64) {
+	return discardTotals.records.Load(), discardTotals.bytes.Load()
+}
+
+// DiscardSink is the discard sink: it drops records, counting them. Its
+// counters may be read from any goroutine.
+type DiscardSink struct {
+	records, bytes atomic.Int64
+}
+
+// Write counts the batch's records and bytes.
+func (d *DiscardSink) Write(entries []byte, count int) error {
+	d.records.Add(int64(count))
+	d.bytes.Add(int64(len(entries)))
+	discardTotals.records.Add(int64(count))
+	discardTotals.bytes.Add(int64(len(entries)))
+	return nil
+}
+
+// Count returns the number of records this sink received.
+func (d *DiscardSink) Count() int64 { return d.records.Load() }
+
+// Bytes returns the encoded entry bytes this sink received.
+func (d *DiscardSink) Bytes() int64 { return d.bytes.Load() }
+
+// Flush does nothing.
+func (d *DiscardSink) Flush() error { return nil }
+
+// Close does nothing.
+func (d *DiscardSink) Close() error { return nil }

@@ -1,0 +1,171 @@
+package state
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/weirstream/weir/internal/keygroup"
+	"github.com/weirstream/weir/wasmabi"
+)
+
+const benchKeys = 10_000
+
+// benchSlots are the record keys of the benchmarks and their key groups.
+type benchSlots struct {
+	keys [][]byte
+	kgs  []uint16
+}
+
+func newBenchSlots() benchSlots {
+	var s benchSlots
+	for i := 0; i < benchKeys; i++ {
+		k := []byte(fmt.Sprintf("user-%06d", i))
+		s.keys = append(s.keys, k)
+		s.kgs = append(s.kgs, uint16(keygroup.Of(k, keygroup.DefaultMaxParallelism)))
+	}
+	return s
+}
+
+// benchBackends runs f against each backend. The pebble one is as a
+// worker would open it (default cache and memtable sizes).
+func benchBackends(b *testing.B, f func(b *testing.B, be Backend)) {
+	b.Run("heap", func(b *testing.B) { f(b, NewHeap(nil)) })
+	b.Run("pebble", func(b *testing.B) {
+		p, err := OpenPebble(b.TempDir(), nil, PebbleOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.Close()
+		f(b, p)
+	})
+}
+
+func benchRegister(b *testing.B, be Backend, kind wasmabi.StateKind) ID {
+	id, err := be.Register("bench", "s", kind, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return id
+}
+
+// BenchmarkValueGet reads an 8-byte value state of one of 10k keys.
+func BenchmarkValueGet(b *testing.B) {
+	s := newBenchSlots()
+	benchBackends(b, func(b *testing.B, be Backend) {
+		id := benchRegister(b, be, wasmabi.StateValue)
+		val := []byte("12345678")
+		for i := range s.keys {
+			if err := be.Put(id, s.kgs[i], s.keys[i], nil, val); err != nil {
+				b.Fatal(err)
+			}
+		}
+		dst := make([]byte, 0, 64)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			j := i % benchKeys
+			out, ok, err := be.Get(id, s.kgs[j], s.keys[j], nil, dst[:0])
+			if err != nil || !ok || len(out) != 8 {
+				b.Fatal(out, ok, err)
+			}
+		}
+	})
+}
+
+// BenchmarkValuePut overwrites an 8-byte value state of one of 10k keys.
+func BenchmarkValuePut(b *testing.B) {
+	s := newBenchSlots()
+	benchBackends(b, func(b *testing.B, be Backend) {
+		id := benchRegister(b, be, wasmabi.StateValue)
+		val := []byte("12345678")
+		for i := range s.keys {
+			if err := be.Put(id, s.kgs[i], s.keys[i], nil, val); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			j := i % benchKeys
+			val[0] = byte(i)
+			if err := be.Put(id, s.kgs[j], s.keys[j], nil, val); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkListAppend appends an 8-byte item to the list state of one of
+// 10k keys; the lists are cleared (untimed) every 64 rounds so they stay
+// short.
+func BenchmarkListAppend(b *testing.B) {
+	s := newBenchSlots()
+	benchBackends(b, func(b *testing.B, be Backend) {
+		id := benchRegister(b, be, wasmabi.StateList)
+		val := []byte("12345678")
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			j := i % benchKeys
+			if j == 0 && i > 0 && (i/benchKeys)%64 == 0 {
+				b.StopTimer()
+				for k := range s.keys {
+					if err := be.Clear(id, s.kgs[k], s.keys[k]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+			}
+			if err := be.Put(id, s.kgs[j], s.keys[j], nil, val); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkMapPut sets one of 16 user keys of the map state of one of 10k
+// keys to an 8-byte value.
+func BenchmarkMapPut(b *testing.B) {
+	s := newBenchSlots()
+	var ukeys [][]byte
+	for i := 0; i < 16; i++ {
+		ukeys = append(ukeys, []byte(fmt.Sprintf("field-%02d", i)))
+	}
+	benchBackends(b, func(b *testing.B, be Backend) {
+		id := benchRegister(b, be, wasmabi.StateMap)
+		val := []byte("12345678")
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			j := i % benchKeys
+			if err := be.Put(id, s.kgs[j], s.keys[j], ukeys[(i/benchKeys)%16], val); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkListGet reads a 16-item list of one of 10k keys.
+func BenchmarkListGet(b *testing.B) {
+	s := newBenchSlots()
+	benchBackends(b, func(b *testing.B, be Backend) {
+		id := benchRegister(b, be, wasmabi.StateList)
+		for r := 0; r < 16; r++ {
+			for i := range s.keys {
+				if err := be.Put(id, s.kgs[i], s.keys[i], nil, []byte("12345678")); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		dst := make([]byte, 0, 1024)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			j := i % benchKeys
+			out, ok, err := be.List(id, s.kgs[j], s.keys[j], dst[:0])
+			if err != nil || !ok || len(out) != 16*12 {
+				b.Fatal(len(out), ok, err)
+			}
+		}
+	})
+}

@@ -1,0 +1,75 @@
+// Package state holds the keyed state of a worker's operators: value, list
+// and map state scoped to a record key, as the ABI's state host function
+// offers it, in one of two backends — heap (Go maps, in memory) and pebble
+// (an LSM on local disk, one instance per worker).
+//
+// Every keyed entry lives under its key group (see internal/keygroup), the
+// first component of its storage key, so the entries of a key-group range
+// are contiguous and can be cut out whole when a job is rescaled.
+package state
+
+import (
+	"errors"
+
+	"github.com/weirstream/weir/wasmabi"
+)
+
+// ID names one declared state of one operator in a Backend: the pair
+// (operator uid, state name) registered with Register.
+type ID uint32
+
+// Backend is the keyed state of one worker. It is not safe for concurrent
+// use by several goroutines on the same ID; different operators (IDs) may
+// be used from different goroutines at once (each task owns its IDs).
+//
+// Slices passed in are only read during the call. Slices returned are
+// appended to dst and owned by the caller.
+type Backend interface {
+	// Register declares the state name of operator uid with a kind and
+	// returns its ID; registering the same (uid, name) again returns the
+	// same ID, or an error if the kind differs.
+	Register(uid, name string, kind wasmabi.StateKind, opts Options) (ID, error)
+
+	// Get appends to dst the value of a value state, or the value of
+	// userKey in a map state, for key in key group kg; ok is false when
+	// there is none.
+	Get(id ID, kg uint16, key, userKey, dst []byte) (out []byte, ok bool, err error)
+	// Put sets a value state, appends value to a list state, or sets
+	// userKey to value in a map state.
+	Put(id ID, kg uint16, key, userKey, value []byte) error
+	// Delete clears a value or list state, or removes userKey from a map
+	// state.
+	Delete(id ID, kg uint16, key, userKey []byte) error
+	// Clear removes everything the state holds for key.
+	Clear(id ID, kg uint16, key []byte) error
+	// List appends to dst the items of a list state in insertion order,
+	// each encoded with wasmabi.AppendItem; ok is false when empty.
+	List(id ID, kg uint16, key, dst []byte) (out []byte, ok bool, err error)
+	// Entries appends to dst the entries of a map state in user-key byte
+	// order, each as two wasmabi items (user key, value); ok is false when
+	// empty.
+	Entries(id ID, kg uint16, key, dst []byte) (out []byte, ok bool, err error)
+
+	// Close releases the backend; a pebble backend flushes and closes its
+	// database.
+	Close() error
+}
+
+// Options are per-state settings.
+type Options struct {
+	// TTL, in milliseconds of processing time, after which an entry that
+	// was not written is treated as absent (0: no expiry). An entry's time
+	// is the Clock's value when it was last written.
+	TTL int64
+}
+
+// Clock returns the processing time in ms used for TTL. Backends take one
+// at construction so tests can drive expiry.
+type Clock func() int64
+
+// Errors.
+var (
+	ErrUnknownID = errors.New("state: unknown state id")
+	ErrKind      = errors.New("state: operation not valid for this kind of state")
+	ErrClosed    = errors.New("state: backend closed")
+)

@@ -1,0 +1,160 @@
+package task
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/weirstream/weir/internal/keygroup"
+	"github.com/weirstream/weir/wasmabi"
+	"github.com/weirstream/weir/worker/state"
+)
+
+// services is what one operator subtask reaches on the host: keyed state in
+// the job's backend, restricted to the subtask's key groups, timers, logs
+// and counters. It implements Services.
+type services struct {
+	n       *node
+	backend state.Backend
+	ids     []state.ID
+	kinds   []wasmabi.StateKind
+	kgs     keygroup.Range
+	maxPar  int
+	ttl     int64
+	scratch []byte
+
+	event, proc *timerQueue
+	keyed       bool
+}
+
+func newServices(n *node, keyed bool) *services {
+	s := &services{n: n, keyed: keyed, backend: n.t.job.State, maxPar: n.t.job.MaxParallelism, kgs: n.t.keyGroups, ttl: n.spec.StateTTL.Milliseconds()}
+	if keyed {
+		s.event, s.proc = newTimerQueue(), newTimerQueue()
+	}
+	return s
+}
+
+func (s *services) StateRegister(name string, kind wasmabi.StateKind) (uint32, error) {
+	if !s.keyed {
+		return 0, fmt.Errorf("operator %s is not keyed (kind %s): keyed state needs a process, co_process or aggregate operator after a key_by edge", s.n.spec.UID, s.n.spec.Desc.Kind)
+	}
+	id, err := s.backend.Register(s.n.spec.UID, name, kind, state.Options{TTL: s.ttl})
+	if err != nil {
+		return 0, err
+	}
+	s.ids = append(s.ids, id)
+	s.kinds = append(s.kinds, kind)
+	return uint32(len(s.ids) - 1), nil
+}
+
+// keyGroup returns the key group of key, which must be one of the subtask's.
+func (s *services) keyGroup(key []byte) (uint16, error) {
+	kg := keygroup.Of(key, s.maxPar)
+	if !s.kgs.Contains(kg) {
+		return 0, fmt.Errorf("key %q is in key group %d, which subtask %d of %s does not own (%s): state and timers may only use the current record's key", key, kg, s.n.t.index, s.n.spec.UID, s.kgs)
+	}
+	return uint16(kg), nil
+}
+
+func (s *services) State(op wasmabi.StateOp, local uint32, key, userKey, value, out []byte) (int64, error) {
+	if int(local) >= len(s.ids) {
+		return 0, fmt.Errorf("state id %d was never registered", local)
+	}
+	kg, err := s.keyGroup(key)
+	if err != nil {
+		return 0, err
+	}
+	id, kind := s.ids[local], s.kinds[local]
+	result := func(b []byte, ok bool, err error) (int64, error) {
+		if err != nil || !ok {
+			return -1, err
+		}
+		s.scratch = b[:0]
+		if len(b) <= len(out) {
+			copy(out, b)
+		}
+		return int64(len(b)), nil
+	}
+	switch op {
+	case wasmabi.StateGet:
+		if kind == wasmabi.StateList {
+			return result(s.backend.List(id, kg, key, s.scratch[:0]))
+		}
+		return result(s.backend.Get(id, kg, key, userKey, s.scratch[:0]))
+	case wasmabi.StatePut:
+		return 0, s.backend.Put(id, kg, key, userKey, value)
+	case wasmabi.StateDelete:
+		return 0, s.backend.Delete(id, kg, key, userKey)
+	case wasmabi.StateClear:
+		return 0, s.backend.Clear(id, kg, key)
+	case wasmabi.StateEntries:
+		if kind != wasmabi.StateMap {
+			return 0, fmt.Errorf("entries of state %d, which is not map state", local)
+		}
+		return result(s.backend.Entries(id, kg, key, s.scratch[:0]))
+	}
+	return 0, fmt.Errorf("unknown state op %d", op)
+}
+
+func (s *services) Timer(op wasmabi.TimerOp, domain wasmabi.TimeDomain, ts int64, key []byte) error {
+	if !s.keyed {
+		return fmt.Errorf("operator %s is not keyed: timers need a keyed operator", s.n.spec.UID)
+	}
+	if _, err := s.keyGroup(key); err != nil {
+		return err
+	}
+	q := s.event
+	if domain == wasmabi.ProcessingTime {
+		q = s.proc
+	}
+	t := timer{ts: ts, key: string(key)}
+	if op == wasmabi.TimerRegister {
+		q.add(t)
+	} else {
+		q.remove(t)
+	}
+	return nil
+}
+
+func (s *services) Log(level int, msg string) {
+	l := slog.LevelInfo
+	switch level {
+	case wasmabi.LogDebug:
+		l = slog.LevelDebug
+	case wasmabi.LogWarn:
+		l = slog.LevelWarn
+	case wasmabi.LogError:
+		l = slog.LevelError
+	}
+	s.n.t.run.log.Log(s.n.t.ctx, l, msg, "operator", s.n.spec.UID, "subtask", s.n.t.index)
+}
+
+func (s *services) Counter(name string, delta int64) {
+	s.n.t.run.counters.add(s.n.spec.UID+"."+name, delta)
+}
+
+// counterSet is the job's user counters.
+type counterSet struct {
+	mu sync.Mutex
+	m  map[string]int64
+}
+
+func (c *counterSet) add(name string, d int64) {
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[string]int64{}
+	}
+	c.m[name] += d
+	c.mu.Unlock()
+}
+
+func (c *counterSet) snapshot() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int64, len(c.m))
+	for k, v := range c.m {
+		out[k] = v
+	}
+	return out
+}
