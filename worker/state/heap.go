@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync/atomic"
 
+	"github.com/weirstream/weir/internal/keygroup"
 	"github.com/weirstream/weir/wasmabi"
 )
 
@@ -22,13 +23,30 @@ type Heap struct {
 
 var _ Backend = (*Heap)(nil)
 
-// heapState is one registered state. Its fields are used only by the task
-// that owns the ID (see Backend), so they need no lock.
+// heapState is one registered state, sharded by key group: the subtasks
+// of an operator use the same ID from different goroutines, each on its
+// own key groups, so each key group's shard is only ever touched by one
+// goroutine and needs no lock.
 type heapState struct {
 	decl
+	shards []*heapShard // by key group, made on first use
+}
+
+// heapShard is the data of one state in one key group.
+type heapShard struct {
 	slots  map[string]*heapSlot
 	key    []byte   // scratch: the slot key of the current call
 	sorted []string // scratch: map user keys being sorted by Entries
+}
+
+// shard returns the shard of kg (checked by state), making it if needed.
+func (s *heapState) shard(kg uint16) *heapShard {
+	sh := s.shards[kg]
+	if sh == nil {
+		sh = &heapShard{slots: map[string]*heapSlot{}}
+		s.shards[kg] = sh
+	}
+	return sh
 }
 
 // heapSlot is the data of one (key group, key) of a state; which fields are
@@ -61,7 +79,7 @@ func (h *Heap) Register(uid, name string, kind wasmabi.StateKind, opts Options) 
 		return 0, ErrClosed
 	}
 	return h.reg.register(uid, name, kind, opts, func(id ID, d decl) error {
-		h.states.set(id, &heapState{decl: d, slots: map[string]*heapSlot{}})
+		h.states.set(id, &heapState{decl: d, shards: make([]*heapShard, keygroup.MaxMaxParallelism)})
 		return nil
 	})
 }
@@ -81,7 +99,7 @@ func (h *Heap) state(id ID, kg uint16) (*heapState, error) {
 }
 
 // slotKey sets s.key to the map key of (kg, key) and returns it.
-func (s *heapState) slotKey(kg uint16, key []byte) []byte {
+func (s *heapShard) slotKey(kg uint16, key []byte) []byte {
 	s.key = append(binary.BigEndian.AppendUint16(s.key[:0], kg), key...)
 	return s.key
 }
@@ -104,27 +122,28 @@ func (h *Heap) Get(id ID, kg uint16, key, userKey, dst []byte) ([]byte, bool, er
 	if err != nil {
 		return dst, false, err
 	}
-	k := s.slotKey(kg, key)
-	sl := s.slots[string(k)]
+	sh := s.shard(kg)
+	k := sh.slotKey(kg, key)
+	sl := sh.slots[string(k)]
 	if sl == nil {
 		return dst, false, nil
 	}
 	switch s.kind {
 	case wasmabi.StateValue:
 		if !s.live(sl.ts, s.now(h.clock)) {
-			delete(s.slots, string(k))
+			delete(sh.slots, string(k))
 			return dst, false, nil
 		}
 		return append(dst, sl.val...), true, nil
 	case wasmabi.StateList:
-		return s.listItems(h.clock, k, sl, dst)
+		return s.listItems(sh, h.clock, k, sl, dst)
 	default:
 		e := sl.m[string(userKey)]
 		if e == nil {
 			return dst, false, nil
 		}
 		if !s.live(e.ts, s.now(h.clock)) {
-			s.removeEntry(k, sl, userKey)
+			s.removeEntry(sh, k, sl, userKey)
 			return dst, false, nil
 		}
 		return append(dst, e.v...), true, nil
@@ -137,11 +156,12 @@ func (h *Heap) Put(id ID, kg uint16, key, userKey, value []byte) error {
 	if err != nil {
 		return err
 	}
-	k := s.slotKey(kg, key)
-	sl := s.slots[string(k)]
+	sh := s.shard(kg)
+	k := sh.slotKey(kg, key)
+	sl := sh.slots[string(k)]
 	if sl == nil {
 		sl = &heapSlot{}
-		s.slots[string(k)] = sl
+		sh.slots[string(k)] = sl
 	}
 	now := s.now(h.clock)
 	switch s.kind {
@@ -183,23 +203,24 @@ func (h *Heap) Delete(id ID, kg uint16, key, userKey []byte) error {
 	if err != nil {
 		return err
 	}
-	k := s.slotKey(kg, key)
+	sh := s.shard(kg)
+	k := sh.slotKey(kg, key)
 	if s.kind != wasmabi.StateMap {
-		delete(s.slots, string(k))
+		delete(sh.slots, string(k))
 		return nil
 	}
-	if sl := s.slots[string(k)]; sl != nil {
-		s.removeEntry(k, sl, userKey)
+	if sl := sh.slots[string(k)]; sl != nil {
+		s.removeEntry(sh, k, sl, userKey)
 	}
 	return nil
 }
 
 // removeEntry removes userKey from the map slot sl at k, and the slot when
 // it becomes empty.
-func (s *heapState) removeEntry(k []byte, sl *heapSlot, userKey []byte) {
+func (s *heapState) removeEntry(sh *heapShard, k []byte, sl *heapSlot, userKey []byte) {
 	delete(sl.m, string(userKey))
 	if len(sl.m) == 0 {
-		delete(s.slots, string(k))
+		delete(sh.slots, string(k))
 	}
 }
 
@@ -209,7 +230,8 @@ func (h *Heap) Clear(id ID, kg uint16, key []byte) error {
 	if err != nil {
 		return err
 	}
-	delete(s.slots, string(s.slotKey(kg, key)))
+	sh := s.shard(kg)
+	delete(sh.slots, string(sh.slotKey(kg, key)))
 	return nil
 }
 
@@ -219,20 +241,21 @@ func (h *Heap) List(id ID, kg uint16, key, dst []byte) ([]byte, bool, error) {
 	if err != nil {
 		return dst, false, err
 	}
+	sh := s.shard(kg)
 	if s.kind != wasmabi.StateList {
 		return dst, false, fmt.Errorf("state: list of id %d, which is %s state: %w", id, kindName(s.kind), ErrKind)
 	}
-	k := s.slotKey(kg, key)
-	sl := s.slots[string(k)]
+	k := sh.slotKey(kg, key)
+	sl := sh.slots[string(k)]
 	if sl == nil {
 		return dst, false, nil
 	}
-	return s.listItems(h.clock, k, sl, dst)
+	return s.listItems(sh, h.clock, k, sl, dst)
 }
 
 // listItems appends the live items of the list slot sl at k, first
 // dropping the expired ones (and the slot, if none are left).
-func (s *heapState) listItems(c Clock, k []byte, sl *heapSlot, dst []byte) ([]byte, bool, error) {
+func (s *heapState) listItems(sh *heapShard, c Clock, k []byte, sl *heapSlot, dst []byte) ([]byte, bool, error) {
 	if s.ttl > 0 {
 		now := c()
 		// Compact in place: kept items only ever move towards the front.
@@ -249,7 +272,7 @@ func (s *heapState) listItems(c Clock, k []byte, sl *heapSlot, dst []byte) ([]by
 		sl.items, sl.itemTS = sl.items[:out], sl.itemTS[:n]
 	}
 	if len(sl.items) == 0 {
-		delete(s.slots, string(k))
+		delete(sh.slots, string(k))
 		return dst, false, nil
 	}
 	return append(dst, sl.items...), true, nil
@@ -261,16 +284,17 @@ func (h *Heap) Entries(id ID, kg uint16, key, dst []byte) ([]byte, bool, error) 
 	if err != nil {
 		return dst, false, err
 	}
+	sh := s.shard(kg)
 	if s.kind != wasmabi.StateMap {
 		return dst, false, fmt.Errorf("state: entries of id %d, which is %s state: %w", id, kindName(s.kind), ErrKind)
 	}
-	k := s.slotKey(kg, key)
-	sl := s.slots[string(k)]
+	k := sh.slotKey(kg, key)
+	sl := sh.slots[string(k)]
 	if sl == nil {
 		return dst, false, nil
 	}
 	now := s.now(h.clock)
-	names := s.sorted[:0]
+	names := sh.sorted[:0]
 	for u, e := range sl.m {
 		if !s.live(e.ts, now) {
 			delete(sl.m, u)
@@ -279,7 +303,7 @@ func (h *Heap) Entries(id ID, kg uint16, key, dst []byte) ([]byte, bool, error) 
 		names = append(names, u)
 	}
 	if len(names) == 0 {
-		delete(s.slots, string(k))
+		delete(sh.slots, string(k))
 		return dst, false, nil
 	}
 	slices.Sort(names)
@@ -288,7 +312,7 @@ func (h *Heap) Entries(id ID, kg uint16, key, dst []byte) ([]byte, bool, error) 
 		dst = wasmabi.AppendItem(dst, sl.m[u].v)
 	}
 	clear(names) // do not keep removed keys reachable
-	s.sorted = names[:0]
+	sh.sorted = names[:0]
 	return dst, true, nil
 }
 

@@ -83,7 +83,7 @@ type Pebble struct {
 	dir    string
 	clock  Clock
 	reg    *registry
-	states table[pebbleState]
+	states table[pebbleReg]
 	closed atomic.Bool
 	noWAL  bool
 
@@ -92,11 +92,19 @@ type Pebble struct {
 
 var _ Backend = (*Pebble)(nil)
 
-// pebbleState is one registered state. Its fields are used only by the task
-// that owns the ID (see Backend), so they need no lock.
-type pebbleState struct {
+// pebbleReg is one registered state; its scratch lives in one pebbleState
+// per key group, since the subtasks of an operator use the same ID from
+// different goroutines, each on its own key groups.
+type pebbleReg struct {
 	decl
-	id   ID
+	id     ID
+	shards []*pebbleState // by key group, made on first use
+}
+
+// pebbleState is the scratch of one state in one key group, used by the
+// one goroutine that owns the key group, so it needs no lock.
+type pebbleState struct {
+	*pebbleReg
 	key  []byte // scratch: the storage key (or slot prefix) of the call
 	end  []byte // scratch: the upper bound of an iteration
 	val  []byte // scratch: a value with its write time
@@ -235,7 +243,7 @@ func (p *Pebble) Register(uid, name string, kind wasmabi.StateKind, opts Options
 		if err := p.setDurably(registryKey(uid, name), encodeRegistryRecord(id, d)); err != nil {
 			return fmt.Errorf("state: recording state %q of operator %q: %w", name, uid, err)
 		}
-		p.states.set(id, &pebbleState{decl: d, id: id, seqs: map[string]*uint64{}})
+		p.states.set(id, &pebbleReg{decl: d, id: id, shards: make([]*pebbleState, keygroup.MaxMaxParallelism)})
 		return nil
 	})
 }
@@ -244,12 +252,17 @@ func (p *Pebble) state(id ID, kg uint16) (*pebbleState, error) {
 	if p.closed.Load() {
 		return nil, ErrClosed
 	}
-	s := p.states.get(id)
-	if s == nil {
+	r := p.states.get(id)
+	if r == nil {
 		return nil, fmt.Errorf("state: id %d: %w", id, ErrUnknownID)
 	}
 	if err := checkKeyGroup(kg); err != nil {
 		return nil, err
+	}
+	s := r.shards[kg]
+	if s == nil {
+		s = &pebbleState{pebbleReg: r, seqs: map[string]*uint64{}}
+		r.shards[kg] = s
 	}
 	return s, nil
 }

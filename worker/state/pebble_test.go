@@ -240,7 +240,7 @@ func TestPebbleListSeqRecovery(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	clear(p.states.get(l).seqs)
+	clear(p.states.get(l).shards[1].seqs)
 	if err := p.Put(l, 1, []byte("k"), nil, []byte("d")); err != nil {
 		t.Fatal(err)
 	}

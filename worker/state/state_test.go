@@ -13,7 +13,7 @@ import (
 // fakeClock is a processing-time clock the test moves by hand.
 type fakeClock struct{ now atomic.Int64 }
 
-func (c *fakeClock) clock() int64      { return c.now.Load() }
+func (c *fakeClock) clock() int64     { return c.now.Load() }
 func (c *fakeClock) advance(ms int64) { c.now.Add(ms) }
 
 // testPebbleOptions keep pebble small so tests start fast.
@@ -100,6 +100,7 @@ func list(st, key string, want ...string) step {
 func entries(st, key string, want ...string) step {
 	return step{op: "entries", st: st, key: key, want: want, some: len(want) > 0}
 }
+
 // errAny is a wantErr that accepts any error.
 var errAny = errors.New("any error")
 
