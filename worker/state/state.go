@@ -18,9 +18,11 @@ import (
 // (operator uid, state name) registered with Register.
 type ID uint32
 
-// Backend is the keyed state of one worker. It is not safe for concurrent
-// use by several goroutines on the same ID; different operators (IDs) may
-// be used from different goroutines at once (each task owns its IDs).
+// Backend is the keyed state of one worker. The subtasks of one operator
+// share its IDs and run on different goroutines, each on its own key
+// groups: a Backend is safe for concurrent use by goroutines that use
+// disjoint key groups (implementations keep their per-call scratch per key
+// group), and not for two goroutines on one key group.
 //
 // Slices passed in are only read during the call. Slices returned are
 // appended to dst and owned by the caller.
