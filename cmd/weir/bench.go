@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 
@@ -50,6 +52,69 @@ build the modules.`,
 	}
 	abi.Flags().Int("records", 200_000, "records per measurement")
 	abi.Flags().IntSlice("batch", []int{1, 64, 1024}, "batch sizes")
-	cmd.AddCommand(abi)
+	nexmark := &cobra.Command{
+		Use:   "nexmark",
+		Short: "Throughput, CPU, memory and latency of the Nexmark queries on the embedded engine",
+		Long: `Runs Nexmark queries (the job specs examples/nexmark/qN.yaml) on the embedded
+engine with a bounded nexmark source of --events events and the sinks replaced
+by discard, and prints per query: events/s, events/s per core (events divided
+by the process's user+sys CPU seconds, generator included, as Flink's published
+Nexmark figures count), peak RSS and p99 source-to-sink latency (from latency
+markers sent every 10 ms). With --native each query also runs with its
+operators linked natively (the same Go source, no WebAssembly), so the cost of
+the sandbox shows side by side. Run it from the repository root.
+
+Examples:
+  weir bench nexmark --query q1 --events 5000000 --native
+  weir bench nexmark --query q0,q1,q2,q5,q7,q8 --events 2000000 --output json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			progress := a.stderr
+			if a.jsonOut() {
+				progress = io.Discard
+			}
+			if path := a.cfg.GetString("cpuprofile"); path != "" {
+				f, err := os.Create(path)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
+			rep, err := bench.Nexmark(cmd.Context(), bench.NexmarkOptions{
+				SpecDir:     a.cfg.GetString("spec-dir"),
+				Queries:     splitList(a.cfg.GetString("query")),
+				Events:      a.cfg.GetInt64("events"),
+				Parallelism: a.cfg.GetInt("parallelism"),
+				Backend:     a.cfg.GetString("backend"),
+				Native:      a.cfg.GetBool("native"),
+				Runtime:     a.runtimeConfig(),
+				CacheDir:    a.cfg.GetString("cache-dir"),
+				Progress:    progress,
+			})
+			if err != nil {
+				return err
+			}
+			if a.jsonOut() {
+				return a.printJSON(rep)
+			}
+			fmt.Fprintln(a.stdout)
+			rep.WriteTable(a.stdout)
+			return nil
+		},
+	}
+	nf := nexmark.Flags()
+	nf.String("query", "q0,q1,q2,q3,q4,q5,q7,q8", "queries to run, comma-separated")
+	nf.Int64("events", 1_000_000, "events per run")
+	nf.Int("parallelism", 0, "parallelism of every operator (0: as in the spec)")
+	nf.String("backend", "pebble", "state backend: heap or pebble")
+	nf.Bool("native", false, "also run each query with natively linked operators")
+	nf.String("spec-dir", "examples/nexmark", "folder of the qN.yaml job specs")
+	nf.String("cpuprofile", "", "write a CPU profile (go tool pprof) of the runs to this file")
+	addLimitFlags(nexmark)
+	cmd.AddCommand(abi, nexmark)
 	return cmd
 }

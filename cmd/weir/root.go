@@ -63,7 +63,7 @@ $XDG_CONFIG_HOME/weir/config.yaml), then defaults.`,
 	pf.StringP("output", "o", "text", "output format: text or json")
 	pf.String("cache-dir", modbuild.DefaultCacheDir(), "where compiled modules and builds are cached")
 	pf.Bool("debug", false, "print full errors and stack traces")
-	root.AddCommand(newRunCmd(a), newModuleCmd(a), newConnectorsCmd(a), newBenchCmd(a), newVersionCmd(a))
+	root.AddCommand(newRunCmd(a), newJobCmd(a), newModuleCmd(a), newConnectorsCmd(a), newBenchCmd(a), newVersionCmd(a))
 	return root
 }
 

@@ -12,11 +12,11 @@ import (
 // Parse returns every problem it finds as an errors.Join of *Error values;
 // use Errors to get them back.
 type Error struct {
-	File  string // the spec's file name, "" when unknown
-	Line  int    // 1-based; 0 when unknown
-	Col   int    // 1-based
-	Field string // the field path, "operators[1].inputs[0].from"; "" for the whole file
-	Msg   string // what is wrong; what to do
+	File  string `json:"file,omitempty"`  // the spec's file name, "" when unknown
+	Line  int    `json:"line,omitempty"`  // 1-based; 0 when unknown
+	Col   int    `json:"col,omitempty"`   // 1-based
+	Field string `json:"field,omitempty"` // the field path, "operators[1].inputs[0].from"; "" for the whole file
+	Msg   string `json:"msg"`             // what is wrong; what to do
 }
 
 // Error formats e as `file:line:col: field: msg`.
@@ -76,11 +76,40 @@ func sortErrors(errs []error) {
 	})
 }
 
+// MaxErrors bounds the problems Parse reports; past it, one last error
+// says how many more there are.
+const MaxErrors = 100
+
+// truncate keeps the first MaxErrors errors.
+func truncate(errs []error, file string) []error {
+	if len(errs) <= MaxErrors {
+		return errs
+	}
+	more := len(errs) - MaxErrors
+	return append(errs[:MaxErrors:MaxErrors], &Error{File: file, Msg: fmt.Sprintf("and %d more problems", more)})
+}
+
+// nameList joins names for a message, at most 20 of them.
+func nameList(names []string) string {
+	const show = 20
+	if len(names) <= show {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:show], ", "), len(names)-show)
+}
+
 // didYouMean returns ` did you mean "x"?` when one candidate is close
 // enough to s to be a typo of it, else "".
 func didYouMean(s string, candidates []string) string {
+	const maxLen = 64 // a typo of a long name is not worth quadratic time
+	if len(s) > maxLen {
+		return ""
+	}
 	best, bestD := "", math.MaxInt
 	for _, c := range candidates {
+		if len(c) > maxLen {
+			continue
+		}
 		if d := editDistance(strings.ToLower(s), strings.ToLower(c)); d < bestD {
 			best, bestD = c, d
 		}

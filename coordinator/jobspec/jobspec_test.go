@@ -685,3 +685,24 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParse(b *testing.B) {
+	var s strings.Builder
+	s.WriteString(header + "sources: [{uid: o0, connector: test-src, options: {key: k}}]\noperators:\n")
+	for i := 1; i <= 200; i++ {
+		fmt.Fprintf(&s, "  - {uid: o%d, module: m, operator: x, params: {n: %d}, inputs: [{from: o%d, partition: key_by}]}\n", i, i, i-1)
+	}
+	s.WriteString("sinks: [{uid: out, connector: test-sink, options: {path: x}, input: o200}]\n")
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "m.wasm"), nil, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	data, file := []byte(s.String()), filepath.Join(dir, "job.yaml")
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(data, file); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -54,7 +54,7 @@ func Parse(data []byte, filename string) (*Job, error) {
 	p.validate(j)
 	if len(p.errs) > 0 {
 		sortErrors(p.errs)
-		return nil, errors.Join(p.errs...)
+		return nil, errors.Join(truncate(p.errs, filename)...)
 	}
 	return j, nil
 }

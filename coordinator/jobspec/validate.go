@@ -181,7 +181,7 @@ func connectorNames(kind connector.Kind) []string {
 func (p *parser) lookupConnector(n *Node, kind connector.Kind, name string, raw map[string]any) (*connector.Spec, connector.Options) {
 	f := n.Field + ".connector"
 	if name == "" {
-		p.errorAt(f, "connector is required (%ss: %s)", kind, strings.Join(connectorNames(kind), ", "))
+		p.errorAt(f, "connector is required (%ss: %s)", kind, nameList(connectorNames(kind)))
 		return nil, nil
 	}
 	spec, ok := connector.LookupKind(kind, name)
@@ -192,9 +192,9 @@ func (p *parser) lookupConnector(n *Node, kind connector.Kind, name string, raw 
 			other = connector.KindSource
 		}
 		if _, isOther := connector.LookupKind(other, name); isOther {
-			p.errorAt(f, "%q is a %s connector, not a %s (%ss: %s)", name, other, kind, kind, strings.Join(names, ", "))
+			p.errorAt(f, "%q is a %s connector, not a %s (%ss: %s)", name, other, kind, kind, nameList(names))
 		} else {
-			p.errorAt(f, "no %s connector %q%s (%ss: %s)", kind, name, didYouMean(name, names), kind, strings.Join(names, ", "))
+			p.errorAt(f, "no %s connector %q%s (%ss: %s)", kind, name, didYouMean(name, names), kind, nameList(names))
 		}
 		return nil, nil
 	}
@@ -276,11 +276,11 @@ func (p *parser) validateOperator(j *Job, r *rawNode) {
 		if len(names) == 0 {
 			p.errorAt(n.Field+".module", "module is required, and the job declares no modules: add modules: {NAME: PATH} and module: NAME")
 		} else {
-			p.errorAt(n.Field+".module", "module is required (modules: %s)", strings.Join(names, ", "))
+			p.errorAt(n.Field+".module", "module is required (modules: %s)", nameList(names))
 		}
 	case j.Module(op.Module) == nil:
 		names := moduleNames(j)
-		p.errorAt(n.Field+".module", "no module %q%s (modules: %s); declare it under modules:", op.Module, didYouMean(op.Module, names), strings.Join(names, ", "))
+		p.errorAt(n.Field+".module", "no module %q%s (modules: %s); declare it under modules:", op.Module, didYouMean(op.Module, names), nameList(names))
 	}
 	if op.Operator == "" {
 		p.errorAt(n.Field+".operator", "operator is required: the name of an operator the module exports (see `weir module inspect`)")
@@ -372,13 +372,13 @@ func (p *parser) validateEdges(j *Job) {
 		for _, in := range n.Inputs {
 			ff := fromField(in)
 			if in.From == "" {
-				p.errorAt(ff, "from is required: the uid of the node to read (nodes: %s)", strings.Join(all, ", "))
+				p.errorAt(ff, "from is required: the uid of the node to read (nodes: %s)", nameList(all))
 				continue
 			}
 			in.Node, in.Output, _ = strings.Cut(in.From, ".")
 			up := j.nodes[in.Node]
 			if up == nil {
-				p.errorAt(ff, "no node %q%s (nodes: %s)", in.Node, didYouMean(in.Node, all), strings.Join(all, ", "))
+				p.errorAt(ff, "no node %q%s (nodes: %s)", in.Node, didYouMean(in.Node, all), nameList(all))
 				continue
 			}
 			switch {

@@ -20,6 +20,7 @@ type NoOperatorError struct {
 	Have     []string // the operators the module exports
 }
 
+// Error says which operators the module does have.
 func (e *NoOperatorError) Error() string {
 	if len(e.Have) == 0 {
 		return fmt.Sprintf("module %q exports no operators", e.Module)
@@ -100,7 +101,7 @@ func (b *builder) resolve(r Resolver) {
 			var err error
 			d, err = r.Operator(op.Module, op.Operator)
 			if err != nil {
-				b.errorf(sn.Field+".operator", "%v", err)
+				b.resolverError(sn, err)
 				continue
 			}
 			descs[k] = d
@@ -122,6 +123,24 @@ func (b *builder) resolve(r Resolver) {
 			n.Ports = append(n.Ports, w.LateOutput)
 		}
 	}
+}
+
+// resolverError reports a Resolver's failure. An error that already has
+// its place in the spec (a module that does not build or load, reported at
+// its modules entry) is kept as it is, once however many operators use the
+// module; any other is reported at the operator.
+func (b *builder) resolverError(sn *jobspec.Node, err error) {
+	var je *jobspec.Error
+	if errors.As(err, &je) {
+		for _, e := range b.errs {
+			if e.Error() == je.Error() {
+				return
+			}
+		}
+		b.errs = append(b.errs, je)
+		return
+	}
+	b.errorf(sn.Field+".operator", "%v", err)
 }
 
 // inputField is where to report a problem with one input's reference.

@@ -7,12 +7,14 @@
 // kinds, side outputs, keying) and reports each problem at its place in the
 // spec. The plan is plain data, made to be walked by the task runtime:
 //
-//	for _, v := range p.Vertices {          // topological order
-//		for s := range v.Subtasks { ... }   // run v.Parallelism subtasks
-//		head := v.Nodes[0]                  // reads v.Inputs (edges)
-//		for port, targets := range n.Outputs {
-//			for _, t := range targets {
-//				if t.Edge != nil { /* send over t.Edge */ } else { /* call v.Nodes[t.Node] */ }
+//	for _, v := range p.Vertices {            // topological order
+//		for _, sub := range v.Subtasks { ... } // v.Parallelism subtasks; sub.KeyGroups when v.Keyed
+//		// v.Inputs[i] is the edge into input i of the head, v.Nodes[0].
+//		for _, n := range v.Nodes {            // parents before children
+//			for port, targets := range n.Outputs {
+//				for _, t := range targets {
+//					// t.Edge != nil: send over the edge; else call v.Nodes[t.Node].
+//				}
 //			}
 //		}
 //	}

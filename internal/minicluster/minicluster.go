@@ -162,7 +162,11 @@ func (j *Job) resolvePaths(o connector.Options) connector.Options {
 }
 
 // Start opens the state backend and starts every task.
-func (j *Job) Start(ctx context.Context) (*task.Run, error) {
+func (j *Job) Start(ctx context.Context) (*task.Run, error) { return j.StartWith(ctx, 0) }
+
+// StartWith is Start with latency markers sent every latencyInterval (0:
+// none), for benchmarks.
+func (j *Job) StartWith(ctx context.Context, latencyInterval time.Duration) (*task.Run, error) {
 	clock := func() int64 { return time.Now().UnixMilli() }
 	switch j.Spec.State.Backend {
 	case jobspec.BackendPebble:
@@ -184,7 +188,7 @@ func (j *Job) Start(ctx context.Context) (*task.Run, error) {
 	default:
 		j.task.State = state.NewHeap(clock)
 	}
-	return task.Start(ctx, j.task, task.Options{Logger: j.o.Logger})
+	return task.Start(ctx, j.task, task.Options{Logger: j.o.Logger, LatencyInterval: latencyInterval})
 }
 
 // Close releases the runtime, the state backend and any temporary state.

@@ -26,6 +26,7 @@ const (
 	msgIdle                     // the channel's source went idle
 	msgActive                   // and came back
 	msgEnd                      // end of stream on the channel
+	msgLatency                  // a latency marker: wm is its source's wall clock (ns)
 )
 
 // message is what a mailbox carries.
@@ -213,6 +214,25 @@ func (w *writer) writeAll(c *channel, entries []byte, count int) error {
 		}
 	}
 	return nil
+}
+
+// marker sends a latency marker down one channel, taking turns, behind
+// the records already written to it.
+func (w *writer) marker(ns int64) error {
+	w.rr++
+	if w.rr >= len(w.chans) {
+		w.rr = 0
+	}
+	c := w.chans[w.rr]
+	if err := w.send(c); err != nil {
+		return err
+	}
+	select {
+	case c.mailbox <- message{kind: msgLatency, ch: c.idx, wm: ns}:
+		return nil
+	case <-w.ctx.Done():
+		return w.ctx.Err()
+	}
 }
 
 // flush sends every partly filled buffer.

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +30,11 @@ const (
 type Options struct {
 	// Logger receives module logs and engine events; nil discards them.
 	Logger *slog.Logger
+	// LatencyInterval, when positive, makes every source subtask send a
+	// latency marker that often: markers travel in band with the records,
+	// skip the operators, and the sinks record how long they took (see
+	// Run.Latencies). Flink's latency tracking works the same way.
+	LatencyInterval time.Duration
 }
 
 // Run is a job running on this process: every subtask of every vertex.
@@ -44,6 +51,10 @@ type Run struct {
 	errMu  sync.Mutex
 	err    error
 	start  time.Time
+
+	latencyEvery time.Duration
+	latMu        sync.Mutex
+	latencies    []time.Duration
 }
 
 // NodeMetrics are the live counters of one node over all its subtasks.
@@ -140,7 +151,7 @@ func Start(ctx context.Context, job *Job, o Options) (*Run, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	rctx, cancel := context.WithCancelCause(ctx)
-	r := &Run{job: job, log: log, ctx: rctx, cancel: cancel, nodes: map[string]*NodeMetrics{}, start: time.Now()}
+	r := &Run{job: job, log: log, ctx: rctx, cancel: cancel, nodes: map[string]*NodeMetrics{}, start: time.Now(), latencyEvery: o.LatencyInterval}
 	if err := r.build(); err != nil {
 		r.closeAll()
 		cancel(err)
@@ -194,6 +205,33 @@ func (r *Run) Metrics() []*NodeMetrics {
 
 // Counters returns the modules' counters, named "uid.counter".
 func (r *Run) Counters() map[string]int64 { return r.counters.snapshot() }
+
+// Latencies returns the source-to-sink latencies the markers measured.
+func (r *Run) Latencies() []time.Duration {
+	r.latMu.Lock()
+	defer r.latMu.Unlock()
+	return slices.Clone(r.latencies)
+}
+
+// latencyMarker records a marker at a sink of t's chain, if it has one,
+// and sends it on over every outgoing edge.
+func (t *subtask) latencyMarker(ns int64) error {
+	for _, n := range t.nodes {
+		if n.spec.Kind == NodeSink {
+			d := time.Duration(time.Now().UnixNano() - ns)
+			t.run.latMu.Lock()
+			t.run.latencies = append(t.run.latencies, d)
+			t.run.latMu.Unlock()
+			break
+		}
+	}
+	for _, w := range t.writers {
+		if err := w.marker(ns); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // TaskMetrics are the live figures of one vertex over its subtasks.
 type TaskMetrics struct {
@@ -388,9 +426,14 @@ func (t *subtask) close() {
 	}
 }
 
-// runLoop is the subtask's goroutine.
-func (t *subtask) runLoop() error {
-	var err error
+// runLoop is the subtask's goroutine. A panic (a bug of the engine or of
+// a native operator) fails the job, not the process.
+func (t *subtask) runLoop() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("task %s subtask %d: internal error: %v\n%s", t.v.Name, t.index, r, debug.Stack())
+		}
+	}()
 	if t.nodes[0].spec.Kind == NodeSource {
 		err = t.runSource()
 	} else {
@@ -414,6 +457,7 @@ func (t *subtask) runSource() error {
 	maxTs := int64(math.MinInt64)
 	nextWm := time.Now().Add(interval)
 	lastData := time.Now()
+	nextMarker := time.Now()
 	idle := false
 	for {
 		if err := t.ctx.Err(); err != nil {
@@ -447,6 +491,12 @@ func (t *subtask) runSource() error {
 		if ws.Strategy == WatermarkBounded && maxTs != math.MinInt64 && !now.Before(nextWm) {
 			nextWm = now.Add(interval)
 			if err := head.advance(maxTs - ooo - 1); err != nil {
+				return err
+			}
+		}
+		if t.run.latencyEvery > 0 && !now.Before(nextMarker) {
+			nextMarker = now.Add(t.run.latencyEvery)
+			if err := t.latencyMarker(now.UnixNano()); err != nil {
 				return err
 			}
 		}
@@ -500,6 +550,10 @@ func (t *subtask) runGate() error {
 		case msgIdle, msgActive:
 			g.idle = m.kind == msgIdle
 			if err := t.inputWatermark(); err != nil {
+				return err
+			}
+		case msgLatency:
+			if err := t.latencyMarker(m.wm); err != nil {
 				return err
 			}
 		case msgEnd:

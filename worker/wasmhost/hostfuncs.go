@@ -100,7 +100,7 @@ func hostLog(inst *Instance, stack []uint64) {
 }
 
 func hostCounter(inst *Instance, stack []uint64) {
-	if stack[1] > maxNameBytes {
+	if uint32(stack[1]) > maxNameBytes {
 		abort("counter name of %d bytes, more than %d", uint32(stack[1]), maxNameBytes)
 	}
 	name := inst.read("counter", stack[0], stack[1])
@@ -123,7 +123,7 @@ func hostStateRegister(inst *Instance, stack []uint64) {
 	if inst.method != wasmabi.MethodOpen {
 		abort("state_register during %s; declare state during open", inst.method)
 	}
-	if stack[1] > maxNameBytes {
+	if uint32(stack[1]) > maxNameBytes {
 		abort("state name of %d bytes, more than %d", uint32(stack[1]), maxNameBytes)
 	}
 	name := string(inst.read("state_register", stack[0], stack[1]))

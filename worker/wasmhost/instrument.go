@@ -15,8 +15,9 @@ var ErrInstrument = errors.New("wasmhost: cannot instrument module")
 
 // instrument rewrites a WebAssembly binary so that the host can stop it and
 // the Go runtime can preempt it. It adds two mutable i32 globals, a fuel
-// counter and a stop flag (exported as InterruptExport), and at the entry of
-// every function and the top of every loop body inserts
+// counter and a stop flag (exported as InterruptExport), and one i32 local
+// to every function, a step counter. At the entry of every function it
+// inserts the global check
 //
 //	fuel -= 1
 //	if fuel == 0 {
@@ -24,23 +25,32 @@ var ErrInstrument = errors.New("wasmhost: cannot instrument module")
 //	    memory.grow(0)   // returns to Go: a preemption point
 //	    fuel = yieldEvery
 //	}
+//	steps = stepsPerFuel
 //
-// so that a module stops within yieldEvery loop iterations or calls after
-// the watchdog sets the flag, and so that a long call does not hold off the
-// Go garbage collector's stop-the-world, which waits for every goroutine and
-// cannot interrupt machine code (without the yield, a looping module and a
-// collection deadlock: the collector waits for the module, the module for
-// the watchdog, the watchdog for the collector).
+// and at the top of every loop body the local check
+//
+//	steps -= 1
+//	if steps == 0 { <the global check>; steps = stepsPerFuel }
+//
+// so that a module stops within about yieldEvery calls or yieldEvery *
+// stepsPerFuel loop iterations after the watchdog sets the flag, and so that
+// a long call does not hold off the Go garbage collector's stop-the-world,
+// which waits for every goroutine and cannot interrupt machine code
+// (without the yield, a looping module and a collection deadlock: the
+// collector waits for the module, the module for the watchdog, the watchdog
+// for the collector). Loop tops use a local because it lives in a register:
+// Go's WebAssembly code branches back to the top of each function's
+// dispatch loop at most of its jumps, so loop tops are hot; a global there
+// cost Go modules 4.5x (see docs/RATIONALE.md).
 //
 // wazero's own mechanism (WithCloseOnContextDone) returns from machine code to
-// Go at every loop iteration; this check is a decrement and a branch. See
-// docs/RATIONALE.md for the numbers.
+// Go at every loop iteration; these checks are a decrement and a branch.
 //
 // The input is untrusted: instrument decodes only what it must (section
-// headers, imports, exports, function bodies), checks every length, and
-// fails with ErrInstrument on anything it does not understand rather than
-// guess. Custom sections that point into the code by offset (DWARF) are
-// dropped, since the offsets move.
+// headers, types, imports, functions, exports, function bodies), checks
+// every length, and fails with ErrInstrument on anything it does not
+// understand rather than guess. Custom sections that point into the code by
+// offset (DWARF) are dropped, since the offsets move.
 func instrument(wasm []byte) ([]byte, error) {
 	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
 		return nil, fmt.Errorf("%w: no WebAssembly magic number", ErrInstrument)
@@ -66,8 +76,23 @@ func instrument(wasm []byte) ([]byte, error) {
 
 	var importedGlobals, definedGlobals uint32
 	haveGlobalSec, haveMemory := false, false
+	var typeParams []uint32 // parameter count by type index
+	var funcTypes []uint32  // type index by defined function
 	for _, s := range secs {
 		switch s.id {
+		case secType:
+			var err error
+			if typeParams, err = paramCounts(s.body); err != nil {
+				return nil, err
+			}
+		case secFunction:
+			sr := reader{b: s.body}
+			for n := sr.u32(); n > 0 && sr.err == nil; n-- {
+				funcTypes = append(funcTypes, sr.u32())
+			}
+			if sr.err != nil || !sr.done() {
+				return nil, fmt.Errorf("%w: function section is malformed", ErrInstrument)
+			}
 		case secMemory:
 			haveMemory = true
 		case secImport:
@@ -139,7 +164,14 @@ func instrument(wasm []byte) ([]byte, error) {
 			emit(s.id, body)
 			haveExportSec = true
 		case secCode:
-			body, err := instrumentCode(s.body, check)
+			params := make([]uint32, len(funcTypes))
+			for i, t := range funcTypes {
+				if int(t) >= len(typeParams) {
+					return nil, fmt.Errorf("%w: function %d has type %d, which does not exist", ErrInstrument, i, t)
+				}
+				params[i] = typeParams[t]
+			}
+			body, err := instrumentCode(s.body, check, params)
 			if err != nil {
 				return nil, err
 			}
@@ -260,12 +292,19 @@ func addExport(body []byte, gidx uint32) ([]byte, error) {
 	return appendU32(out, gidx), nil
 }
 
-// yieldEvery is how many loop iterations and calls a module runs between
-// two returns to Go.
+// yieldEvery is how many function calls (and blocks of stepsPerFuel loop
+// iterations inside one call) a module runs between two returns to Go.
 const yieldEvery = 1 << 14
 
-// loopCheck is the code inserted at function entries and loop tops, for the
-// fuel global fuel and the stop flag fuel+1.
+// stepsPerFuel is how many loop iterations within one function call take
+// one unit of fuel.
+const stepsPerFuel = 1 << 10
+
+// maxLocals is wazero's limit on a function's parameters and locals.
+const maxLocals = 50000
+
+// loopCheck is the global check inserted at function entries, for the fuel
+// global fuel and the stop flag fuel+1.
 func loopCheck(fuel uint32) []byte {
 	g := appendU32(nil, fuel)
 	stop := appendU32(nil, fuel+1)
@@ -284,10 +323,62 @@ func loopCheck(fuel uint32) []byte {
 	return append(c, 0x0b)                // end
 }
 
-// instrumentCode rewrites the code section.
-func instrumentCode(body []byte, check []byte) ([]byte, error) {
+// resetSteps appends steps = stepsPerFuel for the step counter local l.
+func resetSteps(dst []byte, l uint32) []byte {
+	dst = appendS32(append(dst, 0x41), stepsPerFuel) // i32.const stepsPerFuel
+	return appendU32(append(dst, 0x21), l)           // local.set l
+}
+
+// entryCheck is the code at a function's entry.
+func entryCheck(check []byte, l uint32) []byte {
+	return resetSteps(append([]byte(nil), check...), l)
+}
+
+// stepCheck is the code at a loop top.
+func stepCheck(check []byte, l uint32) []byte {
+	var c []byte
+	c = appendU32(append(c, 0x20), l) // local.get l
+	c = append(c, 0x41, 0x01, 0x6b)   // i32.const 1, i32.sub
+	c = appendU32(append(c, 0x22), l) // local.tee l
+	c = append(c, 0x45, 0x04, 0x40)   // i32.eqz, if
+	c = append(c, check...)
+	c = resetSteps(c, l)
+	return append(c, 0x0b) // end
+}
+
+// paramCounts decodes the type section: the parameter count of each type.
+func paramCounts(body []byte) ([]uint32, error) {
 	r := reader{b: body}
 	n := r.u32()
+	var out []uint32
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		if form := r.byte(); form != 0x60 && r.err == nil {
+			return nil, fmt.Errorf("%w: type %d: form 0x%02x is not a function type", ErrInstrument, i, form)
+		}
+		params := r.u32()
+		for j := uint32(0); j < params && r.err == nil; j++ {
+			r.valType()
+		}
+		results := r.u32()
+		for j := uint32(0); j < results && r.err == nil; j++ {
+			r.valType()
+		}
+		out = append(out, params)
+	}
+	if r.err != nil || !r.done() {
+		return nil, fmt.Errorf("%w: type section is malformed: %v", ErrInstrument, r.err)
+	}
+	return out, nil
+}
+
+// instrumentCode rewrites the code section; params holds the parameter
+// count of each function.
+func instrumentCode(body []byte, check []byte, params []uint32) ([]byte, error) {
+	r := reader{b: body}
+	n := r.u32()
+	if r.err == nil && int(n) != len(params) {
+		return nil, fmt.Errorf("%w: %d function bodies for %d functions", ErrInstrument, n, len(params))
+	}
 	out := appendU32(make([]byte, 0, len(body)+len(body)/8), n)
 	var fn []byte
 	for i := uint32(0); i < n; i++ {
@@ -297,7 +388,7 @@ func instrumentCode(body []byte, check []byte) ([]byte, error) {
 			return nil, fmt.Errorf("%w: function body %d: %v", ErrInstrument, i, r.err)
 		}
 		var err error
-		fn, err = instrumentBody(fn[:0], code, check)
+		fn, err = instrumentBody(fn[:0], code, check, params[i])
 		if err != nil {
 			return nil, fmt.Errorf("%w: function body %d: %v", ErrInstrument, i, err)
 		}
@@ -310,17 +401,30 @@ func instrumentCode(body []byte, check []byte) ([]byte, error) {
 	return out, nil
 }
 
-// instrumentBody copies one function body to dst, inserting check at its
-// entry and after the block type of every loop.
-func instrumentBody(dst, code, check []byte) ([]byte, error) {
+// instrumentBody copies one function body to dst, adding the step counter
+// local, the entry check and, after the block type of every loop, the step
+// check.
+func instrumentBody(dst, code, check []byte, params uint32) ([]byte, error) {
 	r := reader{b: code}
 	groups := r.u32()
+	declStart := r.off
+	locals := uint64(params)
 	for i := uint32(0); i < groups && r.err == nil; i++ {
-		r.u32()  // count
-		r.byte() // type
+		locals += uint64(r.u32()) // count
+		r.valType()
 	}
-	dst = append(dst, code[:r.off]...)
-	dst = append(dst, check...)
+	if r.err != nil {
+		return nil, r.err
+	}
+	if locals+1 > maxLocals {
+		return nil, fmt.Errorf("%d parameters and locals, the most a function may have", locals)
+	}
+	steps := uint32(locals) // the index of the new local
+	dst = appendU32(dst, groups+1)
+	dst = append(dst, code[declStart:r.off]...)
+	dst = append(dst, 0x01, 0x7f) // one i32
+	dst = append(dst, entryCheck(check, steps)...)
+	loopCode := stepCheck(check, steps)
 	depth := 1
 	for r.err == nil && !r.done() {
 		start := r.off
@@ -400,7 +504,7 @@ func instrumentBody(dst, code, check []byte) ([]byte, error) {
 		}
 		dst = append(dst, code[start:r.off]...)
 		if isLoop {
-			dst = append(dst, check...)
+			dst = append(dst, loopCode...)
 		}
 	}
 	if r.err != nil {
@@ -439,6 +543,18 @@ func (r *reader) byte() byte {
 	c := r.b[r.off]
 	r.off++
 	return c
+}
+
+// valType reads a value type; reference types of the GC proposal, which
+// wazero does not run, are refused.
+func (r *reader) valType() {
+	switch t := r.byte(); t {
+	case 0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f:
+	default:
+		if r.err == nil {
+			r.fail(fmt.Errorf("unsupported value type 0x%02x", t))
+		}
+	}
 }
 
 func (r *reader) bytes(n int) []byte {
