@@ -739,6 +739,9 @@ func (n *node) recordError(err error, input int, entries []byte, count int) erro
 	kind := n.spec.Desc.Kind
 	stateless := kind == wasmabi.KindMap || kind == wasmabi.KindFilter || kind == wasmabi.KindFlatMap
 	if n.spec.OnError == OnErrorFail || n.spec.OnError == "" || idx < 0 || idx >= count || !stateless || (werr != nil && werr.Poisoning()) {
+		if !stateless && n.spec.OnError != OnErrorFail && n.spec.OnError != "" {
+			where += fmt.Sprintf(" (on_error: %s applies to map, filter and flat_map operators only; a %s fails)", n.spec.OnError, kind)
+		}
 		if idx >= 0 && idx < count {
 			return fmt.Errorf("%s: record %d of the subtask's input: %w", where, n.seen-int64(count)+int64(idx), err)
 		}
