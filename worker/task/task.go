@@ -923,24 +923,31 @@ func (n *node) fireTimers(q *timerQueue, domain wasmabi.TimeDomain, ts int64) er
 				expired = append(expired, tm)
 			}
 		}
-		if len(wins) > 0 {
-			if err := n.win.fire(wins, true); err != nil {
+		// Fire in batches, so that the end of input (everything due at
+		// once) is many calls, each well within the time limit.
+		for len(wins) > 0 {
+			k := min(len(wins), n.t.job.BatchSize)
+			if err := n.win.fire(wins[:k], true); err != nil {
 				return err
 			}
+			wins = wins[k:]
 		}
 		if len(expired) > 0 {
 			if err := n.win.expire(expired); err != nil {
 				return err
 			}
 		}
-		if len(user) > 0 {
+		for len(user) > 0 {
+			k := min(len(user), n.t.job.BatchSize)
+			batch := user[:k]
+			user = user[k:]
 			in := n.timerIn[:0]
-			for _, tm := range user {
+			for _, tm := range batch {
 				e := wasmabi.Entry{Kind: wasmabi.EntryTimer, Flags: uint8(domain), Key: []byte(tm.key), Timestamp: tm.ts}
 				in = wasmabi.AppendEntry(in, &e)
 			}
 			n.timerIn = in
-			out, err := n.invoke(wasmabi.MethodTimers, in, len(user), 0)
+			out, err := n.invoke(wasmabi.MethodTimers, in, len(batch), 0)
 			if err != nil {
 				return fmt.Errorf("operator %s, subtask %d: on_timer: %w", n.spec.UID, n.t.index, err)
 			}
