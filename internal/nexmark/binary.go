@@ -37,6 +37,7 @@ type DecodeError struct {
 	Err    error  // ErrTruncated, ErrUnknownKind, ErrBadLength or ErrTrailingBytes
 }
 
+// Error describes the problem, the kind, the field and the byte offset.
 func (e *DecodeError) Error() string {
 	if e.Field == "" {
 		return fmt.Sprintf("%v (%v event, byte %d)", e.Err, e.Kind, e.Offset)
@@ -44,6 +45,7 @@ func (e *DecodeError) Error() string {
 	return fmt.Sprintf("%v (%v event, field %s, byte %d)", e.Err, e.Kind, e.Field, e.Offset)
 }
 
+// Unwrap returns e.Err, for errors.Is.
 func (e *DecodeError) Unwrap() error { return e.Err }
 
 // BinarySize returns the length of the binary encoding of e.
