@@ -3,9 +3,10 @@ package jobspec
 import (
 	"errors"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
+
+	"github.com/weirstream/weir/internal/suggest"
 )
 
 // Error is one problem in a job spec, where it is and what to do about it.
@@ -101,42 +102,9 @@ func nameList(names []string) string {
 // didYouMean returns ` did you mean "x"?` when one candidate is close
 // enough to s to be a typo of it, else "".
 func didYouMean(s string, candidates []string) string {
-	const maxLen = 64 // a typo of a long name is not worth quadratic time
-	if len(s) > maxLen {
-		return ""
-	}
-	best, bestD := "", math.MaxInt
-	for _, c := range candidates {
-		if len(c) > maxLen {
-			continue
-		}
-		if d := editDistance(strings.ToLower(s), strings.ToLower(c)); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	if best == "" || bestD > max(1, len(s)/3) {
+	best, d := suggest.Closest(s, candidates)
+	if best == "" || d > max(1, len(s)/3) {
 		return ""
 	}
 	return fmt.Sprintf("; did you mean %q?", best)
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/weirstream/weir/internal/suggest"
 )
 
 // ParseOptions validates the options a job spec gives a connector and
@@ -137,7 +139,7 @@ func (s *Spec) unknownOption(name string) error {
 		return fmt.Errorf("option %q: unknown; %s %q takes no options", name, s.Kind, s.Name)
 	}
 	hint := ""
-	if best, d := closest(name, known); best != "" && d <= max(2, len(name)/3) && d < len(name) {
+	if best, d := suggest.Closest(name, known); best != "" && d <= max(2, len(name)/3) && d < len(name) {
 		hint = fmt.Sprintf("did you mean %q? ", best)
 	}
 	return fmt.Errorf("option %q: unknown option of %s %q; %s(known: %s)", name, s.Kind, s.Name, hint, strings.Join(known, ", "))
@@ -349,35 +351,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// closest returns the candidate with the smallest edit distance to s.
-func closest(s string, candidates []string) (string, int) {
-	best, bestD := "", math.MaxInt
-	for _, c := range candidates {
-		if d := editDistance(s, c); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	return best, bestD
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

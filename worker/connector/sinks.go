@@ -11,8 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"unicode/utf8"
 
+	"github.com/weirstream/weir/internal/jsontext"
 	"github.com/weirstream/weir/wasmabi"
 )
 
@@ -127,13 +127,13 @@ func appendJSONL(dst, key, value []byte, ts int64, rawJSON bool) []byte {
 	if len(key) == 0 {
 		dst = append(dst, "null"...)
 	} else {
-		dst = appendJSONString(dst, key)
+		dst = jsontext.AppendString(dst, key)
 	}
 	dst = append(dst, `,"value":`...)
 	if rawJSON && isJSONContainer(value) {
 		dst = append(dst, value...)
 	} else {
-		dst = appendJSONString(dst, value)
+		dst = jsontext.AppendString(dst, value)
 	}
 	dst = append(dst, `,"timestamp":`...)
 	dst = strconv.AppendInt(dst, ts, 10)
@@ -153,52 +153,6 @@ func isJSONContainer(v []byte) bool {
 		}
 	}
 	return json.Valid(v)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string: quotes, backslashes and
-// control characters escaped, invalid UTF-8 replaced by U+FFFD (as
-// encoding/json does).
-func appendJSONString(dst, s []byte) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
 
 // sharedStdout is the one writer the stdout sinks of this process share.

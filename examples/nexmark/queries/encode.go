@@ -4,67 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/weirstream/weir/internal/jsontext"
 )
 
 // The helpers below build results and keys without allocating: they append
 // to a caller's buffer, usually an array on the stack, which Emit copies.
-
-const hexDigits = "0123456789abcdef"
-
-// plainJSON[c] is true for the bytes a JSON string holds as they are: one
-// table load per byte instead of four comparisons, which matters in
-// WebAssembly, where this loop is most of q0's time.
-var plainJSON = func() (t [256]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-// appendJSONString appends s as a JSON string. Control characters, quotes
-// and backslashes are escaped; invalid UTF-8 becomes U+FFFD, as
-// encoding/json does.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if plainJSON[c] {
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
 
 // appendIntField appends `"name":v` preceded by sep ('{' or ',').
 func appendIntField(dst []byte, sep byte, name string, v int64) []byte {
@@ -79,7 +24,7 @@ func appendStringField(dst []byte, sep byte, name, v string) []byte {
 	dst = append(dst, sep, '"')
 	dst = append(dst, name...)
 	dst = append(dst, '"', ':')
-	return appendJSONString(dst, v)
+	return jsontext.AppendString(dst, v)
 }
 
 // appendKey appends the decimal text of id, the form of every key.

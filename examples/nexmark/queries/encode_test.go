@@ -3,46 +3,10 @@
 package queries
 
 import (
-	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
-	"unicode/utf8"
 )
-
-// validUTF8 replaces each byte of s that is not part of valid UTF-8 with
-// U+FFFD, as a JSON decoder reading appendJSONString's output must see it.
-func validUTF8(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		b.WriteRune(r) // RuneError for an invalid byte
-		i += n
-	}
-	return b.String()
-}
-
-func checkJSONString(t *testing.T, s string) {
-	enc := appendJSONString(nil, s)
-	var got string
-	if err := json.Unmarshal(enc, &got); err != nil {
-		t.Fatalf("appendJSONString(%q) = %s: not JSON: %v", s, enc, err)
-	}
-	if want := validUTF8(s); got != want {
-		t.Fatalf("appendJSONString(%q) = %s, decodes to %q, want %q", s, enc, got, want)
-	}
-}
-
-func TestAppendJSONString(t *testing.T) {
-	for _, s := range []string{"", "plain", `"quoted" \back\slash`, "ctl\x00\x01\x1f\n\r\t", "ünïcödé ☃ 𝄞", "bad \xff\xfe utf8 \xe2\x82", "<&>\u2028"} {
-		checkJSONString(t, s)
-	}
-}
-
-func FuzzAppendJSONString(f *testing.F) {
-	f.Add("a\"b\\c\x00\xff☃")
-	f.Fuzz(checkJSONString)
-}
 
 func TestParseKey(t *testing.T) {
 	for _, n := range []int64{0, 7, -7, 1436918400000, 999999999999999999, -999999999999999999} {
