@@ -424,3 +424,34 @@ func (e *endless) Read(ctx context.Context, b *connector.Batch, max int) (int, e
 }
 func (e *endless) Offset() []byte { return nil }
 func (e *endless) Close() error   { return nil }
+
+func TestBroadcastAndRebalance(t *testing.T) {
+	var in []rec
+	for i := range 100 {
+		in = append(in, rec{"", fmt.Sprintf("w%d", i), int64(i)})
+	}
+	for _, c := range []struct {
+		p     task.Partition
+		times int
+	}{{task.Broadcast, 3}, {task.Rebalance, 1}} {
+		t.Run(string(c.p), func(t *testing.T) {
+			job, out := build(t, "part-"+string(c.p), in, 2, task.WatermarkSpec{Strategy: task.WatermarkBounded},
+				stage{op: "t_split", parallelism: 3, partition: c.p})
+			if err := run(t, job); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]int{}
+			for _, r := range out.recs {
+				got[r.value]++
+			}
+			if len(got) != len(in) {
+				t.Fatalf("%d distinct records, want %d", len(got), len(in))
+			}
+			for _, r := range in {
+				if got[r.value] != c.times {
+					t.Fatalf("record %q arrived %d times, want %d", r.value, got[r.value], c.times)
+				}
+			}
+		})
+	}
+}
