@@ -156,14 +156,47 @@ const (
 // zero bytes, so emptiness cannot say it.
 const AccumulatorNew uint8 = 1
 
-// StateKind is the kind of a keyed state declared with state_register.
+// StateKind is the kind of a state declared with state_register. Kinds 1-3
+// are keyed state, scoped to the key of the record or timer at hand; kinds
+// 4-6 are operator state, one per operator subtask, whatever the key (the
+// key argument of the state host function is ignored for them).
 type StateKind uint32
 
 const (
 	StateValue StateKind = 1
 	StateList  StateKind = 2
 	StateMap   StateKind = 3
+	// StateOperatorList is a list per operator subtask; when a job is
+	// rescaled its items are split among the new subtasks. Ops as list
+	// state.
+	StateOperatorList StateKind = 4
+	// StateUnionList is a list per operator subtask; when a job is
+	// restored every subtask gets the union of all the lists. Ops as list
+	// state.
+	StateUnionList StateKind = 5
+	// StateBroadcast is a map per operator subtask, meant to hold the same
+	// entries in every subtask (written from a broadcast input). Ops as map
+	// state.
+	StateBroadcast StateKind = 6
 )
+
+// Keyed reports whether k is keyed state (value, list or map).
+func (k StateKind) Keyed() bool { return k >= StateValue && k <= StateMap }
+
+// Valid reports whether k is a known kind.
+func (k StateKind) Valid() bool { return k >= StateValue && k <= StateBroadcast }
+
+// Storage is the keyed kind whose operations k has: list for the operator
+// lists, map for broadcast state, k itself for keyed kinds.
+func (k StateKind) Storage() StateKind {
+	switch k {
+	case StateOperatorList, StateUnionList:
+		return StateList
+	case StateBroadcast:
+		return StateMap
+	}
+	return k
+}
 
 // StateOp is the first argument of the state host function. Every op acts on
 // the state registered as id, scoped to the key passed in kptr/klen, which

@@ -181,8 +181,11 @@ func (b *builder) check() {
 			if in.Output != "" && up.Port(in.Output) < 0 {
 				b.errorf(inputField(in), "%s has no side output %q (%s)", up.UID, in.Output, describePorts(up))
 			}
-			if n.Kind == jobspec.KindOperator && keyedKind(n.Desc.Kind) && in.Partition != jobspec.KeyBy {
-				b.errorf(partitionField(in), "%s is a %s operator, which keeps state per key: its inputs need partition: key_by (got %s)", n.UID, n.Desc.Kind, in.Partition)
+			// A co_process may read one broadcast input next to a keyed one
+			// (rules broadcast to every subtask, kept in broadcast state).
+			broadcastSide := n.Kind == jobspec.KindOperator && n.Desc.Kind == wasmabi.KindCoProcess && in.Partition == jobspec.Broadcast && keyedInputs(sn) > 0
+			if n.Kind == jobspec.KindOperator && keyedKind(n.Desc.Kind) && in.Partition != jobspec.KeyBy && !broadcastSide {
+				b.errorf(partitionField(in), "%s is a %s operator, which keeps state per key: its inputs need partition: key_by (got %s; a co_process may also take one broadcast input next to a key_by one)", n.UID, n.Desc.Kind, in.Partition)
 			}
 			if in.Partition == jobspec.KeyBy && up.Kind == jobspec.KindOperator {
 				if src, ok := b.keyless(up); !ok {
@@ -191,6 +194,17 @@ func (b *builder) check() {
 			}
 		}
 	}
+}
+
+// keyedInputs counts a node's key_by inputs.
+func keyedInputs(n *jobspec.Node) int {
+	k := 0
+	for _, in := range n.Inputs {
+		if in.Partition == jobspec.KeyBy {
+			k++
+		}
+	}
+	return k
 }
 
 // keyless follows filters upstream from n and reports whether records

@@ -495,18 +495,24 @@ operators:
     operator: count
     inputs:
       - from: src
-        partition: rebalance # want: operators[0].inputs[0].partition: c is a process operator, which keeps state per key: its inputs need partition: key_by (got rebalance)
+        partition: rebalance # want: operators[0].inputs[0].partition: c is a process operator, which keeps state per key: its inputs need partition: key_by (got rebalance;
   - uid: s
     module: m
     operator: sum
-    input: src # want: operators[1].input: s is a aggregate operator && (got forward)
+    input: src # want: operators[1].input: s is a aggregate operator && (got forward;
   - uid: j
     module: m
     operator: join
     inputs:
-      - {from: src, partition: key_by}
+      - {from: src, partition: broadcast} # want: operators[2].inputs[0].partition: j is a co_process operator
       - {from: src, partition: broadcast} # want: operators[2].inputs[1].partition: j is a co_process operator
-sinks: [{uid: out, connector: test-sink, input: c}]
+  - uid: j2 # a keyed input and a broadcast one: fine
+    module: m
+    operator: join
+    inputs:
+      - {from: src, partition: key_by}
+      - {from: src, partition: broadcast}
+sinks: [{uid: out, connector: test-sink, input: c}, {uid: out2, connector: test-sink, input: j2}]
 `,
 		"key_by from keyless filter": head + `sources: [{uid: src, connector: test-src}]
 operators:

@@ -104,14 +104,14 @@ func (o *OpenContext) Logf(format string, args ...any) {
 	o.in.host.Log(int(LevelInfo), fmt.Sprintf(format, args...))
 }
 
-// register declares a keyed state and returns a reference to it.
+// register declares a state and returns a reference to it.
 func (o *OpenContext) register(name string, kind wasmabi.StateKind, what string) stateRef {
 	if o == nil || o.done {
 		panic(usageError("weir: " + what + "(" + quote(name) + ") must be called during Open"))
 	}
-	if !o.op.kind.Keyed() {
+	if kind.Keyed() && !o.op.kind.Keyed() {
 		panic(usageError("weir: " + what + "(" + quote(name) + "): operator " + quote(o.op.name) +
-			" is a " + string(o.op.kind) + "; keyed state needs Process or CoProcess"))
+			" is a " + string(o.op.kind) + "; keyed state needs Process or CoProcess (operator state does not)"))
 	}
 	if name == "" {
 		panic(usageError("weir: " + what + ": empty state name"))
@@ -122,7 +122,7 @@ func (o *OpenContext) register(name string, kind wasmabi.StateKind, what string)
 	}
 	st := o.in.opState(o.opIdx)
 	st.ids = append(st.ids, id)
-	return stateRef{op: o.opIdx, slot: len(st.ids) - 1, name: name}
+	return stateRef{op: o.opIdx, slot: len(st.ids) - 1, name: name, operator: !kind.Keyed()}
 }
 
 // Context is handed to the functions of an operator for each record or

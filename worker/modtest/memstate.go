@@ -65,6 +65,10 @@ func (s *memServices) State(op wasmabi.StateOp, id uint32, key, ukey, value, out
 		return 0, fmt.Errorf("state id %d was never registered", id)
 	}
 	kind := s.states[id].kind
+	if !kind.Keyed() {
+		key = nil // operator state: one per (here, the only) subtask
+	}
+	kind = kind.Storage()
 	slot := stateSlot{id, string(key)}
 	d := s.data[slot]
 	write := func(b []byte) int64 {

@@ -2,6 +2,7 @@ package task_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -129,10 +130,10 @@ func (s *listSource) Close() error   { return nil }
 func TestLatenessAndPunctuatedWatermarks(t *testing.T) {
 	src := &listSource{recs: []rec{
 		{"k", "1", 1}, {"k", "2", 3}, {"", "wm:12", 0}, // [0,10) fires: 3
-		{"k", "10", 4},                                 // late by 3 <= 5: fires again: 13
-		{"", "wm:20", 0}, {"k", "100", 2},              // past lateness: late output
-		{"k", "7", 15},                                 // [10,20) is due but within lateness: fires now: 7
-		{"k", "5", 25},                                 // [20,30) fires at the end: 5
+		{"k", "10", 4},                    // late by 3 <= 5: fires again: 13
+		{"", "wm:20", 0}, {"k", "100", 2}, // past lateness: late output
+		{"k", "7", 15}, // [10,20) is due but within lateness: fires now: 7
+		{"k", "5", 25}, // [20,30) fires at the end: 5
 	}}
 	w := &task.WindowSpec{Type: task.WindowTumbling, Size: 10 * time.Millisecond, AllowedLateness: 5 * time.Millisecond, LatePort: 1}
 	job, outs := chainJob(t, "late", src, []string{"t_punct", "t_sum"}, []bool{false, true}, w, 1)
@@ -173,5 +174,115 @@ func TestProcessingTimeTimers(t *testing.T) {
 		if firedAt >= src.ended.UnixMilli() {
 			t.Errorf("timer due at %d fired at %d, not before the input ended at %d", due, firedAt, src.ended.UnixMilli())
 		}
+	}
+}
+
+func init() { weir.CoProcess("t_rules", &rules{}) }
+
+// rules keeps broadcast rules (input 1) in broadcast state and counts the
+// keyed events (input 0) of its subtask in operator list state; at the end
+// each subtask reports both.
+type rules struct {
+	weir.BaseProcess
+	rules *weir.MapState[string, int64]
+	seen  *weir.ListState[int64]
+}
+
+func (p *rules) Open(o *weir.OpenContext) error {
+	p.rules = weir.NewBroadcastState(o, "rules", weir.StringCodec, weir.Int64Codec)
+	p.seen = weir.NewOperatorListState(o, "seen", weir.Int64Codec)
+	return nil
+}
+
+func (p *rules) ProcessElement1(ctx *weir.Context, r weir.Record) error {
+	p.seen.Add(ctx, r.Timestamp)
+	return nil
+}
+
+func (p *rules) ProcessElement2(ctx *weir.Context, r weir.Record) error {
+	p.rules.Put(ctx, string(r.Value), r.Timestamp)
+	return nil
+}
+
+func (p *rules) Finish(ctx *weir.Context) error {
+	nr := 0
+	if err := p.rules.Range(ctx, func(string, int64) bool { nr++; return true }); err != nil {
+		return err
+	}
+	seen, err := p.seen.Get(ctx)
+	if err != nil {
+		return err
+	}
+	ctx.Emit(weir.Record{Key: []byte("report"), Value: []byte(fmt.Sprintf("%d %d", nr, len(seen)))})
+	return nil
+}
+
+// TestOperatorAndBroadcastState runs a co_process with a keyed input and a
+// broadcast input at parallelism 3: every subtask must hold every rule in
+// its broadcast state, and the subtasks' operator lists must together hold
+// every event once.
+func TestOperatorAndBroadcastState(t *testing.T) {
+	for _, backend := range []string{"heap", "pebble"} {
+		t.Run(backend, func(t *testing.T) {
+			var events, ruleRecs []rec
+			for i := range 300 {
+				events = append(events, rec{fmt.Sprint("k", i%17), "e", int64(i)})
+			}
+			for i := range 11 {
+				ruleRecs = append(ruleRecs, rec{"", fmt.Sprint("rule", i), int64(i)})
+			}
+			inputs.Store("bc-events-"+backend, events)
+			inputs.Store("bc-rules-"+backend, ruleRecs)
+			out := &collected{}
+			var st state.Backend = state.NewHeap(nil)
+			if backend == "pebble" {
+				p, err := state.OpenPebble(t.TempDir(), nil, state.PebbleOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				st = p
+			}
+			defer st.Close()
+			job := &task.Job{Name: "bc", MaxParallelism: 16, State: st}
+			f, desc, err := native.Factory("t_rules")
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := func(id int, uid, name string) *task.Vertex {
+				return &task.Vertex{ID: id, Name: uid, Parallelism: 2, Nodes: []*task.Node{{UID: uid, Kind: task.NodeSource, Source: testSource,
+					SourceOptions: connector.Options{"name": name}, Watermark: task.WatermarkSpec{Strategy: task.WatermarkBounded}, Outputs: [][]task.Target{nil}}}}
+			}
+			ev, rl := src(0, "events", "bc-events-"+backend), src(1, "rules", "bc-rules-"+backend)
+			co := &task.Vertex{ID: 2, Name: "co", Parallelism: 3}
+			co.Nodes = []*task.Node{
+				{UID: "co", Kind: task.NodeOperator, Desc: desc, New: f, Outputs: [][]task.Target{{{Node: 1}}}},
+				{UID: "sink", Kind: task.NodeSink, Sink: &connector.Spec{Name: "c", Kind: connector.KindSink,
+					NewSink: func(connector.Options, connector.Subtask) (connector.Sink, error) { return &recSink{c: out}, nil }}},
+			}
+			e0 := &task.Edge{ID: 0, From: ev, To: co, Input: 0, Partition: task.KeyBy}
+			e1 := &task.Edge{ID: 1, From: rl, To: co, Input: 1, Partition: task.Broadcast}
+			ev.Nodes[0].Outputs[0] = []task.Target{{Edge: e0}}
+			rl.Nodes[0].Outputs[0] = []task.Target{{Edge: e1}}
+			co.Inputs = []*task.Edge{e0, e1}
+			job.Vertices, job.Edges = []*task.Vertex{ev, rl, co}, []*task.Edge{e0, e1}
+			if err := run(t, job); err != nil {
+				t.Fatal(err)
+			}
+			if len(out.recs) != 3 {
+				t.Fatalf("%d reports, want one per subtask (3)", len(out.recs))
+			}
+			total := 0
+			for _, r := range out.recs {
+				var nr, ne int
+				fmt.Sscanf(r.value, "%d %d", &nr, &ne)
+				if nr != len(ruleRecs) {
+					t.Errorf("a subtask holds %d rules, want all %d", nr, len(ruleRecs))
+				}
+				total += ne
+			}
+			if total != len(events) {
+				t.Errorf("the subtasks' operator lists hold %d events, want %d", total, len(events))
+			}
+		})
 	}
 }

@@ -17,7 +17,8 @@ type services struct {
 	n       *node
 	backend state.Backend
 	ids     []state.ID
-	kinds   []wasmabi.StateKind
+	kinds   []wasmabi.StateKind // storage kinds (value, list, map)
+	opState []bool              // operator state: one per subtask, not per key
 	kgs     keygroup.Range
 	maxPar  int
 	ttl     int64
@@ -36,15 +37,23 @@ func newServices(n *node, keyed bool) *services {
 }
 
 func (s *services) StateRegister(name string, kind wasmabi.StateKind) (uint32, error) {
-	if !s.keyed {
+	if !kind.Valid() {
+		return 0, fmt.Errorf("unknown state kind %d", kind)
+	}
+	if kind.Keyed() && !s.keyed {
 		return 0, fmt.Errorf("operator %s is not keyed (kind %s): keyed state needs a process, co_process or aggregate operator after a key_by edge", s.n.spec.UID, s.n.spec.Desc.Kind)
 	}
-	id, err := s.backend.Register(s.n.spec.UID, name, kind, state.Options{TTL: s.ttl})
+	ttl := s.ttl
+	if !kind.Keyed() {
+		ttl = 0 // TTL is for keyed state
+	}
+	id, err := s.backend.Register(s.n.spec.UID, name, kind.Storage(), state.Options{TTL: ttl})
 	if err != nil {
 		return 0, err
 	}
 	s.ids = append(s.ids, id)
-	s.kinds = append(s.kinds, kind)
+	s.kinds = append(s.kinds, kind.Storage())
+	s.opState = append(s.opState, !kind.Keyed())
 	return uint32(len(s.ids) - 1), nil
 }
 
@@ -61,9 +70,16 @@ func (s *services) State(op wasmabi.StateOp, local uint32, key, userKey, value, 
 	if int(local) >= len(s.ids) {
 		return 0, fmt.Errorf("state id %d was never registered", local)
 	}
-	kg, err := s.keyGroup(key)
-	if err != nil {
-		return 0, err
+	var kg uint16
+	if s.opState[local] {
+		// Operator state lives under the subtask's first key group (no
+		// record key is empty, so it meets no keyed state there).
+		kg, key = uint16(s.kgs.Start), nil
+	} else {
+		var err error
+		if kg, err = s.keyGroup(key); err != nil {
+			return 0, err
+		}
 	}
 	id, kind := s.ids[local], s.kinds[local]
 	result := func(b []byte, ok bool, err error) (int64, error) {

@@ -113,10 +113,15 @@ func (inst *Instance) services(what string) Services {
 	if inst.svc == nil {
 		abort("%s: %v", what, errNoServices)
 	}
-	if inst.opDesc != nil && !inst.opDesc.Kind.Keyed() {
-		abort("%s: operator %s is a %s; only process and co_process operators have keyed state and timers", what, inst.opDesc.Name, inst.opDesc.Kind)
-	}
 	return inst.svc
+}
+
+// keyedOnly aborts unless the operator is keyed: keyed state and timers
+// need a key.
+func (inst *Instance) keyedOnly(what string) {
+	if inst.opDesc != nil && !inst.opDesc.Kind.Keyed() {
+		abort("%s: operator %s is a %s; only process and co_process operators have keyed state and timers (any operator may declare operator state)", what, inst.opDesc.Name, inst.opDesc.Kind)
+	}
 }
 
 func hostStateRegister(inst *Instance, stack []uint64) {
@@ -128,8 +133,11 @@ func hostStateRegister(inst *Instance, stack []uint64) {
 	}
 	name := string(inst.read("state_register", stack[0], stack[1]))
 	kind := wasmabi.StateKind(uint32(stack[2]))
-	if kind < wasmabi.StateValue || kind > wasmabi.StateMap {
+	if !kind.Valid() {
 		abort("state_register %q: unknown state kind %d", name, kind)
+	}
+	if kind.Keyed() {
+		inst.keyedOnly("state_register")
 	}
 	id, err := inst.services("state_register").StateRegister(name, kind)
 	if err != nil {
@@ -162,6 +170,7 @@ func hostState(inst *Instance, stack []uint64) {
 }
 
 func hostTimer(inst *Instance, stack []uint64) {
+	inst.keyedOnly("timer")
 	svc := inst.services("timer")
 	op := wasmabi.TimerOp(uint32(stack[0]))
 	if op != wasmabi.TimerRegister && op != wasmabi.TimerDelete {

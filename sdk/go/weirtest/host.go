@@ -98,12 +98,16 @@ func (h *Host) State(op wasmabi.StateOp, id int32, key, userKey, value []byte) i
 	if id < 0 || int(id) >= len(h.States) {
 		panic("weirtest: state of unknown id")
 	}
-	if key == nil {
-		panic("weirtest: state without a key")
+	kind := h.States[id].Kind
+	if kind.Keyed() && key == nil {
+		panic("weirtest: keyed state without a key")
+	}
+	if !kind.Keyed() {
+		key = nil // operator state: one per instance
 	}
 	sk := stateKey{id, string(key)}
 	var res []byte
-	switch h.States[id].Kind {
+	switch kind.Storage() {
 	case wasmabi.StateValue:
 		switch op {
 		case wasmabi.StateGet:
