@@ -99,10 +99,11 @@ func chainJob(t *testing.T, name string, src connector.Source, ops []string, key
 
 // listSource emits its records one batch each, then waits, then ends.
 type listSource struct {
-	recs  []rec
-	i     int
-	delay time.Duration
-	ended time.Time
+	recs       []rec
+	i          int
+	delay      time.Duration
+	quietUntil time.Time
+	ended      time.Time
 }
 
 func (s *listSource) Read(ctx context.Context, b *connector.Batch, max int) (int, error) {
@@ -112,10 +113,18 @@ func (s *listSource) Read(ctx context.Context, b *connector.Batch, max int) (int
 		b.Append([]byte(r.key), []byte(r.value), r.ts)
 		return 1, nil
 	}
-	select {
-	case <-time.After(s.delay):
-	case <-ctx.Done():
-		return 0, ctx.Err()
+	// Idle until the delay is over, returning now and then as the Source
+	// contract asks, then end.
+	if s.quietUntil.IsZero() {
+		s.quietUntil = time.Now().Add(s.delay)
+	}
+	if wait := time.Until(s.quietUntil); wait > 0 {
+		select {
+		case <-time.After(min(wait, 50*time.Millisecond)):
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		return 0, nil
 	}
 	s.ended = time.Now()
 	return 0, io.EOF
@@ -284,5 +293,66 @@ func TestOperatorAndBroadcastState(t *testing.T) {
 				t.Errorf("the subtasks' operator lists hold %d events, want %d", total, len(events))
 			}
 		})
+	}
+}
+
+// TestIdleSource checks that a source that goes quiet is left out of the
+// watermark: windows fire from the busy source's watermark while the idle
+// one is still open, not only at the end of input.
+func TestIdleSource(t *testing.T) {
+	var busy []rec
+	for i := range 50 {
+		busy = append(busy, rec{"k", "1", int64(i * 10)})
+	}
+	sources := []*listSource{
+		{recs: busy, delay: 3 * time.Second},
+		{recs: []rec{{"k", "1", 0}}, delay: 3 * time.Second},
+	}
+	out := &collected{}
+	f, desc, err := native.Factory("t_sum")
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := &task.Job{Name: "idle", MaxParallelism: 8, State: state.NewHeap(nil), BatchSize: 8}
+	agg := &task.Vertex{ID: 2, Name: "agg", Parallelism: 1}
+	agg.Nodes = []*task.Node{
+		{UID: "agg", Kind: task.NodeOperator, Desc: desc, New: f, Window: &task.WindowSpec{Type: task.WindowTumbling, Size: 100 * time.Millisecond}, Outputs: [][]task.Target{{{Node: 1}}}},
+		{UID: "sink", Kind: task.NodeSink, Sink: &connector.Spec{Name: "c", Kind: connector.KindSink,
+			NewSink: func(connector.Options, connector.Subtask) (connector.Sink, error) { return &recSink{c: out}, nil }}},
+	}
+	for i, s := range sources {
+		v := &task.Vertex{ID: i, Name: fmt.Sprint("src", i), Parallelism: 1, Nodes: []*task.Node{{UID: fmt.Sprint("src", i), Kind: task.NodeSource,
+			Source: &connector.Spec{Name: "l", Kind: connector.KindSource, NewSource: func(connector.Options, connector.Subtask) (connector.Source, error) { return s, nil }},
+			Watermark: task.WatermarkSpec{Strategy: task.WatermarkBounded, Interval: 10 * time.Millisecond, IdleTimeout: 100 * time.Millisecond}}}}
+		e := &task.Edge{ID: i, From: v, To: agg, Partition: task.KeyBy}
+		v.Nodes[0].Outputs = [][]task.Target{{{Edge: e}}}
+		agg.Inputs = append(agg.Inputs, e)
+		job.Vertices = append(job.Vertices, v)
+		job.Edges = append(job.Edges, e)
+	}
+	job.Vertices = append(job.Vertices, agg)
+	r, err := task.Start(context.Background(), job, task.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Cancel()
+	deadline := time.Now().Add(2 * time.Second)
+	fired := false
+	for time.Now().Before(deadline) && !fired {
+		for _, m := range r.Metrics() {
+			if m.UID == "sink" && m.In.Load() > 0 {
+				fired = true
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !fired {
+		t.Fatal("no window fired while one source was idle: idle channels still hold the watermark back")
+	}
+	if err := r.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(out.recs); got != 5 {
+		t.Errorf("%d windows, want 5", got)
 	}
 }
