@@ -322,7 +322,7 @@ func TestIdleSource(t *testing.T) {
 	}
 	for i, s := range sources {
 		v := &task.Vertex{ID: i, Name: fmt.Sprint("src", i), Parallelism: 1, Nodes: []*task.Node{{UID: fmt.Sprint("src", i), Kind: task.NodeSource,
-			Source: &connector.Spec{Name: "l", Kind: connector.KindSource, NewSource: func(connector.Options, connector.Subtask) (connector.Source, error) { return s, nil }},
+			Source:    &connector.Spec{Name: "l", Kind: connector.KindSource, NewSource: func(connector.Options, connector.Subtask) (connector.Source, error) { return s, nil }},
 			Watermark: task.WatermarkSpec{Strategy: task.WatermarkBounded, Interval: 10 * time.Millisecond, IdleTimeout: 100 * time.Millisecond}}}}
 		e := &task.Edge{ID: i, From: v, To: agg, Partition: task.KeyBy}
 		v.Nodes[0].Outputs = [][]task.Target{{{Edge: e}}}
