@@ -101,13 +101,21 @@ func chainJob(t *testing.T, name string, src connector.Source, ops []string, key
 type listSource struct {
 	recs       []rec
 	i          int
-	delay      time.Duration
+	delay      time.Duration // quiet time after the last record, before the end
+	pace       time.Duration // wait before each record
 	quietUntil time.Time
 	ended      time.Time
 }
 
 func (s *listSource) Read(ctx context.Context, b *connector.Batch, max int) (int, error) {
 	if s.i < len(s.recs) {
+		if s.pace > 0 {
+			select {
+			case <-time.After(s.pace):
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}
 		r := s.recs[s.i]
 		s.i++
 		b.Append([]byte(r.key), []byte(r.value), r.ts)
@@ -305,7 +313,9 @@ func TestIdleSource(t *testing.T) {
 		busy = append(busy, rec{"k", "1", int64(i * 10)})
 	}
 	sources := []*listSource{
-		{recs: busy, delay: 3 * time.Second},
+		// The busy source keeps sending for about a second, so it never
+		// goes idle while the test watches; the other goes quiet at once.
+		{recs: busy, pace: 20 * time.Millisecond, delay: time.Second},
 		{recs: []rec{{"k", "1", 0}}, delay: 3 * time.Second},
 	}
 	out := &collected{}
