@@ -33,6 +33,27 @@ func TestAppendString(t *testing.T) {
 	}
 }
 
+// TestAppendStringWords puts each kind of byte that needs care at every
+// place of a string long enough for the eight-byte fast path, and next to
+// every neighbour value that a borrow could confuse.
+func TestAppendStringWords(t *testing.T) {
+	specials := []string{"\"", "\\", "\x00", "\x1f", "\x7f", "\x80", "\xff", "é", "\u2028", " ", "!", "#", "[", "]", "~"}
+	base := "abcdefghijklmnopqrstuvwxyz0123456789"
+	for _, sp := range specials {
+		for i := 0; i <= len(base); i++ {
+			check(t, base[:i]+sp+base[i:])
+		}
+	}
+	for c := range 256 {
+		for i := range 9 {
+			b := []byte(base[:17])
+			b[i] = byte(c)
+			b[i+8] = byte(255 - c)
+			check(t, string(b))
+		}
+	}
+}
+
 func FuzzAppendString(f *testing.F) {
 	f.Add("hello \"world\"\n\xff\u2028")
 	f.Fuzz(func(t *testing.T, s string) { check(t, s) })

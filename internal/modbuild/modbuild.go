@@ -115,7 +115,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if logw == nil {
 		logw = io.Discard
 	}
-	hash, err := hashInputs(dir, lang, out)
+	hash, err := hashInputs(ctx, dir, lang, out)
 	if err != nil {
 		return nil, err
 	}
@@ -147,17 +147,22 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 
 // hashInputs hashes everything that decides the output: the sources in dir
 // (not the module it writes), the SDKs, the toolchain and the language.
-func hashInputs(dir string, lang Lang, out string) (string, error) {
+func hashInputs(ctx context.Context, dir string, lang Lang, out string) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "lang=%s go=%s abi=%d sdk=%s\n", lang, runtime.Version(), wasmabi.Version, SDKHash())
-	if err := hashTree(h, dir, out); err != nil {
+	if err := hashTree(h, dir, out, true); err != nil {
 		return "", err
 	}
 	if root, inRepo := weirRoot(dir); inRepo && lang == LangGo {
-		// Inside the weir repository the build uses the repository's SDK,
-		// which may differ from the one embedded in this binary.
-		for _, sub := range []string{"sdk/go", "wasmabi"} {
-			if err := hashTree(h, filepath.Join(root, sub), out); err != nil {
+		// Inside the weir repository the build uses the repository's
+		// packages (the SDK, and any other the operator imports), which
+		// may differ from the ones embedded in this binary.
+		deps, err := repoDeps(ctx, root, dir)
+		if err != nil {
+			return "", err
+		}
+		for _, d := range deps {
+			if err := hashTree(h, d, out, false); err != nil {
 				return "", err
 			}
 		}
@@ -165,16 +170,38 @@ func hashInputs(dir string, lang Lang, out string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil))[:32], nil
 }
 
+// repoDeps lists the folders of the packages under root that the Go
+// package in dir imports, directly or not, when built for WebAssembly.
+func repoDeps(ctx context.Context, root, dir string) ([]string, error) {
+	cmd := exec.CommandContext(ctx, "go", "list", "-deps", "-f", "{{if not .Standard}}{{.Dir}}{{end}}", ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	b, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("modbuild: listing the imports of %s: %v\n%s", dir, err, strings.TrimSpace(stderr.String()))
+	}
+	var deps []string
+	for _, d := range strings.Fields(string(b)) {
+		if rel, err := filepath.Rel(root, d); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			deps = append(deps, d)
+		}
+	}
+	return deps, nil
+}
+
 // hashTree adds the names and contents of the files under dir to h, in a
-// fixed order, leaving out built modules, hidden folders and testdata.
-func hashTree(h io.Writer, dir, out string) error {
+// fixed order, leaving out built modules, hidden folders and testdata, and
+// all subfolders unless deep.
+func hashTree(h io.Writer, dir, out string, deep bool) error {
 	var files []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if d.IsDir() {
-			if p != dir && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
+			if p != dir && (!deep || strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
 				return filepath.SkipDir
 			}
 			return nil

@@ -1,6 +1,7 @@
 package modbuild
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -99,5 +100,40 @@ func TestGoSDKModule(t *testing.T) {
 	}
 	if _, err := Build(t.Context(), Options{Dir: t.TempDir()}); !errors.Is(err, ErrNoSources) {
 		t.Errorf("building an empty folder: %v", err)
+	}
+}
+
+// TestHashFollowsRepoImports: inside the weir repository an operator
+// package may import any package of the repository, and a change there
+// must change the build's cache key, or a stale module would be reused.
+func TestHashFollowsRepoImports(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, map[string]string{
+		"go.mod":           "module " + WeirModule + "\n\ngo 1.25\n",
+		"op/op.go":         "package main\n\nimport \"github.com/weirstream/weir/helper\"\n\nfunc main() { helper.F() }\n",
+		"helper/helper.go": "package helper\n\nfunc F() {}\n",
+		"unrelated/u.go":   "package unrelated\n",
+	})
+	ctx := context.Background()
+	dir := filepath.Join(root, "op")
+	hash := func() string {
+		t.Helper()
+		h, err := hashInputs(ctx, dir, LangGo, filepath.Join(dir, "op.wasm"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	first := hash()
+	if again := hash(); again != first {
+		t.Fatalf("the hash of unchanged sources changed: %s then %s", first, again)
+	}
+	write(t, root, map[string]string{"unrelated/u.go": "package unrelated\n\nvar X = 1\n"})
+	if h := hash(); h != first {
+		t.Errorf("a package the operator does not import changed the hash")
+	}
+	write(t, root, map[string]string{"helper/helper.go": "package helper\n\nfunc F() { println() }\n"})
+	if h := hash(); h == first {
+		t.Errorf("changing an imported package of the repository left the hash as it was: a stale module would be used")
 	}
 }
