@@ -104,6 +104,10 @@ func (k Kind) Valid() bool {
 	return false
 }
 
+// Stateless reports whether operators of this kind see no keyed state:
+// map, filter and flat_map, which may be run again over a record.
+func (k Kind) Stateless() bool { return k == KindMap || k == KindFilter || k == KindFlatMap }
+
 // Keyed reports whether operators of this kind see keyed state and timers.
 func (k Kind) Keyed() bool { return k == KindProcess || k == KindCoProcess }
 

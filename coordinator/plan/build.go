@@ -108,6 +108,11 @@ func (b *builder) resolve(r Resolver) {
 		}
 		n.Desc = d
 		n.Ports = append([]string{""}, d.SideOutputs...)
+		if op.OnError != jobspec.OnErrorFail && op.OnError != "" && !d.Kind.Stateless() {
+			b.errorf(sn.Field+".on_error", "on_error: %s needs a map, filter or flat_map operator, and %s.%s is a %s: its state may already hold part of a failing record, so a %s can only fail; remove on_error or use fail",
+				op.OnError, op.Module, op.Operator, d.Kind, d.Kind)
+			continue
+		}
 		if op.OnError == jobspec.OnErrorDivert {
 			if n.Port(jobspec.ErrorsOutput) >= 0 {
 				b.errorf(sn.Field+".on_error", "operator %s.%s has its own side output %q, which on_error: divert would use too; use fail or skip", op.Module, op.Operator, jobspec.ErrorsOutput)

@@ -45,6 +45,7 @@ var modules = Descriptors{
 		{Name: "sumx", Kind: wasmabi.KindAggregate, SideOutputs: []string{"late"}},
 		{Name: "join", Kind: wasmabi.KindCoProcess},
 		{Name: "weird", Kind: wasmabi.KindMap, SideOutputs: []string{"errors"}},
+		{Name: "tag", Kind: wasmabi.KindFlatMap, SideOutputs: []string{"audit"}},
 	}},
 }
 
@@ -148,15 +149,14 @@ func TestWordcountPlan(t *testing.T) {
 sources:
   - {uid: lines, connector: test-src, parallelism: 1}
 operators:
-  - {uid: split, module: m, operator: split, input: lines}
+  - {uid: split, module: m, operator: split, input: lines, on_error: divert}
   - uid: count
     module: m
     operator: count
-    on_error: divert
     inputs: [{from: split, partition: key_by}]
 sinks:
   - {uid: out, connector: test-sink, input: count}
-  - {uid: bad, connector: test-sink, input: count.errors, parallelism: 1}
+  - {uid: bad, connector: test-sink, input: split.errors, parallelism: 1}
 `)
 	type nodeWant struct {
 		uid     string
@@ -172,9 +172,9 @@ sinks:
 	}
 	want := []vertexWant{
 		{"lines", 1, false, []nodeWant{{"lines", -1, []string{""}, [][]string{{"e0"}}}}},
-		{"split", 2, false, []nodeWant{{"split", -1, []string{""}, [][]string{{"e1"}}}}},
+		{"split", 2, false, []nodeWant{{"split", -1, []string{"", "errors"}, [][]string{{"e1"}, {"e2"}}}}},
 		{"count -> out", 2, true, []nodeWant{
-			{"count", -1, []string{"", "late", "audit", "errors"}, [][]string{{"n1"}, nil, nil, {"e2"}}},
+			{"count", -1, []string{"", "late", "audit"}, [][]string{{"n1"}, nil, nil}},
 			{"out", 0, nil, [][]string{}},
 		}},
 		{"bad", 1, false, []nodeWant{{"bad", -1, nil, [][]string{}}}},
@@ -182,7 +182,7 @@ sinks:
 	wantEdges := []Edge{
 		{ID: 0, From: 0, FromNode: 0, Port: 0, To: 1, ToNode: 0, Input: 0, Partition: jobspec.Rebalance},
 		{ID: 1, From: 1, FromNode: 0, Port: 0, To: 2, ToNode: 0, Input: 0, Partition: jobspec.KeyBy},
-		{ID: 2, From: 2, FromNode: 0, Port: 3, To: 3, ToNode: 0, Input: 0, Partition: jobspec.Rebalance},
+		{ID: 2, From: 1, FromNode: 0, Port: 1, To: 3, ToNode: 0, Input: 0, Partition: jobspec.Rebalance},
 	}
 	var got []vertexWant
 	for _, v := range p.Vertices {
@@ -228,8 +228,11 @@ sinks:
 		t.Errorf("unkeyed vertex has key groups")
 	}
 	c := count.Nodes[0]
-	if c.ErrorsPort() != 3 || c.LatePort() != -1 || c.Port("audit") != 2 || c.Port("nope") != -1 {
+	if c.ErrorsPort() != -1 || c.LatePort() != -1 || c.Port("audit") != 2 || c.Port("nope") != -1 {
 		t.Errorf("ports: errors %d late %d audit %d", c.ErrorsPort(), c.LatePort(), c.Port("audit"))
+	}
+	if sp := p.Vertices[1].Nodes[0]; sp.ErrorsPort() != 1 {
+		t.Errorf("split's errors port %d, want 1", sp.ErrorsPort())
 	}
 }
 
@@ -352,30 +355,47 @@ sinks: [{uid: out, connector: test-sink, input: d, parallelism: 3}]
 func TestPorts(t *testing.T) {
 	p := build(t, head+`sources: [{uid: src, connector: test-src, options: {key: k}}]
 operators:
+  - {uid: t, module: m, operator: tag, on_error: divert, input: src, chain: false}
   - uid: agg
     module: m
     operator: sumx
-    on_error: divert
     window: {type: tumbling, size: 1s, late_output: tooLate}
-    inputs: [{from: src, partition: key_by}]
+    inputs: [{from: t, partition: key_by}]
 sinks:
   - {uid: main, connector: test-sink, input: agg, parallelism: 1, chain: false}
   - {uid: l1, connector: test-sink, input: agg.late, chain: false}
-  - {uid: e, connector: test-sink, input: agg.errors, chain: false}
+  - {uid: e, connector: test-sink, input: t.errors, chain: false}
+  - {uid: a, connector: test-sink, input: t.audit, chain: false}
   - {uid: l2, connector: test-sink, input: agg.tooLate, chain: false}
 `)
-	agg := p.Vertices[1].Nodes[0]
-	if want := []string{"", "late", "errors", "tooLate"}; !reflect.DeepEqual(agg.Ports, want) {
-		t.Fatalf("ports %q, want %q", agg.Ports, want)
+	node := func(uid string) *Node {
+		for _, v := range p.Vertices {
+			for _, n := range v.Nodes {
+				if n.UID == uid {
+					return n
+				}
+			}
+		}
+		t.Fatalf("no node %s", uid)
+		return nil
 	}
-	if agg.ErrorsPort() != 2 || agg.LatePort() != 3 {
-		t.Errorf("errors port %d late port %d", agg.ErrorsPort(), agg.LatePort())
+	// The module's own side outputs come first, then "errors", then the
+	// window's late output.
+	tag, agg := node("t"), node("agg")
+	if want := []string{"", "audit", "errors"}; !reflect.DeepEqual(tag.Ports, want) {
+		t.Fatalf("ports of t %q, want %q", tag.Ports, want)
+	}
+	if want := []string{"", "late", "tooLate"}; !reflect.DeepEqual(agg.Ports, want) {
+		t.Fatalf("ports of agg %q, want %q", agg.Ports, want)
+	}
+	if tag.ErrorsPort() != 2 || tag.LatePort() != -1 || agg.ErrorsPort() != -1 || agg.LatePort() != 2 {
+		t.Errorf("errors ports %d %d, late ports %d %d", tag.ErrorsPort(), agg.ErrorsPort(), tag.LatePort(), agg.LatePort())
 	}
 	byTarget := map[string]int{}
 	for _, e := range p.Edges {
 		byTarget[p.Vertices[e.To].Name] = e.Port
 	}
-	if want := map[string]int{"agg": 0, "main": 0, "l1": 1, "e": 2, "l2": 3}; !reflect.DeepEqual(byTarget, want) {
+	if want := map[string]int{"t": 0, "agg": 0, "main": 0, "l1": 1, "e": 2, "a": 1, "l2": 2}; !reflect.DeepEqual(byTarget, want) {
 		t.Errorf("edge ports %v, want %v", byTarget, want)
 	}
 }
@@ -450,7 +470,7 @@ func TestBuildErrors(t *testing.T) {
 operators:
   - uid: a
     module: m
-    operator: splt # want: operators[0].operator: module "m" has no operator "splt" (it has: up, split, keep, count, sum, sumx, join, weird)
+    operator: splt # want: operators[0].operator: module "m" has no operator "splt" (it has: up, split, keep, count, sum, sumx, join, weird, tag)
     input: src
 sinks: [{uid: out, connector: test-sink, input: a}]
 `,
@@ -524,6 +544,15 @@ operators:
     inputs:
       - from: f2
         partition: key_by # want: operators[2].inputs[0].partition: key_by on f2, a filter whose input comes from source src, which emits no keys
+sinks: [{uid: out, connector: test-sink, input: c}]
+`,
+		"skip on a keyed operator": head + `sources: [{uid: src, connector: test-src, options: {key: k}}]
+operators:
+  - uid: c
+    module: m
+    operator: count
+    inputs: [{from: src, partition: key_by}]
+    on_error: skip # want: operators[0].on_error: on_error: skip needs a map, filter or flat_map operator, and m.count is a process
 sinks: [{uid: out, connector: test-sink, input: c}]
 `,
 		"port name clashes": head + `sources: [{uid: src, connector: test-src, options: {key: k}}]

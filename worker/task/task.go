@@ -737,10 +737,18 @@ func (n *node) recordError(err error, input int, entries []byte, count int) erro
 	}
 	where := fmt.Sprintf("operator %s, subtask %d", n.spec.UID, n.t.index)
 	kind := n.spec.Desc.Kind
-	stateless := kind == wasmabi.KindMap || kind == wasmabi.KindFilter || kind == wasmabi.KindFlatMap
+	// The planner allows skip and divert on stateless kinds only; one that
+	// declared operator state is not stateless either, as running the
+	// records before the failing one again would change it twice.
+	withState := n.svc != nil && len(n.svc.ids) > 0
+	stateless := kind.Stateless() && !withState
 	if n.spec.OnError == OnErrorFail || n.spec.OnError == "" || idx < 0 || idx >= count || !stateless || (werr != nil && werr.Poisoning()) {
 		if !stateless && n.spec.OnError != OnErrorFail && n.spec.OnError != "" {
-			where += fmt.Sprintf(" (on_error: %s applies to map, filter and flat_map operators only; a %s fails)", n.spec.OnError, kind)
+			why := fmt.Sprintf("a %s fails", kind)
+			if withState {
+				why = "an operator with operator state fails"
+			}
+			where += fmt.Sprintf(" (on_error: %s applies to map, filter and flat_map operators without state only; %s)", n.spec.OnError, why)
 		}
 		if idx >= 0 && idx < count {
 			return fmt.Errorf("%s: record %d of the subtask's input: %w", where, n.seen-int64(count)+int64(idx), err)

@@ -33,12 +33,18 @@ func init() {
 	})
 	weir.Process("t_count", &counter{})
 	weir.Aggregate("t_sum", sum{}, weir.Int64Codec)
-	weir.Map("t_fail13", func(r weir.Record) (weir.Record, error) {
+	fail13 := func(r weir.Record) (weir.Record, error) {
 		if string(r.Value) == "13" {
 			return r, fmt.Errorf("unlucky")
 		}
 		return r, nil
-	})
+	}
+	weir.Map("t_fail13", fail13)
+	// The same map with operator state, which skip would change twice.
+	weir.Map("t_fail13_state", fail13, weir.OnOpen(func(o *weir.OpenContext) error {
+		weir.NewOperatorListState(o, "seen", weir.Int64Codec)
+		return nil
+	}))
 }
 
 type counter struct {
@@ -385,6 +391,11 @@ func TestRecordErrorPolicies(t *testing.T) {
 	}
 	if len(out.recs) != 29 || slices.ContainsFunc(out.recs, func(r rec) bool { return r.value == "13" }) {
 		t.Fatalf("skip: got %d records, want 29 without 13", len(out.recs))
+	}
+	job, _ = build(t, "skip-state", in, 1, task.WatermarkSpec{Strategy: task.WatermarkBounded},
+		stage{op: "t_fail13_state", parallelism: 1, partition: task.Forward, onError: task.OnErrorSkip})
+	if err := run(t, job); err == nil || !strings.Contains(err.Error(), "record 13") || !strings.Contains(err.Error(), "operator state") {
+		t.Fatalf("skip on a map with operator state: error = %v; want the job to fail at record 13 and say why skip does not apply", err)
 	}
 }
 
