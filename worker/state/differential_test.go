@@ -126,6 +126,11 @@ func TestDifferential(t *testing.T) {
 	noWAL := testPebbleOptions
 	noWAL.DisableWAL = true
 	t.Run("no-wal", func(t *testing.T) { differential(t, 4, ops, noWAL) })
+	// Pending writes: off, and a bound so small that most writes flush.
+	off, tiny := testPebbleOptions, testPebbleOptions
+	off.WriteCache, tiny.WriteCache = -1, 64
+	t.Run("no-write-cache", func(t *testing.T) { differential(t, 5, ops, off) })
+	t.Run("tiny-write-cache", func(t *testing.T) { differential(t, 6, ops, tiny) })
 }
 
 func differential(t *testing.T, seed uint64, ops int, opts PebbleOptions) {

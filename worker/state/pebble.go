@@ -35,12 +35,20 @@ type PebbleOptions struct {
 	// but what was not flushed is lost in a crash (not on Close, which
 	// flushes). Durability comes from checkpoints either way.
 	DisableWAL bool
+	// WriteCache bounds the bytes of state writes held in memory before
+	// they go to pebble in one batch (default 32 MiB;
+	// negative: every write goes to pebble at once). Each key group keeps
+	// its own pending writes, so a key updated again and again (a window's
+	// accumulator) costs a Go map update, not a pebble commit, and is read
+	// back from memory.
+	WriteCache int64
 	// Logger receives pebble's errors; its informational messages are
 	// dropped. Nil drops the errors too.
 	Logger *slog.Logger
 }
 
 const (
+	defaultWriteCache   = 32 << 20
 	defaultCacheSize    = 64 << 20
 	defaultMemTableSize = 64 << 20
 	defaultBloomBits    = 10
@@ -69,6 +77,9 @@ func (o PebbleOptions) withDefaults() PebbleOptions {
 	if o.BloomBitsPerKey == 0 {
 		o.BloomBitsPerKey = defaultBloomBits
 	}
+	if o.WriteCache == 0 {
+		o.WriteCache = defaultWriteCache
+	}
 	if o.MaxCompactions == 0 {
 		o.MaxCompactions = min(max(runtime.GOMAXPROCS(0)/2, 1), 4)
 	}
@@ -86,6 +97,11 @@ type Pebble struct {
 	states table[pebbleReg]
 	closed atomic.Bool
 	noWAL  bool
+
+	// Pending writes (see PebbleOptions.WriteCache): their bytes over all
+	// shards, and the bound.
+	pending    atomic.Int64
+	maxPending int64
 
 	closeMu sync.Mutex // serialises Close
 }
@@ -113,9 +129,26 @@ type pebbleState struct {
 	// cache: a slot not in it is recovered with a reverse seek, and it is
 	// emptied when it reaches maxSeqCache slots.
 	seqs map[string]*uint64
+	// dirty holds the writes not yet given to pebble, by storage key;
+	// point reads look here first, and scans (lists, map entries, clears)
+	// flush it first, so pebble alone answers them.
+	dirty      map[string]*pendingWrite
+	dirtyBytes int64
 }
 
-const maxSeqCache = 1 << 16
+// pendingWrite is a write held in a shard's dirty map: a stored value, or a
+// deletion.
+type pendingWrite struct {
+	v   []byte
+	del bool
+}
+
+const (
+	maxSeqCache = 1 << 16
+	// maxDirty bounds the pending writes of one shard, so that a flush
+	// stays short.
+	maxDirty = 4096
+)
 
 // OpenPebble opens (creating if needed) the pebble database in dir. clock
 // gives the processing time for TTL; nil means the wall clock. States
@@ -150,7 +183,7 @@ func OpenPebble(dir string, clock Clock, opts PebbleOptions) (*Pebble, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: opening pebble in %s: %w", dir, err)
 	}
-	p := &Pebble{db: db, dir: dir, clock: clock, reg: newRegistry(), noWAL: o.DisableWAL}
+	p := &Pebble{db: db, dir: dir, clock: clock, reg: newRegistry(), noWAL: o.DisableWAL, maxPending: max(o.WriteCache, 0)}
 	if err := p.load(); err != nil {
 		return nil, errors.Join(fmt.Errorf("state: opening pebble in %s: %w", dir, err), db.Close())
 	}
@@ -261,10 +294,107 @@ func (p *Pebble) state(id ID, kg uint16) (*pebbleState, error) {
 	}
 	s := r.shards[kg]
 	if s == nil {
-		s = &pebbleState{pebbleReg: r, seqs: map[string]*uint64{}}
+		s = &pebbleState{pebbleReg: r, seqs: map[string]*uint64{}, dirty: map[string]*pendingWrite{}}
 		r.shards[kg] = s
 	}
 	return s, nil
+}
+
+// write sets (or, with del, deletes) the storage key s.key to v: pending in
+// the shard when the write cache is on, else in pebble at once.
+func (p *Pebble) write(s *pebbleState, v []byte, del bool) error {
+	if p.maxPending == 0 {
+		if del {
+			return p.db.Delete(s.key, pebble.NoSync)
+		}
+		return p.db.Set(s.key, v, pebble.NoSync)
+	}
+	w := s.dirty[string(s.key)]
+	if w == nil {
+		w = &pendingWrite{}
+		s.dirty[string(s.key)] = w
+		s.addDirty(p, int64(len(s.key)+48))
+	}
+	s.addDirty(p, int64(len(v)-len(w.v)))
+	w.v, w.del = append(w.v[:0], v...), del
+	if len(s.dirty) >= maxDirty || p.pending.Load() > p.maxPending {
+		return p.flush(s)
+	}
+	return nil
+}
+
+func (s *pebbleState) addDirty(p *Pebble, n int64) {
+	s.dirtyBytes += n
+	p.pending.Add(n)
+}
+
+// pendingGet returns the pending write of s.key, if any.
+func (s *pebbleState) pendingGet() *pendingWrite {
+	if len(s.dirty) == 0 {
+		return nil
+	}
+	return s.dirty[string(s.key)]
+}
+
+// flush gives the shard's pending writes to pebble in one batch.
+func (p *Pebble) flush(s *pebbleState) error {
+	if len(s.dirty) == 0 {
+		return nil
+	}
+	b := p.db.NewBatch()
+	var err error
+	for k, w := range s.dirty {
+		if w.del {
+			err = b.Delete([]byte(k), nil)
+		} else {
+			err = b.Set([]byte(k), w.v, nil)
+		}
+		if err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = p.db.Apply(b, pebble.NoSync)
+	}
+	err = errors.Join(err, b.Close())
+	if err != nil {
+		return fmt.Errorf("state: writing id %d: %w", s.id, err)
+	}
+	clear(s.dirty)
+	p.pending.Add(-s.dirtyBytes)
+	s.dirtyBytes = 0
+	return nil
+}
+
+// Flush gives every pending write to pebble. No other call may be in
+// flight: the shards belong to the tasks' goroutines.
+func (p *Pebble) Flush() error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	return p.flushAll(keygroup.Range{Start: 0, End: keygroup.MaxMaxParallelism - 1}, false)
+}
+
+// flushAll flushes the shards of the key groups in r, or with drop forgets
+// their pending writes.
+func (p *Pebble) flushAll(r keygroup.Range, drop bool) error {
+	var err error
+	p.states.each(func(reg *pebbleReg) {
+		for kg := r.Start; kg <= r.End && kg < len(reg.shards); kg++ {
+			s := reg.shards[kg]
+			if s == nil {
+				continue
+			}
+			if drop {
+				clear(s.dirty)
+				p.pending.Add(-s.dirtyBytes)
+				s.dirtyBytes = 0
+				continue
+			}
+			err = errors.Join(err, p.flush(s))
+		}
+	})
+	return err
 }
 
 // live reports whether an entry written at ts is still there at now.
@@ -312,6 +442,20 @@ func (p *Pebble) Get(id ID, kg uint16, key, userKey, dst []byte) ([]byte, bool, 
 	case wasmabi.StateMap:
 		s.key = append(s.key, userKey...)
 	}
+	now := s.now(p.clock)
+	if w := s.pendingGet(); w != nil {
+		if w.del {
+			return dst, false, nil
+		}
+		v, ok, err := s.unwrap(w.v, now)
+		if err != nil {
+			return dst, false, err
+		}
+		if !ok { // expired: drop it now
+			return dst, false, p.write(s, nil, true)
+		}
+		return append(dst, v...), true, nil
+	}
 	v, closer, err := p.db.Get(s.key)
 	if err == pebble.ErrNotFound {
 		return dst, false, nil
@@ -319,7 +463,7 @@ func (p *Pebble) Get(id ID, kg uint16, key, userKey, dst []byte) ([]byte, bool, 
 	if err != nil {
 		return dst, false, fmt.Errorf("state: reading id %d: %w", id, err)
 	}
-	v, ok, err := s.unwrap(v, s.now(p.clock))
+	v, ok, err := s.unwrap(v, now)
 	if ok {
 		dst = append(dst, v...)
 	}
@@ -349,7 +493,7 @@ func (p *Pebble) Put(id ID, kg uint16, key, userKey, value []byte) error {
 	case wasmabi.StateMap:
 		s.key = append(s.key, userKey...)
 	}
-	if err := p.db.Set(s.key, s.stored(p.clock, value), pebble.NoSync); err != nil {
+	if err := p.write(s, s.stored(p.clock, value), false); err != nil {
 		return fmt.Errorf("state: writing id %d: %w", id, err)
 	}
 	return nil
@@ -396,8 +540,12 @@ func (s *pebbleState) cacheSeq(next uint64) {
 	s.seqs[string(s.key)] = n
 }
 
-// iterate returns an iterator over the entries that start with s.key.
+// iterate returns an iterator over the entries that start with s.key,
+// after giving the shard's pending writes to pebble.
 func (p *Pebble) iterate(s *pebbleState) (*pebble.Iterator, error) {
+	if err := p.flush(s); err != nil {
+		return nil, err
+	}
 	s.end = appendPrefixEnd(s.end[:0], s.key)
 	s.iter.LowerBound, s.iter.UpperBound = s.key, s.end
 	it, err := p.db.NewIter(&s.iter)
@@ -420,7 +568,7 @@ func (p *Pebble) Delete(id ID, kg uint16, key, userKey []byte) error {
 	case wasmabi.StateMap:
 		s.key = append(s.key, userKey...)
 	}
-	if err := p.db.Delete(s.key, pebble.NoSync); err != nil {
+	if err := p.write(s, nil, true); err != nil {
 		return fmt.Errorf("state: deleting from id %d: %w", id, err)
 	}
 	return nil
@@ -434,7 +582,7 @@ func (p *Pebble) Clear(id ID, kg uint16, key []byte) error {
 	}
 	s.key = appendSlot(s.key[:0], id, kg, key)
 	if s.kind == wasmabi.StateValue {
-		if err := p.db.Delete(s.key, pebble.NoSync); err != nil {
+		if err := p.write(s, nil, true); err != nil {
 			return fmt.Errorf("state: clearing id %d: %w", id, err)
 		}
 		return nil
@@ -569,6 +717,10 @@ func (p *Pebble) DeleteKeyGroups(r keygroup.Range) error {
 	if err != nil {
 		return err
 	}
+	// The key groups have no task any more: their pending writes go too.
+	if err := p.flushAll(r, true); err != nil {
+		return err
+	}
 	if err := p.db.DeleteRange(lo, hi, pebble.NoSync); err != nil {
 		return fmt.Errorf("state: deleting key groups %v: %w", r, err)
 	}
@@ -585,11 +737,13 @@ func (p *Pebble) Dir() string { return p.dir }
 func (p *Pebble) Close() error {
 	p.closeMu.Lock()
 	defer p.closeMu.Unlock()
-	if p.closed.Swap(true) {
+	if p.closed.Load() {
 		return nil
 	}
+	err := p.flushAll(keygroup.Range{Start: 0, End: keygroup.MaxMaxParallelism - 1}, false)
+	p.closed.Store(true)
 	p.states.p.Store(nil)
-	err := p.db.Flush()
+	err = errors.Join(err, p.db.Flush())
 	if err != nil {
 		err = fmt.Errorf("state: flushing pebble in %s: %w", p.dir, err)
 	}

@@ -169,3 +169,16 @@ func (t *table[S]) set(id ID, s *S) {
 	n[id] = s
 	t.p.Store(&n)
 }
+
+// each calls fn with every published state.
+func (t *table[S]) each(fn func(*S)) {
+	p := t.p.Load()
+	if p == nil {
+		return
+	}
+	for _, s := range *p {
+		if s != nil {
+			fn(s)
+		}
+	}
+}
