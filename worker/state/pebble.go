@@ -134,6 +134,9 @@ type pebbleState struct {
 	// flush it first, so pebble alone answers them.
 	dirty      map[string]*pendingWrite
 	dirtyBytes int64
+	// appends holds pending list items: each has a key of its own, so a
+	// batch takes them without a map entry (and without allocating).
+	appends *pebble.Batch
 }
 
 // pendingWrite is a write held in a shard's dirty map: a stored value, or a
@@ -309,6 +312,19 @@ func (p *Pebble) write(s *pebbleState, v []byte, del bool) error {
 		}
 		return p.db.Set(s.key, v, pebble.NoSync)
 	}
+	if s.kind == wasmabi.StateList && !del {
+		if s.appends == nil {
+			s.appends = p.db.NewBatch()
+		}
+		if err := s.appends.Set(s.key, v, nil); err != nil {
+			return err
+		}
+		s.addDirty(p, int64(len(s.key)+len(v)+16))
+		if s.appends.Count() >= maxDirty || p.pending.Load() > p.maxPending {
+			return p.flush(s)
+		}
+		return nil
+	}
 	w := s.dirty[string(s.key)]
 	if w == nil {
 		w = &pendingWrite{}
@@ -338,10 +354,13 @@ func (s *pebbleState) pendingGet() *pendingWrite {
 
 // flush gives the shard's pending writes to pebble in one batch.
 func (p *Pebble) flush(s *pebbleState) error {
-	if len(s.dirty) == 0 {
+	if len(s.dirty) == 0 && (s.appends == nil || s.appends.Empty()) {
 		return nil
 	}
-	b := p.db.NewBatch()
+	if s.appends == nil {
+		s.appends = p.db.NewBatch()
+	}
+	b := s.appends
 	var err error
 	for k, w := range s.dirty {
 		if w.del {
@@ -356,7 +375,7 @@ func (p *Pebble) flush(s *pebbleState) error {
 	if err == nil {
 		err = p.db.Apply(b, pebble.NoSync)
 	}
-	err = errors.Join(err, b.Close())
+	b.Reset()
 	if err != nil {
 		return fmt.Errorf("state: writing id %d: %w", s.id, err)
 	}
@@ -386,6 +405,9 @@ func (p *Pebble) flushAll(r keygroup.Range, drop bool) error {
 				continue
 			}
 			if drop {
+				if s.appends != nil {
+					s.appends.Reset()
+				}
 				clear(s.dirty)
 				p.pending.Add(-s.dirtyBytes)
 				s.dirtyBytes = 0
@@ -742,6 +764,13 @@ func (p *Pebble) Close() error {
 	}
 	err := p.flushAll(keygroup.Range{Start: 0, End: keygroup.MaxMaxParallelism - 1}, false)
 	p.closed.Store(true)
+	p.states.each(func(reg *pebbleReg) {
+		for _, s := range reg.shards {
+			if s != nil && s.appends != nil {
+				err = errors.Join(err, s.appends.Close())
+			}
+		}
+	})
 	p.states.p.Store(nil)
 	err = errors.Join(err, p.db.Flush())
 	if err != nil {
