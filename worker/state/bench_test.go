@@ -27,17 +27,23 @@ func newBenchSlots() benchSlots {
 }
 
 // benchBackends runs f against each backend. The pebble one is as a
-// worker would open it (default cache and memtable sizes).
+// worker would open it (default sizes), and again with no pending writes,
+// so that every operation reaches pebble.
 func benchBackends(b *testing.B, f func(b *testing.B, be Backend)) {
 	b.Run("heap", func(b *testing.B) { f(b, NewHeap(nil)) })
-	b.Run("pebble", func(b *testing.B) {
-		p, err := OpenPebble(b.TempDir(), nil, PebbleOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer p.Close()
-		f(b, p)
-	})
+	for _, c := range []struct {
+		name string
+		opts PebbleOptions
+	}{{"pebble", PebbleOptions{}}, {"pebble-direct", PebbleOptions{WriteCache: -1}}} {
+		b.Run(c.name, func(b *testing.B) {
+			p, err := OpenPebble(b.TempDir(), nil, c.opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			f(b, p)
+		})
+	}
 }
 
 func benchRegister(b *testing.B, be Backend, kind wasmabi.StateKind) ID {
