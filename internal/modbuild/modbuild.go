@@ -170,12 +170,15 @@ func hashInputs(ctx context.Context, dir string, lang Lang, out string) (string,
 	return hex.EncodeToString(h.Sum(nil))[:32], nil
 }
 
+// wasmEnv is the environment of every go command run for a module.
+var wasmEnv = []string{"GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0"}
+
 // repoDeps lists the folders of the packages under root that the Go
 // package in dir imports, directly or not, when built for WebAssembly.
 func repoDeps(ctx context.Context, root, dir string) ([]string, error) {
 	cmd := exec.CommandContext(ctx, "go", "list", "-deps", "-f", "{{if not .Standard}}{{.Dir}}{{end}}", ".")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), wasmEnv...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	b, err := cmd.Output()
@@ -339,7 +342,7 @@ func buildGo(ctx context.Context, dir, out, cacheDir string, logw io.Writer) err
 		return fmt.Errorf("modbuild: building a Go operator needs the go command on PATH: %w", err)
 	}
 	args := []string{"build", "-buildmode=c-shared", "-trimpath", "-o", out}
-	env := append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	env := append(os.Environ(), wasmEnv...)
 	if _, inRepo := weirRoot(dir); !inRepo {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
 			return fmt.Errorf("modbuild: %s has no go.mod; `weir module init --lang go %s` makes one", dir, dir)

@@ -375,14 +375,21 @@ func (p *Pebble) flush(s *pebbleState) error {
 	if err == nil {
 		err = p.db.Apply(b, pebble.NoSync)
 	}
-	b.Reset()
+	p.forget(s) // pebble refusing a batch fails the job: nothing to retry
 	if err != nil {
 		return fmt.Errorf("state: writing id %d: %w", s.id, err)
+	}
+	return nil
+}
+
+// forget drops the shard's pending writes.
+func (p *Pebble) forget(s *pebbleState) {
+	if s.appends != nil {
+		s.appends.Reset()
 	}
 	clear(s.dirty)
 	p.pending.Add(-s.dirtyBytes)
 	s.dirtyBytes = 0
-	return nil
 }
 
 // Flush gives every pending write to pebble. No other call may be in
@@ -405,15 +412,10 @@ func (p *Pebble) flushAll(r keygroup.Range, drop bool) error {
 				continue
 			}
 			if drop {
-				if s.appends != nil {
-					s.appends.Reset()
-				}
-				clear(s.dirty)
-				p.pending.Add(-s.dirtyBytes)
-				s.dirtyBytes = 0
-				continue
+				p.forget(s)
+			} else {
+				err = errors.Join(err, p.flush(s))
 			}
-			err = errors.Join(err, p.flush(s))
 		}
 	})
 	return err
