@@ -105,15 +105,7 @@ func (g *InputGate) Next() (ch int, m Message, ok bool) {
 	if g.mu.queued == 0 {
 		return 0, Message{}, false
 	}
-	if ch, ok = g.mu.prioReady.pop(); ok {
-		c := g.mu.chans[ch]
-		e, _ := c.prio.pop()
-		if c.prio.len() > 0 {
-			g.mu.prioReady.push(ch)
-		} else {
-			c.inPrio = false
-		}
-		g.mu.queued--
+	if ch, e, ok := g.popPriority(); ok {
 		return ch, Message{Event: e}, true
 	}
 	ch, _ = g.mu.ready.pop()
@@ -214,3 +206,37 @@ func (q *fifo[T]) pop() (T, bool) {
 }
 
 func (q *fifo[T]) len() int { return len(q.s) - q.head }
+
+// NextPriority takes the next priority event, if any channel has one. A
+// subtask blocked on output credits uses it to react to priority events
+// without taking ordinary data.
+func (g *InputGate) NextPriority() (ch int, e Event, ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.popPriority()
+}
+
+// popPriority takes the next priority event; g.mu is held.
+func (g *InputGate) popPriority() (ch int, e Event, ok bool) {
+	if ch, ok = g.mu.prioReady.pop(); !ok {
+		return 0, Event{}, false
+	}
+	c := g.mu.chans[ch]
+	e, _ = c.prio.pop()
+	if c.prio.len() > 0 {
+		g.mu.prioReady.push(ch)
+	} else {
+		c.inPrio = false
+	}
+	g.mu.queued--
+	return ch, e, true
+}
+
+// Rearm signals Notify again, for a consumer that took the signal but
+// left messages queued.
+func (g *InputGate) Rearm() {
+	select {
+	case g.notify <- struct{}{}:
+	default:
+	}
+}

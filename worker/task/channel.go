@@ -7,61 +7,28 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/internal/keygroup"
+	"github.com/weirstream/weir/netstack"
 	"github.com/weirstream/weir/wasmabi"
 )
 
-// The data plane inside a process. A channel joins one upstream subtask to
-// one downstream subtask for one edge. Credits are buffers: a channel owns
-// Credits buffers, the sender takes an empty one (waiting when none is
-// free: backpressure), fills it with encoded entries and hands it to the
-// receiver's mailbox; the receiver gives it back once processed, which is
-// the credit returning. The network transport keeps exactly this contract
-// and replaces only the hand-over.
+// The data plane. Every channel joins one upstream subtask to one
+// downstream subtask for one edge, through netstack: the upstream writes
+// into a Subpartition, the downstream reads its InputGate. Whether the
+// channel is in-process (netstack.NewLocal) or crosses the network is
+// decided where the run is wired, never here.
 
-type msgKind uint8
-
+// Event kinds on a channel (netstack.Event.Kind).
 const (
-	msgData      msgKind = iota // buf holds entries
-	msgWatermark                // wm
-	msgIdle                     // the channel's source went idle
-	msgActive                   // and came back
-	msgEnd                      // end of stream on the channel
-	msgLatency                  // a latency marker: wm is its source's wall clock (ns)
+	evWatermark uint8 = iota + 1 // Value: the watermark
+	evIdle                       // the channel's source went idle
+	evActive                     // and came back
+	evEnd                        // end of stream on the channel
+	evLatency                    // a latency marker: Value is its source's wall clock (ns)
 )
 
-// message is what a mailbox carries.
-type message struct {
-	kind msgKind
-	ch   int32 // channel index in the receiver's gate
-	buf  *buffer
-	wm   int64
-}
-
-type buffer struct {
-	b     []byte
-	count int
-}
-
-// channel is the sending side's view of one channel.
-type channel struct {
-	idx     int32          // index in the receiver's gate
-	free    chan *buffer   // credits: empty buffers
-	mailbox chan<- message // the receiver's
-	cur     *buffer        // being filled, nil when none taken
-}
-
-func newChannel(idx int32, mailbox chan<- message, credits, size int) *channel {
-	c := &channel{idx: idx, free: make(chan *buffer, credits), mailbox: mailbox}
-	for range credits {
-		c.free <- &buffer{b: make([]byte, 0, size)}
-	}
-	return c
-}
-
-// gateChannel is the receiving side's state of one channel.
+// gateChannel is the receiving side's event-time state of one channel.
 type gateChannel struct {
 	input int // head input index the channel feeds
-	free  chan *buffer
 	wm    int64
 	idle  bool
 	ended bool
@@ -70,53 +37,56 @@ type gateChannel struct {
 // writer sends the records of one edge from one subtask to the channels of
 // the downstream subtasks, partitioning them.
 type writer struct {
+	t        *subtask
 	edge     *Edge
-	chans    []*channel // by downstream subtask index (forward: one)
-	size     int        // buffer size
+	subs     []netstack.Subpartition // by downstream subtask index (forward: one)
+	cur      []*netstack.Buffer      // being filled, per channel; nil when none taken
+	size     int                     // buffer size
 	part     Partition
 	kgToSub  []uint16 // key_by: key group -> channel
 	maxPar   int
 	rr       int
-	ctx      context.Context
 	blocked  *atomic.Int64 // ns spent waiting for credits (backpressure)
 	fromName string
 }
 
-// take returns the buffer being filled on c, taking a credit when needed.
-func (w *writer) take(c *channel) (*buffer, error) {
-	if c.cur != nil {
-		return c.cur, nil
-	}
-	select {
-	case b := <-c.free:
-		c.cur = b
+// take returns the buffer being filled on channel c, taking a credit when
+// needed. While it waits for one (backpressure), the subtask still reacts
+// to cancellation and to priority events on its own inputs.
+func (w *writer) take(c int) (*netstack.Buffer, error) {
+	if b := w.cur[c]; b != nil {
 		return b, nil
-	default:
 	}
-	start := time.Now()
-	select {
-	case b := <-c.free:
+	sp := w.subs[c]
+	b := sp.Request()
+	if b == nil {
+		start := time.Now()
+		for b == nil {
+			select {
+			case <-sp.Available():
+			case <-w.t.gateNotify():
+				if err := w.t.priorityEvents(); err != nil {
+					return nil, err
+				}
+			case <-w.t.ctx.Done():
+				return nil, context.Cause(w.t.ctx)
+			}
+			b = sp.Request()
+		}
 		w.blocked.Add(int64(time.Since(start)))
-		c.cur = b
-		return b, nil
-	case <-w.ctx.Done():
-		return nil, w.ctx.Err()
 	}
+	w.cur[c] = b
+	return b, nil
 }
 
-// send hands c's current buffer to the receiver.
-func (w *writer) send(c *channel) error {
-	b := c.cur
-	if b == nil || b.count == 0 {
+// send hands channel c's current buffer to the receiver.
+func (w *writer) send(c int) error {
+	b := w.cur[c]
+	if b == nil || b.Count == 0 {
 		return nil
 	}
-	c.cur = nil
-	select {
-	case c.mailbox <- message{kind: msgData, ch: c.idx, buf: b}:
-		return nil
-	case <-w.ctx.Done():
-		return w.ctx.Err()
-	}
+	w.cur[c] = nil
+	return w.subs[c].Send(b)
 }
 
 // Entries passed between nodes always have port 0: a receiving two-input
@@ -124,12 +94,12 @@ func (w *writer) send(c *channel) error {
 
 // appendEntry copies one encoded entry to c, sending the
 // buffer first when the entry does not fit.
-func (w *writer) appendEntry(c *channel, e []byte) error {
+func (w *writer) appendEntry(c int, e []byte) error {
 	b, err := w.take(c)
 	if err != nil {
 		return err
 	}
-	if len(b.b)+len(e) > w.size && b.count > 0 {
+	if len(b.B)+len(e) > w.size && b.Count > 0 {
 		if err := w.send(c); err != nil {
 			return err
 		}
@@ -137,15 +107,15 @@ func (w *writer) appendEntry(c *channel, e []byte) error {
 			return err
 		}
 	}
-	b.b = append(b.b, e...)
-	b.count++
+	b.B = append(b.B, e...)
+	b.Count++
 	return nil
 }
 
 // write partitions a run of record entries over the channels.
 func (w *writer) write(entries []byte, count int) error {
-	if w.part == Forward || len(w.chans) == 1 && w.part != KeyBy {
-		return w.writeAll(w.chans[0], entries, count)
+	if w.part == Forward || len(w.subs) == 1 && w.part != KeyBy {
+		return w.writeAll(0, entries, count)
 	}
 	for off := 0; off < len(entries); {
 		size := entrySize(entries[off:])
@@ -158,19 +128,19 @@ func (w *writer) write(entries []byte, count int) error {
 				return fmt.Errorf("%s: a record without a key reached key_by edge to %s; the upstream operator must set a key", w.fromName, w.edge.To.Name)
 			}
 			kg := keygroup.Of(e[wasmabi.EntryHeaderSize:wasmabi.EntryHeaderSize+kl], w.maxPar)
-			if err := w.appendEntry(w.chans[w.kgToSub[kg]], e); err != nil {
+			if err := w.appendEntry(int(w.kgToSub[kg]), e); err != nil {
 				return err
 			}
 		case Rebalance:
 			w.rr++
-			if w.rr >= len(w.chans) {
+			if w.rr >= len(w.subs) {
 				w.rr = 0
 			}
-			if err := w.appendEntry(w.chans[w.rr], e); err != nil {
+			if err := w.appendEntry(w.rr, e); err != nil {
 				return err
 			}
 		case Broadcast:
-			for _, c := range w.chans {
+			for c := range w.subs {
 				if err := w.appendEntry(c, e); err != nil {
 					return err
 				}
@@ -182,31 +152,31 @@ func (w *writer) write(entries []byte, count int) error {
 
 // writeAll copies a run of entries to one channel in as few copies as the
 // buffer size allows.
-func (w *writer) writeAll(c *channel, entries []byte, count int) error {
+func (w *writer) writeAll(c int, entries []byte, count int) error {
 	for len(entries) > 0 {
 		b, err := w.take(c)
 		if err != nil {
 			return err
 		}
-		room := w.size - len(b.b)
+		room := w.size - len(b.B)
 		if len(entries) <= room {
-			b.b = append(b.b, entries...)
-			b.count += count
+			b.B = append(b.B, entries...)
+			b.Count += count
 			return nil
 		}
 		// Take as many whole entries as fit (at least one).
 		n, k := 0, 0
 		for n < len(entries) {
 			s := entrySize(entries[n:])
-			if n+s > room && (k > 0 || b.count > 0) {
+			if n+s > room && (k > 0 || b.Count > 0) {
 				break
 			}
 			n += s
 			k++
 		}
 		if k > 0 {
-			b.b = append(b.b, entries[:n]...)
-			b.count += k
+			b.B = append(b.B, entries[:n]...)
+			b.Count += k
 			entries, count = entries[n:], count-k
 		}
 		if err := w.send(c); err != nil {
@@ -220,24 +190,18 @@ func (w *writer) writeAll(c *channel, entries []byte, count int) error {
 // the records already written to it.
 func (w *writer) marker(ns int64) error {
 	w.rr++
-	if w.rr >= len(w.chans) {
+	if w.rr >= len(w.subs) {
 		w.rr = 0
 	}
-	c := w.chans[w.rr]
-	if err := w.send(c); err != nil {
+	if err := w.send(w.rr); err != nil {
 		return err
 	}
-	select {
-	case c.mailbox <- message{kind: msgLatency, ch: c.idx, wm: ns}:
-		return nil
-	case <-w.ctx.Done():
-		return w.ctx.Err()
-	}
+	return w.subs[w.rr].SendEvent(netstack.Event{Kind: evLatency, Value: ns})
 }
 
 // flush sends every partly filled buffer.
 func (w *writer) flush() error {
-	for _, c := range w.chans {
+	for c := range w.subs {
 		if err := w.send(c); err != nil {
 			return err
 		}
@@ -246,15 +210,13 @@ func (w *writer) flush() error {
 }
 
 // event flushes, then sends an in-band event to every channel.
-func (w *writer) event(kind msgKind, wm int64) error {
+func (w *writer) event(kind uint8, v int64) error {
 	if err := w.flush(); err != nil {
 		return err
 	}
-	for _, c := range w.chans {
-		select {
-		case c.mailbox <- message{kind: kind, ch: c.idx, wm: wm}:
-		case <-w.ctx.Done():
-			return w.ctx.Err()
+	for _, sp := range w.subs {
+		if err := sp.SendEvent(netstack.Event{Kind: kind, Value: v}); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -34,6 +34,9 @@ type Job struct {
 	BufferSize int // bytes per network buffer (default 32 KiB)
 	Credits    int // buffers in flight per channel (default 4)
 	BatchSize  int // records a source reads per batch (default 1024)
+	// FlushInterval is the longest a partly filled buffer waits while its
+	// subtask is busy (default 5ms).
+	FlushInterval time.Duration
 }
 
 // Vertex is one task: a tree of chained nodes, run by Parallelism

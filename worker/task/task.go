@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/internal/keygroup"
+	"github.com/weirstream/weir/netstack"
 	"github.com/weirstream/weir/wasmabi"
 	"github.com/weirstream/weir/worker/connector"
 	"github.com/weirstream/weir/worker/wasmhost"
@@ -24,6 +25,9 @@ const (
 	DefaultBufferSize = 32 << 10
 	DefaultCredits    = 4
 	DefaultBatchSize  = 1024
+	// DefaultFlushInterval bounds how long a partly filled buffer waits
+	// while its subtask is busy (an idle subtask flushes at once).
+	DefaultFlushInterval = 5 * time.Millisecond
 )
 
 // Options configure a Run.
@@ -75,8 +79,8 @@ type subtask struct {
 	index     int
 	ctx       context.Context
 	keyGroups keygroup.Range
-	mailbox   chan message
-	gate      []gateChannel
+	gate      *netstack.InputGate
+	inputs    []gateChannel // by gate channel
 	writers   []*writer
 	nodes     []*node
 	wm        int64
@@ -139,6 +143,9 @@ func Start(ctx context.Context, job *Job, o Options) (*Run, error) {
 	}
 	if job.BatchSize <= 0 {
 		job.BatchSize = DefaultBatchSize
+	}
+	if job.FlushInterval <= 0 {
+		job.FlushInterval = DefaultFlushInterval
 	}
 	if job.MaxParallelism <= 0 {
 		job.MaxParallelism = keygroup.DefaultMaxParallelism
@@ -288,18 +295,10 @@ func (r *Run) build() error {
 		e    *Edge
 		u, d int
 	}
-	chans := map[chKey]*channel{}
+	chans := map[chKey]netstack.Subpartition{}
 	for _, v := range job.Vertices {
 		for _, t := range byVertex[v] {
-			slots := 0
-			for _, e := range v.Inputs {
-				if e.Partition == Forward {
-					slots++
-				} else {
-					slots += e.From.Parallelism
-				}
-			}
-			t.mailbox = make(chan message, slots*(job.Credits+8)+1)
+			t.gate = netstack.NewInputGate()
 			for _, e := range v.Inputs {
 				if e.Partition == Forward && e.From.Parallelism != v.Parallelism {
 					return fmt.Errorf("task: forward edge %s -> %s joins parallelisms %d and %d", e.From.Name, v.Name, e.From.Parallelism, v.Parallelism)
@@ -308,9 +307,9 @@ func (r *Run) build() error {
 					if e.Partition == Forward && u != t.index {
 						continue
 					}
-					c := newChannel(int32(len(t.gate)), t.mailbox, job.Credits, job.BufferSize)
-					t.gate = append(t.gate, gateChannel{input: e.Input, free: c.free, wm: wasmabi.NoWatermark})
-					chans[chKey{e, u, t.index}] = c
+					ch := t.gate.AddChannel(nil)
+					t.inputs = append(t.inputs, gateChannel{input: e.Input, wm: wasmabi.NoWatermark})
+					chans[chKey{e, u, t.index}] = netstack.NewLocal(t.gate, ch, job.Credits, job.BufferSize)
 				}
 			}
 		}
@@ -322,14 +321,15 @@ func (r *Run) build() error {
 				if e.From != v {
 					continue
 				}
-				w := &writer{edge: e, size: job.BufferSize, part: e.Partition, maxPar: job.MaxParallelism, ctx: r.ctx, blocked: &t.blocked, fromName: v.Nodes[e.FromNode].UID, rr: t.index}
+				w := &writer{t: t, edge: e, size: job.BufferSize, part: e.Partition, maxPar: job.MaxParallelism, blocked: &t.blocked, fromName: v.Nodes[e.FromNode].UID, rr: t.index}
 				if e.Partition == Forward {
-					w.chans = []*channel{chans[chKey{e, t.index, t.index}]}
+					w.subs = []netstack.Subpartition{chans[chKey{e, t.index, t.index}]}
 				} else {
 					for d := range e.To.Parallelism {
-						w.chans = append(w.chans, chans[chKey{e, t.index, d}])
+						w.subs = append(w.subs, chans[chKey{e, t.index, d}])
 					}
 				}
+				w.cur = make([]*netstack.Buffer, len(w.subs))
 				if e.Partition == KeyBy {
 					w.kgToSub = make([]uint16, job.MaxParallelism)
 					for kg := range job.MaxParallelism {
@@ -473,7 +473,7 @@ func (t *subtask) runSource() error {
 			lastData = now
 			if idle {
 				idle = false
-				if err := t.eventAll(msgActive, 0); err != nil {
+				if err := t.eventAll(evActive, 0); err != nil {
 					return err
 				}
 			}
@@ -502,7 +502,7 @@ func (t *subtask) runSource() error {
 		}
 		if ws.IdleTimeout > 0 && !idle && n == 0 && now.Sub(lastData) >= ws.IdleTimeout {
 			idle = true
-			if err := t.eventAll(msgIdle, 0); err != nil {
+			if err := t.eventAll(evIdle, 0); err != nil {
 				return err
 			}
 		}
@@ -515,57 +515,47 @@ func (t *subtask) runSource() error {
 	}
 }
 
-// runGate processes the mailbox until every input channel has ended.
+// runGate processes the input gate until every input channel has ended.
+// Output buffers go out when full, when the gate runs dry, and at the
+// latest FlushInterval after the last flush.
 func (t *subtask) runGate() error {
 	ended := 0
-	for ended < len(t.gate) {
-		var m message
-		select {
-		case m = <-t.mailbox:
-		case <-t.ctx.Done():
-			return context.Cause(t.ctx)
-		case <-t.procC():
-			t.procAt = 0
+	lastFlush := time.Now()
+	for ended < len(t.inputs) {
+		ch, m, ok := t.gate.Next()
+		if !ok {
 			if err := t.fireProcessing(); err != nil {
 				return err
 			}
+			if err := t.flush(); err != nil {
+				return err
+			}
+			lastFlush = time.Now()
+			select {
+			case <-t.gate.Notify():
+			case <-t.ctx.Done():
+				return context.Cause(t.ctx)
+			case <-t.procC():
+				t.procAt = 0
+			}
 			continue
 		}
-		g := &t.gate[m.ch]
-		switch m.kind {
-		case msgData:
-			err := t.nodes[0].receive(g.input, m.buf.b, m.buf.count)
-			m.buf.b, m.buf.count = m.buf.b[:0], 0
-			g.free <- m.buf
+		if m.Buf != nil {
+			err := t.nodes[0].receive(t.inputs[ch].input, m.Buf.B, m.Buf.Count)
+			t.gate.Release(ch, m.Buf)
 			if err != nil {
 				return err
 			}
-		case msgWatermark:
-			if m.wm > g.wm {
-				g.wm = m.wm
-				if err := t.inputWatermark(); err != nil {
-					return err
-				}
+		} else {
+			if m.Event.Kind == evEnd {
+				ended++
 			}
-		case msgIdle, msgActive:
-			g.idle = m.kind == msgIdle
-			if err := t.inputWatermark(); err != nil {
+			if err := t.onEvent(ch, m.Event, ended < len(t.inputs)); err != nil {
 				return err
-			}
-		case msgLatency:
-			if err := t.latencyMarker(m.wm); err != nil {
-				return err
-			}
-		case msgEnd:
-			g.ended = true
-			ended++
-			if ended < len(t.gate) {
-				if err := t.inputWatermark(); err != nil {
-					return err
-				}
 			}
 		}
-		if len(t.mailbox) == 0 {
+		if now := time.Now(); now.Sub(lastFlush) >= t.job.FlushInterval {
+			lastFlush = now
 			if err := t.fireProcessing(); err != nil {
 				return err
 			}
@@ -577,12 +567,70 @@ func (t *subtask) runGate() error {
 	return nil
 }
 
+// onEvent handles an event from input channel ch. more says whether other
+// channels are still open after an end of stream.
+func (t *subtask) onEvent(ch int, e netstack.Event, more bool) error {
+	g := &t.inputs[ch]
+	switch e.Kind {
+	case evWatermark:
+		if e.Value > g.wm {
+			g.wm = e.Value
+			return t.inputWatermark()
+		}
+	case evIdle, evActive:
+		g.idle = e.Kind == evIdle
+		return t.inputWatermark()
+	case evLatency:
+		return t.latencyMarker(e.Value)
+	case evEnd:
+		g.ended = true
+		if more {
+			return t.inputWatermark()
+		}
+	default:
+		return fmt.Errorf("task %s subtask %d: unknown event kind %d on input channel %d", t.v.Name, t.index, e.Kind, ch)
+	}
+	return nil
+}
+
+// gateNotify is the subtask's input signal (nil for a source, which has
+// no inputs).
+func (t *subtask) gateNotify() <-chan struct{} {
+	if t.gate == nil || len(t.inputs) == 0 {
+		return nil
+	}
+	return t.gate.Notify()
+}
+
+// priorityEvents handles the priority events queued on the inputs while
+// the subtask waits for credits. None of today's events is a priority
+// one; checkpoint barriers in unaligned mode will be, and they must reach
+// a subtask that is backpressured.
+func (t *subtask) priorityEvents() error {
+	// The gate's signal was consumed: pass it on, so the main loop still
+	// sees the ordinary messages that came with it.
+	defer func() {
+		if t.gate.Queued() > 0 {
+			t.gate.Rearm()
+		}
+	}()
+	for {
+		ch, e, ok := t.gate.NextPriority()
+		if !ok {
+			return nil
+		}
+		if err := t.onEvent(ch, e, true); err != nil {
+			return err
+		}
+	}
+}
+
 // inputWatermark recomputes the task's clock: the minimum watermark over
 // the channels that are neither idle nor ended.
 func (t *subtask) inputWatermark() error {
 	wm, live := int64(math.MaxInt64), false
-	for i := range t.gate {
-		g := &t.gate[i]
+	for i := range t.inputs {
+		g := &t.inputs[i]
 		if g.ended || g.idle {
 			continue
 		}
@@ -608,10 +656,10 @@ func (t *subtask) endOfInput() error {
 		}
 	}
 	for _, w := range t.writers {
-		if err := w.event(msgWatermark, math.MaxInt64); err != nil {
+		if err := w.event(evWatermark, math.MaxInt64); err != nil {
 			return err
 		}
-		if err := w.event(msgEnd, 0); err != nil {
+		if err := w.event(evEnd, 0); err != nil {
 			return err
 		}
 	}
@@ -627,7 +675,7 @@ func (t *subtask) flush() error {
 	return nil
 }
 
-func (t *subtask) eventAll(kind msgKind, wm int64) error {
+func (t *subtask) eventAll(kind uint8, wm int64) error {
 	for _, w := range t.writers {
 		if err := w.event(kind, wm); err != nil {
 			return err
@@ -897,7 +945,7 @@ func (n *node) emitWatermark(wm int64) error {
 		for _, tg := range ts {
 			var err error
 			if tg.w != nil {
-				err = tg.w.event(msgWatermark, wm)
+				err = tg.w.event(evWatermark, wm)
 			} else {
 				err = tg.node.advance(wm)
 			}
