@@ -86,8 +86,8 @@ func TestRoundTripBuiltins(t *testing.T) {
 			{"path": "in.txt"},
 			{"path": "/abs/ünï code.jsonl", "format": "jsonl", "key_field": "user", "timestamp_field": "ts"},
 		},
-		{KindSink, "stdout"}: {nil, {"format": "jsonl", "raw_json": false}},
-		{KindSink, "file"}:   {{"path": "out.jsonl"}, {"path": "o", "format": "lines", "raw_json": false}},
+		{KindSink, "stdout"}:  {nil, {"format": "jsonl", "raw_json": false}},
+		{KindSink, "file"}:    {{"path": "out.jsonl"}, {"path": "o", "format": "lines", "raw_json": false}},
 		{KindSink, "discard"}: {nil, {}},
 	}
 	for _, s := range All() {
