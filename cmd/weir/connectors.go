@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/weirstream/weir/worker/connector"
+	"github.com/weirstream/weir/internal/connspec"
 )
 
 func newConnectorsCmd(a *app) *cobra.Command {
@@ -33,7 +33,7 @@ shown. The same reference is in docs/connectors.md.
 }
 
 func (a *app) listConnectors() error {
-	all := connector.All()
+	all := connspec.All()
 	if a.jsonOut() {
 		return a.printJSON(all)
 	}
@@ -50,15 +50,15 @@ func (a *app) listConnectors() error {
 }
 
 func (a *app) showConnector(name string) error {
-	var specs []*connector.Spec
-	for _, k := range []connector.Kind{connector.KindSource, connector.KindSink} {
-		if s, ok := connector.LookupKind(k, name); ok {
+	var specs []*connspec.Spec
+	for _, k := range []connspec.Kind{connspec.KindSource, connspec.KindSink} {
+		if s, ok := connspec.LookupKind(k, name); ok {
 			specs = append(specs, s)
 		}
 	}
 	if len(specs) == 0 {
 		var names []string
-		for _, s := range connector.All() {
+		for _, s := range connspec.All() {
 			names = append(names, s.Name)
 		}
 		return usagef("no connector %q (connectors: %s)", name, strings.Join(dedup(names), ", "))

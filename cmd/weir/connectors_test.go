@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/viper"
 
-	"github.com/weirstream/weir/worker/connector"
+	"github.com/weirstream/weir/internal/connspec"
 )
 
 // runConnectors runs `weir connectors ARGS` in-process.
@@ -31,7 +31,7 @@ func TestConnectorsList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range connector.All() {
+	for _, s := range connspec.All() {
 		found := false
 		for _, line := range strings.Split(out, "\n") {
 			f := strings.Fields(line)
@@ -47,12 +47,12 @@ func TestConnectorsList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var specs []connector.Spec
+	var specs []connspec.Spec
 	if err := json.Unmarshal([]byte(out), &specs); err != nil {
 		t.Fatal(err)
 	}
-	if len(specs) != len(connector.All()) {
-		t.Fatalf("%d connectors in JSON, want %d", len(specs), len(connector.All()))
+	if len(specs) != len(connspec.All()) {
+		t.Fatalf("%d connectors in JSON, want %d", len(specs), len(connspec.All()))
 	}
 }
 
@@ -61,8 +61,8 @@ func TestConnectorsShow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []connector.Kind{connector.KindSource, connector.KindSink} {
-		s, _ := connector.LookupKind(k, "file")
+	for _, k := range []connspec.Kind{connspec.KindSource, connspec.KindSink} {
+		s, _ := connspec.LookupKind(k, "file")
 		if !strings.Contains(out, "file ("+string(k)+")") {
 			t.Errorf("no %s section", k)
 		}
@@ -76,11 +76,11 @@ func TestConnectorsShow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var spec connector.Spec
+	var spec connspec.Spec
 	if err := json.Unmarshal([]byte(out), &spec); err != nil {
 		t.Fatal(err)
 	}
-	want, _ := connector.LookupKind(connector.KindSource, "datagen")
+	want, _ := connspec.LookupKind(connspec.KindSource, "datagen")
 	if spec.Name != "datagen" || len(spec.Options) != len(want.Options) || spec.Options[0].Default != want.Options[0].Default {
 		t.Fatalf("JSON spec %+v", spec)
 	}

@@ -18,7 +18,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/weirstream/weir/worker/connector"
+	"github.com/weirstream/weir/internal/connspec"
 )
 
 // Defaults of a job spec's optional fields.
@@ -188,11 +188,12 @@ type Source struct {
 	Connector string `json:"connector"`
 	// RawOptions are the options as written (for display).
 	RawOptions map[string]any `json:"options,omitempty"`
-	// Spec is the registered connector; Options its validated options,
-	// with defaults applied.
-	Spec      *connector.Spec   `json:"-"`
-	Options   connector.Options `json:"-"`
-	Watermark Watermark         `json:"watermark"`
+	// Spec is the connector's spec (internal/connspec); Options its
+	// validated options, typed, with defaults applied. Spec.Encode(Options)
+	// is their serialisable form, for deployment descriptors.
+	Spec      *connspec.Spec   `json:"-"`
+	Options   connspec.Options `json:"-"`
+	Watermark Watermark        `json:"watermark"`
 }
 
 // WatermarkStrategy names how a source makes watermarks.
@@ -273,10 +274,10 @@ type Window struct {
 
 // Sink holds the fields of a sink node.
 type Sink struct {
-	Connector  string            `json:"connector"`
-	RawOptions map[string]any    `json:"options,omitempty"`
-	Spec       *connector.Spec   `json:"-"`
-	Options    connector.Options `json:"-"`
+	Connector  string           `json:"connector"`
+	RawOptions map[string]any   `json:"options,omitempty"`
+	Spec       *connspec.Spec   `json:"-"`
+	Options    connspec.Options `json:"-"`
 }
 
 // Node returns the node with the given uid, or nil.

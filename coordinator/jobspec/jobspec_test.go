@@ -12,29 +12,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weirstream/weir/worker/connector"
+	"github.com/weirstream/weir/internal/connspec"
 )
 
 // Test-only connectors: test-src emits keys when its "key" option is set.
 func init() {
-	connector.Register(&connector.Spec{
-		Name: "test-src", Kind: connector.KindSource, Help: "test source",
-		Options: []connector.Option{
-			{Name: "key", Type: connector.TypeString, Help: "key field"},
-			{Name: "n", Type: connector.TypeInt, Default: "10", Help: "records"},
+	connspec.Register(&connspec.Spec{
+		Name: "test-src", Kind: connspec.KindSource, Help: "test source",
+		Options: []connspec.Option{
+			{Name: "key", Type: connspec.TypeString, Help: "key field"},
+			{Name: "n", Type: connspec.TypeInt, Default: "10", Help: "records"},
 		},
-		Keyed: func(o connector.Options) bool { return o.String("key") != "" },
-		NewSource: func(connector.Options, connector.Subtask) (connector.Source, error) {
-			return nil, errors.New("test only")
-		},
+		Keyed: func(o connspec.Options) bool { return o.String("key") != "" },
 	})
-	connector.Register(&connector.Spec{
-		Name: "test-sink", Kind: connector.KindSink, Help: "test sink",
-		Options: []connector.Option{
-			{Name: "path", Type: connector.TypeString, Required: true, Help: "where"},
-		},
-		NewSink: func(connector.Options, connector.Subtask) (connector.Sink, error) {
-			return nil, errors.New("test only")
+	connspec.Register(&connspec.Spec{
+		Name: "test-sink", Kind: connspec.KindSink, Help: "test sink",
+		Options: []connspec.Option{
+			{Name: "path", Type: connspec.TypeString, Required: true, Help: "where"},
 		},
 	})
 }

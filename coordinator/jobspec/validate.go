@@ -9,8 +9,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/weirstream/weir/internal/connspec"
 	"github.com/weirstream/weir/internal/keygroup"
-	"github.com/weirstream/weir/worker/connector"
 )
 
 var (
@@ -165,33 +165,22 @@ func (p *parser) validateNodes(j *Job) {
 	j.nodes = byUID
 }
 
-// connectorNames lists the registered connectors of a kind.
-func connectorNames(kind connector.Kind) []string {
-	var names []string
-	for _, s := range connector.All() {
-		if s.Kind == kind {
-			names = append(names, s.Name)
-		}
-	}
-	return names
-}
-
 // lookupConnector finds the named connector of a kind and validates its
 // options, reporting problems at the spec's fields.
-func (p *parser) lookupConnector(n *Node, kind connector.Kind, name string, raw map[string]any) (*connector.Spec, connector.Options) {
+func (p *parser) lookupConnector(n *Node, kind connspec.Kind, name string, raw map[string]any) (*connspec.Spec, connspec.Options) {
 	f := n.Field + ".connector"
 	if name == "" {
-		p.errorAt(f, "connector is required (%ss: %s)", kind, nameList(connectorNames(kind)))
+		p.errorAt(f, "connector is required (%ss: %s)", kind, nameList(connspec.Names(kind)))
 		return nil, nil
 	}
-	spec, ok := connector.LookupKind(kind, name)
+	spec, ok := connspec.LookupKind(kind, name)
 	if !ok {
-		names := connectorNames(kind)
-		other := connector.KindSink
-		if kind == connector.KindSink {
-			other = connector.KindSource
+		names := connspec.Names(kind)
+		other := connspec.KindSink
+		if kind == connspec.KindSink {
+			other = connspec.KindSource
 		}
-		if _, isOther := connector.LookupKind(other, name); isOther {
+		if _, isOther := connspec.LookupKind(other, name); isOther {
 			p.errorAt(f, "%q is a %s connector, not a %s (%ss: %s)", name, other, kind, kind, nameList(names))
 		} else {
 			p.errorAt(f, "no %s connector %q%s (%ss: %s)", kind, name, didYouMean(name, names), kind, nameList(names))
@@ -222,7 +211,8 @@ func (p *parser) lookupConnector(n *Node, kind connector.Kind, name string, raw 
 	return spec, opts
 }
 
-// optionRE finds the option an error of connector.ParseOptions is about.
+// optionRE finds the option an error of connspec.Spec.ParseOptions is
+// about.
 var optionRE = regexp.MustCompile(`^option "([^"]+)"`)
 
 // leaves flattens an errors.Join tree.
@@ -239,7 +229,7 @@ func leaves(err error) []error {
 
 func (p *parser) validateSource(r *rawNode) {
 	n, s := r.node, r.node.Source
-	s.Spec, s.Options = p.lookupConnector(n, connector.KindSource, s.Connector, s.RawOptions)
+	s.Spec, s.Options = p.lookupConnector(n, connspec.KindSource, s.Connector, s.RawOptions)
 	wm, f := &s.Watermark, n.Field+".watermark"
 	switch wm.Strategy {
 	case WatermarkBounded:
@@ -260,7 +250,7 @@ func (p *parser) validateSource(r *rawNode) {
 
 func (p *parser) validateSink(r *rawNode) {
 	n, s := r.node, r.node.Sink
-	s.Spec, s.Options = p.lookupConnector(n, connector.KindSink, s.Connector, s.RawOptions)
+	s.Spec, s.Options = p.lookupConnector(n, connspec.KindSink, s.Connector, s.RawOptions)
 	if r.hasInput && r.hasInputs {
 		p.errorAt(n.Field+".inputs", "give input or inputs, not both")
 	} else if len(n.Inputs) != 1 && !p.bad[n.Field+".inputs"] {

@@ -3,7 +3,6 @@ package plan
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,24 +12,18 @@ import (
 	"testing"
 
 	"github.com/weirstream/weir/coordinator/jobspec"
+	"github.com/weirstream/weir/internal/connspec"
 	"github.com/weirstream/weir/wasmabi"
-	"github.com/weirstream/weir/worker/connector"
 )
 
 func init() {
-	connector.Register(&connector.Spec{
-		Name: "test-src", Kind: connector.KindSource, Help: "test source",
-		Options: []connector.Option{{Name: "key", Type: connector.TypeString, Help: "key field"}},
-		Keyed:   func(o connector.Options) bool { return o.String("key") != "" },
-		NewSource: func(connector.Options, connector.Subtask) (connector.Source, error) {
-			return nil, errors.New("test only")
-		},
+	connspec.Register(&connspec.Spec{
+		Name: "test-src", Kind: connspec.KindSource, Help: "test source",
+		Options: []connspec.Option{{Name: "key", Type: connspec.TypeString, Help: "key field"}},
+		Keyed:   func(o connspec.Options) bool { return o.String("key") != "" },
 	})
-	connector.Register(&connector.Spec{
-		Name: "test-sink", Kind: connector.KindSink, Help: "test sink",
-		NewSink: func(connector.Options, connector.Subtask) (connector.Sink, error) {
-			return nil, errors.New("test only")
-		},
+	connspec.Register(&connspec.Spec{
+		Name: "test-sink", Kind: connspec.KindSink, Help: "test sink",
 	})
 }
 

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/coordinator/jobspec"
+	"github.com/weirstream/weir/internal/connspec"
 	"github.com/weirstream/weir/internal/minicluster"
-	"github.com/weirstream/weir/worker/connector"
 	"github.com/weirstream/weir/worker/wasmhost"
 
 	// The queries, linked natively for --native.
@@ -103,7 +103,7 @@ func nexmarkRun(ctx context.Context, path, q, mode string, o NexmarkOptions) (*N
 	if err != nil {
 		return nil, err
 	}
-	discard, ok := connector.LookupKind(connector.KindSink, "discard")
+	discard, ok := connspec.LookupKind(connspec.KindSink, "discard")
 	if !ok {
 		return nil, errors.New("the discard sink is not registered")
 	}

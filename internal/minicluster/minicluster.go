@@ -16,6 +16,7 @@ import (
 
 	"github.com/weirstream/weir/coordinator/jobspec"
 	"github.com/weirstream/weir/coordinator/plan"
+	"github.com/weirstream/weir/internal/connspec"
 	"github.com/weirstream/weir/worker/connector"
 	"github.com/weirstream/weir/worker/state"
 	"github.com/weirstream/weir/worker/task"
@@ -120,12 +121,20 @@ func (j *Job) node(pn *plan.Node, mods *Modules) (*task.Node, error) {
 	switch pn.Kind {
 	case jobspec.KindSource:
 		n.Kind = task.NodeSource
-		n.Source, n.SourceOptions = s.Source.Spec, j.resolvePaths(s.Source.Options)
+		f, o, err := j.connector(s.Field, connector.KindSource, s.Source.Spec, s.Source.Options)
+		if err != nil {
+			return nil, err
+		}
+		n.Source, n.SourceOptions = f, o
 		w := s.Source.Watermark
 		n.Watermark = task.WatermarkSpec{Strategy: task.WatermarkStrategy(w.Strategy), MaxOutOfOrderness: w.MaxOutOfOrderness, Interval: w.Interval, IdleTimeout: w.IdleTimeout}
 	case jobspec.KindSink:
 		n.Kind = task.NodeSink
-		n.Sink, n.SinkOptions = s.Sink.Spec, j.resolvePaths(s.Sink.Options)
+		f, o, err := j.connector(s.Field, connector.KindSink, s.Sink.Spec, s.Sink.Options)
+		if err != nil {
+			return nil, err
+		}
+		n.Sink, n.SinkOptions = f, o
 	case jobspec.KindOperator:
 		o := s.Operator
 		n.Kind = task.NodeOperator
@@ -146,14 +155,29 @@ func (j *Job) node(pn *plan.Node, mods *Modules) (*task.Node, error) {
 	return n, nil
 }
 
+// connector returns the factory and options of a source or sink. The
+// options take the way a deployment descriptor gives them to a worker:
+// encoded into their serialisable form, then opened (decoded and checked
+// again) against the same spec.
+func (j *Job) connector(field string, kind connector.Kind, spec *connspec.Spec, o connspec.Options) (*connector.Spec, connector.Options, error) {
+	if spec == nil {
+		return nil, nil, j.Spec.Errorf(field+".connector", "no %s connector (the job spec did not validate)", kind)
+	}
+	f, opts, err := connector.Open(kind, spec.Name, spec.Encode(j.resolvePaths(o)))
+	if err != nil {
+		return nil, nil, j.Spec.Errorf(field+".connector", "%v", err)
+	}
+	return f, opts, nil
+}
+
 // resolvePaths returns o with a relative "path" option resolved against
 // the spec's folder, as docs/connectors.md promises.
-func (j *Job) resolvePaths(o connector.Options) connector.Options {
+func (j *Job) resolvePaths(o connspec.Options) connspec.Options {
 	p, ok := o["path"].(string)
 	if !ok || p == "" || filepath.IsAbs(p) {
 		return o
 	}
-	out := make(connector.Options, len(o))
+	out := make(connspec.Options, len(o))
 	for k, v := range o {
 		out[k] = v
 	}

@@ -1,66 +1,45 @@
-// Package connector defines how records enter and leave a job: sources that
-// read records into batches and sinks that write them out. Connectors
-// register themselves with a Spec (name, kind, options with defaults and
-// help) so job specs can be validated against them and `weir connectors`
-// can list them.
+// Package connector holds the worker's side of connectors: the sources
+// that read records into batches and the sinks that write them out, and
+// the factories that make them. What a job spec may say about a connector
+// (its name, kind and option schema) lives in internal/connspec, which the
+// coordinator uses without importing this package; each factory here is
+// registered under the kind and name of a spec there.
 package connector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
-	"time"
 
+	"github.com/weirstream/weir/internal/connspec"
 	"github.com/weirstream/weir/wasmabi"
 )
 
-// Kind says whether a connector reads or writes.
-type Kind string
+// Options are a connector's validated, typed options (connspec.Options):
+// an alias, so factories and the task runtime name them from here.
+type Options = connspec.Options
+
+// Kind says whether a connector reads or writes (connspec.Kind).
+type Kind = connspec.Kind
 
 const (
-	KindSource Kind = "source"
-	KindSink   Kind = "sink"
+	KindSource = connspec.KindSource
+	KindSink   = connspec.KindSink
 )
 
-// OptionType is the type of an option's value in a job spec.
-type OptionType string
-
-const (
-	TypeString   OptionType = "string"
-	TypeInt      OptionType = "int"
-	TypeBool     OptionType = "bool"
-	TypeDuration OptionType = "duration" // "250ms", "10s", or an int in ms
-)
-
-// Option describes one option of a connector.
-type Option struct {
-	Name     string     `json:"name"`
-	Type     OptionType `json:"type"`
-	Default  string     `json:"default,omitempty"`
-	Required bool       `json:"required,omitempty"`
-	Enum     []string   `json:"enum,omitempty"` // allowed values of a string option
-	Help     string     `json:"help"`
-}
-
-// Spec describes a connector.
+// Spec is a connector the worker can run: the kind and name of its spec in
+// internal/connspec and the factory that makes its subtasks (NewSource for
+// a source, NewSink for a sink). Tests may build one without registering
+// it, as a double for the task runtime.
 type Spec struct {
-	Name    string   `json:"name"`
-	Kind    Kind     `json:"kind"`
-	Help    string   `json:"help"`
-	Options []Option `json:"options"`
-	// Keyed reports whether a source with these (validated, defaulted)
-	// options emits records with keys, so key_by edges from it make sense.
-	Keyed func(o Options) bool `json:"-"`
-	// Bounded reports whether a source with these options ends by itself.
-	Bounded func(o Options) bool `json:"-"`
-	// Check, when set, validates option values beyond their types (ranges,
-	// combinations). ParseOptions calls it after applying defaults, so job
-	// spec validation catches these mistakes before the job runs.
-	Check func(o Options) error `json:"-"`
+	Name string
+	Kind Kind
 
-	NewSource func(o Options, sub Subtask) (Source, error) `json:"-"`
-	NewSink   func(o Options, sub Subtask) (Sink, error)   `json:"-"`
+	NewSource func(o Options, sub Subtask) (Source, error)
+	NewSink   func(o Options, sub Subtask) (Sink, error)
 }
 
 // Subtask says which parallel instance a connector runs as.
@@ -116,26 +95,10 @@ func (b *Batch) Append(key, value []byte, ts int64) {
 	b.Count++
 }
 
-// Options are a connector's options after validation, by name, with
-// defaults applied.
-type Options map[string]any
-
-// String returns a string option ("" when absent).
-func (o Options) String(name string) string { s, _ := o[name].(string); return s }
-
-// Int returns an int option (0 when absent).
-func (o Options) Int(name string) int64 { n, _ := o[name].(int64); return n }
-
-// Bool returns a bool option.
-func (o Options) Bool(name string) bool { b, _ := o[name].(bool); return b }
-
-// Duration returns a duration option.
-func (o Options) Duration(name string) time.Duration { d, _ := o[name].(time.Duration); return d }
-
 var (
 	mu sync.RWMutex
-	// registry holds the connectors by kind and name: a source and a sink
-	// may share a name (the "file" source and the "file" sink).
+	// registry holds the factories by kind and name, as connspec holds
+	// the specs.
 	registry = map[regKey]*Spec{}
 )
 
@@ -144,9 +107,18 @@ type regKey struct {
 	name string
 }
 
-// Register adds a connector; it panics on a duplicate kind and name, like
-// database/sql.Register. A source and a sink may share a name.
+// Register adds a connector's factory. It panics, like
+// database/sql.Register, on a duplicate kind and name, on a factory that
+// does not match its kind, and on a name internal/connspec has no spec of
+// that kind for: the coordinator validates job specs against connspec, so
+// a factory without a spec could never be named.
 func Register(s *Spec) {
+	if _, ok := connspec.LookupKind(s.Kind, s.Name); !ok {
+		panic(fmt.Sprintf("connector: %s %q has no spec in internal/connspec", s.Kind, s.Name))
+	}
+	if (s.Kind == KindSource) != (s.NewSource != nil) || (s.Kind == KindSink) != (s.NewSink != nil) {
+		panic(fmt.Sprintf("connector: %s %q: want exactly the constructor of its kind", s.Kind, s.Name))
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	k := regKey{s.Kind, s.Name}
@@ -156,17 +128,8 @@ func Register(s *Spec) {
 	registry[k] = s
 }
 
-// Lookup returns the named connector. When a source and a sink share the
-// name it returns the source; use LookupKind to say which one you mean.
-func Lookup(name string) (*Spec, bool) {
-	if s, ok := LookupKind(KindSource, name); ok {
-		return s, true
-	}
-	return LookupKind(KindSink, name)
-}
-
-// LookupKind returns the connector of the given kind and name: job specs
-// look sources up with KindSource and sinks with KindSink.
+// LookupKind returns the factory of the connector of the given kind and
+// name.
 func LookupKind(kind Kind, name string) (*Spec, bool) {
 	mu.RLock()
 	defer mu.RUnlock()
@@ -174,7 +137,7 @@ func LookupKind(kind Kind, name string) (*Spec, bool) {
 	return s, ok
 }
 
-// All returns every registered connector, sorted by kind then name.
+// All returns every registered factory, sorted by kind then name.
 func All() []*Spec {
 	mu.RLock()
 	defer mu.RUnlock()
@@ -189,4 +152,29 @@ func All() []*Spec {
 		return out[i].Name < out[j].Name
 	})
 	return out
+}
+
+// ErrUnknown is returned by Open for a connector this worker has no spec
+// or no factory for.
+var ErrUnknown = errors.New("connector: unknown connector")
+
+// Open finds the connector of the given kind and name and decodes its
+// options from the serialisable form a deployment descriptor carries,
+// checking them against the connector's spec in internal/connspec (the
+// same check the coordinator made). The returned Spec's constructor takes
+// the returned Options.
+func Open(kind Kind, name string, raw connspec.Raw) (*Spec, Options, error) {
+	cs, ok := connspec.LookupKind(kind, name)
+	if !ok {
+		return nil, nil, fmt.Errorf("opening %s %q: %w (this worker knows: %s)", kind, name, ErrUnknown, strings.Join(connspec.Names(kind), ", "))
+	}
+	f, ok := LookupKind(kind, name)
+	if !ok {
+		return nil, nil, fmt.Errorf("opening %s %q: %w: no factory in this worker", kind, name, ErrUnknown)
+	}
+	o, err := cs.Decode(raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening %s %q: %w", kind, name, err)
+	}
+	return f, o, nil
 }

@@ -11,47 +11,7 @@ import (
 // The datagen source makes synthetic records whose every field is a pure
 // function of its options and the record's global number, so a test in any
 // package can recompute the stream on its own. The exact formula is in
-// datagenHelp (shown by `weir connectors datagen` and docs/connectors.md).
-
-const datagenHelp = `Synthetic records, deterministic and seekable. Record n (0-based, numbered over all subtasks) has
-timestamp start_time + n*interval_ms; when keys > 0 the key "key-<k>" and the value {"seq":n,"key":"key-<k>","value":v},
-when keys = 0 no key and the value {"seq":n,"value":v} (compact JSON, fields in this order, integers in decimal).
-k and v come from SplitMix64 started in state seed: with G = 0x9E3779B97F4A7C15 and
-mix(z) = z ^= z>>30; z *= 0xBF58476D1CE4E5B9; z ^= z>>27; z *= 0x94D049BB133111EB; z ^= z>>31,
-output i is out(i) = mix(uint64(seed) + (i+1)*G) (uint64 arithmetic, wrapping); record n takes
-k = out(2n) mod keys and v = out(2n+1) mod max_value (unsigned). Subtask i of p emits records i, i+p, i+2p, ...
-Bounded when count > 0.`
-
-func init() {
-	Register(&Spec{
-		Name: "datagen",
-		Kind: KindSource,
-		Help: datagenHelp,
-		Options: []Option{
-			{Name: "count", Type: TypeInt, Default: "0", Help: "number of records over all subtasks; 0 = unbounded"},
-			{Name: "rate", Type: TypeInt, Default: "0", Help: "records per second of wall-clock time over all subtasks; 0 = as fast as possible"},
-			{Name: "seed", Type: TypeInt, Default: "0", Help: "seed of the SplitMix64 stream that draws keys and values"},
-			{Name: "keys", Type: TypeInt, Default: "0", Help: "number of distinct keys key-0..key-<keys-1>; 0 = records have no key"},
-			{Name: "max_value", Type: TypeInt, Default: "100000", Help: "values are drawn from [0, max_value)"},
-			{Name: "start_time", Type: TypeInt, Default: "1700000000000", Help: "timestamp of record 0, ms since the Unix epoch"},
-			{Name: "interval_ms", Type: TypeInt, Default: "1", Help: "event-time step between consecutive records, ms"},
-		},
-		Keyed:   func(o Options) bool { return o.Int("keys") > 0 },
-		Bounded: func(o Options) bool { return o.Int("count") > 0 },
-		Check: func(o Options) error {
-			for _, name := range []string{"count", "rate", "keys", "start_time", "interval_ms"} {
-				if o.Int(name) < 0 {
-					return fmt.Errorf("option %q: must be >= 0, got %d", name, o.Int(name))
-				}
-			}
-			if o.Int("max_value") < 1 {
-				return fmt.Errorf("option %q: must be >= 1, got %d", "max_value", o.Int("max_value"))
-			}
-			return nil
-		},
-		NewSource: func(o Options, sub Subtask) (Source, error) { return newDatagen(o, sub) },
-	})
-}
+// the datagen spec of internal/connspec (shown by `weir connectors datagen` and docs/connectors.md).
 
 // datagen is one subtask of the datagen source.
 type datagen struct {
@@ -160,3 +120,7 @@ func (d *datagen) Seek(offset []byte) error {
 
 // Close does nothing: datagen holds no resources.
 func (d *datagen) Close() error { return nil }
+
+func init() {
+	Register(&Spec{Name: "datagen", Kind: KindSource, NewSource: func(o Options, sub Subtask) (Source, error) { return newDatagen(o, sub) }})
+}

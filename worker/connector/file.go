@@ -16,41 +16,6 @@ import (
 // line is an error naming it.
 const MaxLineSize = 16 << 20
 
-func init() {
-	Register(&Spec{
-		Name: "file",
-		Kind: KindSource,
-		Help: `Reads a text file line by line (a trailing "\r" is dropped). format lines: each line is a record
-with no key, the line as its value and its 0-based line number as its timestamp. format jsonl: each
-non-empty line must be a JSON object; the record's value is the line, its key the text of key_field
-(a string, or a number as written), its timestamp the integer ms in timestamp_field (default: the
-0-based line number). Empty lines are skipped in jsonl. Subtask i of p reads the lines whose 0-based
-number is i modulo p. Bounded.`,
-		Options: []Option{
-			{Name: "path", Type: TypeString, Required: true, Help: "the file to read"},
-			{Name: "format", Type: TypeString, Default: "lines", Enum: []string{"lines", "jsonl"}, Help: "lines: raw text lines; jsonl: one JSON object per line"},
-			{Name: "key_field", Type: TypeString, Help: "jsonl only: top-level field whose string or number value becomes the key; empty = no key"},
-			{Name: "timestamp_field", Type: TypeString, Help: "jsonl only: top-level field holding the event time as integer ms; empty = the 0-based line number"},
-		},
-		Keyed:   func(o Options) bool { return o.String("key_field") != "" },
-		Bounded: func(Options) bool { return true },
-		Check: func(o Options) error {
-			if o.String("path") == "" {
-				return fmt.Errorf("option %q: must not be empty", "path")
-			}
-			if o.String("format") != "jsonl" {
-				for _, f := range []string{"key_field", "timestamp_field"} {
-					if o.String(f) != "" {
-						return fmt.Errorf("option %q: only for format jsonl, not %s", f, o.String("format"))
-					}
-				}
-			}
-			return nil
-		},
-		NewSource: func(o Options, sub Subtask) (Source, error) { return newFileSource(o, sub) },
-	})
-}
-
 // fileSource is one subtask of the file source.
 type fileSource struct {
 	path     string
@@ -394,4 +359,8 @@ func skipValue(b []byte, i int) int {
 		i++
 	}
 	return i
+}
+
+func init() {
+	Register(&Spec{Name: "file", Kind: KindSource, NewSource: func(o Options, sub Subtask) (Source, error) { return newFileSource(o, sub) }})
 }

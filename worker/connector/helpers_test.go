@@ -6,6 +6,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/weirstream/weir/internal/connspec"
 	"github.com/weirstream/weir/wasmabi"
 )
 
@@ -65,16 +66,30 @@ func readAll(t testing.TB, s Source, batchSize int) []rec {
 	}
 }
 
-func mustSpec(t testing.TB, kind Kind, name string) *Spec {
-	t.Helper()
-	s, ok := LookupKind(kind, name)
-	if !ok {
-		t.Fatalf("%s %q not registered", kind, name)
-	}
-	return s
+// conn is a built-in connector as the tests use it: its spec from
+// internal/connspec (ParseOptions, Keyed, Bounded) and its factory.
+type conn struct {
+	*connspec.Spec
+	f *Spec
 }
 
-func mustOptions(t testing.TB, s *Spec, raw map[string]any) Options {
+func (c conn) NewSource(o Options, sub Subtask) (Source, error) { return c.f.NewSource(o, sub) }
+func (c conn) NewSink(o Options, sub Subtask) (Sink, error)     { return c.f.NewSink(o, sub) }
+
+func mustSpec(t testing.TB, kind Kind, name string) conn {
+	t.Helper()
+	cs, ok := connspec.LookupKind(kind, name)
+	if !ok {
+		t.Fatalf("%s %q has no spec", kind, name)
+	}
+	f, ok := LookupKind(kind, name)
+	if !ok {
+		t.Fatalf("%s %q has no factory", kind, name)
+	}
+	return conn{cs, f}
+}
+
+func mustOptions(t testing.TB, s conn, raw map[string]any) Options {
 	t.Helper()
 	o, err := s.ParseOptions(raw)
 	if err != nil {

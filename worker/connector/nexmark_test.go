@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/weirstream/weir/internal/connspec"
 	"github.com/weirstream/weir/internal/nexmark"
 )
 
@@ -113,7 +114,7 @@ func TestNexmarkOffsetSeek(t *testing.T) {
 func TestNexmarkOptions(t *testing.T) {
 	s := mustSpec(t, KindSource, "nexmark")
 	o := mustOptions(t, s, nil)
-	if o.Int("count") != DefaultNexmarkCount || o.Int("rate") != nexmark.DefaultEventsPerSecond || s.Keyed(o) || !s.Bounded(o) {
+	if o.Int("count") != connspec.DefaultNexmarkCount || o.Int("rate") != nexmark.DefaultEventsPerSecond || s.Keyed(o) || !s.Bounded(o) {
 		t.Fatalf("defaults %v", o)
 	}
 	for _, raw := range []map[string]any{{"rate": 0}, {"count": -1}, {"hot_auction_ratio": 0}, {"avg_bid_bytes": nexmark.MaxAvgByteSize + 1}, {"format": "xml"}} {

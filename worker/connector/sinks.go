@@ -16,59 +16,6 @@ import (
 	"github.com/weirstream/weir/wasmabi"
 )
 
-const jsonlShape = `jsonl writes {"key":K,"value":V,"timestamp":T} per record: K is the key as a JSON string,
-or null when the key is empty; T the timestamp in ms; V the value as a JSON string, except that
-with raw_json (the default) a value that is itself a valid JSON object or array is embedded as it
-is, so JSON records stay readable (a reader that needs the exact bytes sets raw_json: false).
-`
-
-var rawJSONOption = Option{Name: "raw_json", Type: TypeBool, Default: "true", Help: "jsonl: embed values that are valid JSON objects or arrays as JSON instead of as a string"}
-
-func init() {
-	Register(&Spec{
-		Name: "stdout",
-		Kind: KindSink,
-		Help: `Writes one line per record to standard output. text writes key<TAB>value, or just the value
-when the key is empty (values are written as they are: a value holding a newline spans lines).
-` + jsonlShape + `Output is buffered and flushed on Flush and Close; the subtasks of a
-process share one writer and each batch is written whole, so lines never interleave.`,
-		Options: []Option{
-			{Name: "format", Type: TypeString, Default: "text", Enum: []string{"text", "jsonl"}, Help: "text: key<TAB>value per line; jsonl: one JSON object per line"},
-			rawJSONOption,
-		},
-		NewSink: func(o Options, sub Subtask) (Sink, error) {
-			return &stdoutSink{format: o.String("format"), rawJSON: o.Bool("raw_json")}, nil
-		},
-	})
-	Register(&Spec{
-		Name: "file",
-		Kind: KindSink,
-		Help: `Writes one line per record to a file, created or truncated when the job starts (with its
-parent folders). With parallelism p > 1, subtask i writes its own file: the path with "-i" inserted
-before the extension (out.jsonl -> out-0.jsonl, out-1.jsonl; out -> out-0). lines writes the value
-only. ` + jsonlShape + `Flush writes the buffered lines and syncs the file.`,
-		Options: []Option{
-			{Name: "path", Type: TypeString, Required: true, Help: "the file to write"},
-			{Name: "format", Type: TypeString, Default: "jsonl", Enum: []string{"jsonl", "lines"}, Help: "jsonl: one JSON object per record; lines: the value of each record"},
-			rawJSONOption,
-		},
-		Check: func(o Options) error {
-			if o.String("path") == "" {
-				return fmt.Errorf("option %q: must not be empty", "path")
-			}
-			return nil
-		},
-		NewSink: func(o Options, sub Subtask) (Sink, error) { return newFileSink(o, sub) },
-	})
-	Register(&Spec{
-		Name: "discard",
-		Kind: KindSink,
-		Help: `Drops every record, counting records and encoded bytes (see DiscardTotals), so benchmarks
-measure the engine rather than the output.`,
-		NewSink: func(Options, Subtask) (Sink, error) { return &DiscardSink{}, nil },
-	})
-}
-
 // SubtaskPath is the file that subtask sub of a file sink writes for path:
 // path itself at parallelism 1, else path with "-<index>" inserted before
 // its extension.
@@ -380,3 +327,11 @@ func (d *DiscardSink) Flush() error { return nil }
 
 // Close does nothing.
 func (d *DiscardSink) Close() error { return nil }
+
+func init() {
+	Register(&Spec{Name: "stdout", Kind: KindSink, NewSink: func(o Options, sub Subtask) (Sink, error) {
+		return &stdoutSink{format: o.String("format"), rawJSON: o.Bool("raw_json")}, nil
+	}})
+	Register(&Spec{Name: "file", Kind: KindSink, NewSink: func(o Options, sub Subtask) (Sink, error) { return newFileSink(o, sub) }})
+	Register(&Spec{Name: "discard", Kind: KindSink, NewSink: func(Options, Subtask) (Sink, error) { return &DiscardSink{}, nil }})
+}

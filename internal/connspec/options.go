@@ -1,6 +1,7 @@
-package connector
+package connspec
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -18,7 +19,7 @@ import (
 //
 // raw comes from YAML or JSON: strings, any Go integer type, float64 (a
 // whole number is accepted where an int or a duration is expected, as JSON
-// decoders produce them) and bool. A duration is a Go duration string
+// decoders produce them), json.Number (as Raw decodes numbers) and bool. A duration is a Go duration string
 // ("250ms", "10s") or an integer number of milliseconds; negative durations
 // are refused.
 //
@@ -75,23 +76,16 @@ func (s *Spec) ParseOptions(raw map[string]any) (Options, error) {
 	return out, nil
 }
 
-// Validate checks the Spec itself: a name, a kind with the matching
-// constructor, well-formed options whose defaults parse and belong to their
-// Enum. Tests call it on every registered connector.
+// Validate checks the Spec itself: a name, a known kind, well-formed
+// options whose defaults parse and belong to their Enum. Tests call it on
+// every registered connector.
 func (s *Spec) Validate() error {
 	var errs []error
 	if s.Name == "" {
-		errs = append(errs, errors.New("connector: spec without a name"))
+		errs = append(errs, errors.New("connspec: spec without a name"))
 	}
 	switch s.Kind {
-	case KindSource:
-		if s.NewSource == nil {
-			errs = append(errs, fmt.Errorf("connector %q: source without NewSource", s.Name))
-		}
-	case KindSink:
-		if s.NewSink == nil {
-			errs = append(errs, fmt.Errorf("connector %q: sink without NewSink", s.Name))
-		}
+	case KindSource, KindSink:
 	default:
 		errs = append(errs, fmt.Errorf("connector %q: unknown kind %q", s.Name, s.Kind))
 	}
@@ -281,6 +275,15 @@ func toInt64(raw any) (n int64, ok bool, err error) {
 		return fromFloat(float64(v))
 	case float64:
 		return fromFloat(v)
+	case json.Number:
+		if n, err := v.Int64(); err == nil {
+			return n, true, nil
+		}
+		f, err := v.Float64()
+		if err != nil {
+			return 0, true, fmt.Errorf("%s is out of the int64 range", v)
+		}
+		return fromFloat(f)
 	}
 	return 0, false, nil
 }
@@ -321,7 +324,7 @@ func typeName(v any) string {
 		return "string"
 	case bool:
 		return "bool"
-	case float32, float64:
+	case float32, float64, json.Number:
 		return "number"
 	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
 		return "integer"

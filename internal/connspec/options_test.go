@@ -1,4 +1,4 @@
-package connector
+package connspec
 
 import (
 	"math"
@@ -165,7 +165,7 @@ func TestSpecValidate(t *testing.T) {
 			t.Errorf("%s %s with defaults: %v", s.Kind, s.Name, err)
 		}
 	}
-	bad := &Spec{Name: "test-bad", Kind: KindSource, NewSource: func(Options, Subtask) (Source, error) { return nil, nil },
+	bad := &Spec{Name: "test-bad", Kind: KindSource,
 		Options: []Option{
 			{Name: "a", Type: TypeInt, Default: "x", Help: "h"},
 			{Name: "b", Type: TypeString, Default: "z", Enum: []string{"y"}, Help: "h"},
@@ -181,9 +181,9 @@ func TestSpecValidate(t *testing.T) {
 }
 
 func TestRegistryKinds(t *testing.T) {
-	src := mustSpec(t, KindSource, "file")
-	snk := mustSpec(t, KindSink, "file")
-	if src == snk || src.Kind != KindSource || snk.Kind != KindSink {
+	src, _ := LookupKind(KindSource, "file")
+	snk, _ := LookupKind(KindSink, "file")
+	if src == nil || snk == nil || src == snk || src.Kind != KindSource || snk.Kind != KindSink {
 		t.Fatal("file source and sink must be distinct specs")
 	}
 	if s, ok := Lookup("file"); !ok || s != src {
