@@ -20,7 +20,9 @@
 //
 // A worker may skip states (its heartbeat carries only the latest), so a
 // report of running in scheduled is legal; a report going back (running
-// to deploying, finished to running) is an error. Reports carry the job
+// to deploying, finished to running) is an error, except that a subtask
+// the graph gave up (failed or canceled) and that reports running after
+// all is answered with a CancelTask. Reports carry the job
 // attempt they belong to: those of an older attempt are ignored, since
 // the subtasks they describe were already given up.
 //
@@ -197,8 +199,10 @@ type (
 		State   State
 		Cause   string
 	}
-	// WorkerLost: the worker is gone (slots.WorkerLost); its subtasks
-	// fail.
+	// WorkerLost: the worker is gone; its subtasks fail, and the graph
+	// does not release their slots. Send it for a slots.WorkerLost naming
+	// the job (so the pool has dropped those slots already); a worker
+	// seen to die otherwise goes to the pool first, as slots.Unregister.
 	WorkerLost struct {
 		Now    time.Duration
 		Worker string
@@ -539,6 +543,14 @@ func (g *Graph) report(e TaskState) ([]Action, error) {
 		// Heartbeats repeat states; and a lost worker's word no longer
 		// counts (it was partitioned away, its subtasks given up).
 		return nil, nil
+	}
+	if s.state == Failed || s.state == Canceled {
+		if e.State.Terminal() {
+			return nil, nil // it has ended, whatever the worker calls it
+		}
+		// A subtask given up (its deploy answer was lost or timed out)
+		// runs after all: stop it, it belongs to nothing now.
+		return []Action{CancelTask{Subtask: s.id, Name: s.name, Attempt: g.attempt, Slot: s.slot}}, nil
 	}
 	if s.state == Canceling {
 		if e.State.Terminal() {
