@@ -387,6 +387,10 @@ type Graph struct {
 	restartAt    time.Duration
 	scheduled    bool // RestartJob was emitted for this teardown
 
+	// count holds how many subtasks are in each state, so checks
+	// after each report cost nothing per subtask.
+	count [len(stateNames)]int
+
 	end      Status
 	reason   string // why the job fails or failed
 	failures []Failure
@@ -407,6 +411,7 @@ func New(p Plan, policy *restart.Policy) (*Graph, error) {
 			g.byID[s.id] = s
 		}
 	}
+	g.count[Created] = len(g.subtasks)
 	return g, nil
 }
 
@@ -480,7 +485,8 @@ func (g *Graph) assign(e SlotsAssigned) ([]Action, error) {
 	g.lost = map[string]bool{}
 	var acts []Action
 	for _, s := range g.subtasks {
-		s.slot, s.has, s.state = got[s.id], true, Scheduled
+		s.slot, s.has = got[s.id], true
+		g.set(s, Scheduled)
 		acts = append(acts, Deploy{Subtask: s.id, Name: s.name, Attempt: g.attempt, Slot: s.slot})
 	}
 	return acts, nil
@@ -497,14 +503,14 @@ func (g *Graph) deployed(e Deployed) ([]Action, error) {
 	switch s.state {
 	case Scheduled:
 		if e.Err == "" {
-			s.state = Deploying
+			g.set(s, Deploying)
 			return nil, nil
 		}
 		return g.fail(e.Now, []*subtask{s}, fmt.Sprintf("deploying to %s: %s", s.slot, e.Err), false), nil
 	case Canceling:
 		if e.Err != "" {
 			// Nothing runs there: the cancel is done.
-			s.state = Canceled
+			g.set(s, Canceled)
 			return g.settle(), nil
 		}
 		return nil, nil
@@ -555,7 +561,7 @@ func (g *Graph) report(e TaskState) ([]Action, error) {
 	if s.state == Canceling {
 		if e.State.Terminal() {
 			// However it ended, it ended because we asked.
-			s.state = Canceled
+			g.set(s, Canceled)
 			return g.settle(), nil
 		}
 		return nil, nil
@@ -574,7 +580,7 @@ func (g *Graph) report(e TaskState) ([]Action, error) {
 		// Canceled without being asked: the worker gave it up.
 		return g.fail(e.Now, []*subtask{s}, "canceled by its worker: "+orNone(e.Cause), false), nil
 	}
-	s.state = e.State
+	g.set(s, e.State)
 	if e.State == Finished {
 		return g.settle(), nil
 	}
@@ -599,7 +605,7 @@ func (g *Graph) workerLost(e WorkerLost) []Action {
 			continue
 		}
 		if s.state == Canceling {
-			s.state = Canceled // gone with its worker, as asked
+			g.set(s, Canceled) // gone with its worker, as asked
 			continue
 		}
 		failed = append(failed, s)
@@ -617,7 +623,8 @@ func (g *Graph) workerLost(e WorkerLost) []Action {
 func (g *Graph) fail(now time.Duration, subs []*subtask, cause string, unrecoverable bool) []Action {
 	var names []string
 	for _, s := range subs {
-		s.state, s.cause = Failed, cause
+		s.cause = cause
+		g.set(s, Failed)
 		names = append(names, s.name)
 	}
 	if len(names) > 0 {
@@ -662,23 +669,25 @@ func (g *Graph) cancelAll() []Action {
 		switch {
 		case s.state.Terminal() || s.state == Canceling:
 		case s.state == Created || g.lost[s.slot.Worker]:
-			s.state = Canceled // nothing runs anywhere
+			g.set(s, Canceled) // nothing runs anywhere
 		default:
-			s.state = Canceling
+			g.set(s, Canceling)
 			acts = append(acts, CancelTask{Subtask: s.id, Name: s.name, Attempt: g.attempt, Slot: s.slot})
 		}
 	}
 	return acts
 }
 
+// set moves a subtask to a state, keeping the counts.
+func (g *Graph) set(s *subtask, st State) {
+	g.count[s.state]--
+	g.count[st]++
+	s.state = st
+}
+
 // settled reports whether every subtask has ended.
 func (g *Graph) settled() bool {
-	for _, s := range g.subtasks {
-		if !s.state.Terminal() {
-			return false
-		}
-	}
-	return true
+	return g.count[Finished]+g.count[Canceled]+g.count[Failed] == len(g.subtasks)
 }
 
 // settle acts when the last subtask has ended: release the slots, then
@@ -738,6 +747,7 @@ func (g *Graph) nextAttempt() []Action {
 	for _, s := range g.subtasks {
 		*s = subtask{id: s.id, name: s.name}
 	}
+	g.count = [len(stateNames)]int{Created: len(g.subtasks)}
 	return g.requestSlots()
 }
 
@@ -808,15 +818,10 @@ func (g *Graph) Status() Status {
 	case phaseStopping:
 		return StatusFinishing
 	}
-	created, finished := true, false
-	for _, s := range g.subtasks {
-		created = created && s.state == Created
-		finished = finished || s.state == Finished
-	}
 	switch {
-	case created && g.attempt == 1:
+	case g.count[Created] == len(g.subtasks) && g.attempt == 1:
 		return StatusCreated
-	case finished:
+	case g.count[Finished] > 0:
 		return StatusFinishing
 	}
 	return StatusRunning

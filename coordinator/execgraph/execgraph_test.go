@@ -208,6 +208,13 @@ func TestRandomRuns(t *testing.T) {
 		step := func(ev Event) {
 			acts, err := g.Step(ev)
 			trace = append(trace, fmt.Sprintf("%#v -> %v  [%s]", ev, acts, g.Status()))
+			var recount [len(stateNames)]int
+			for _, s := range g.subtasks {
+				recount[s.state]++
+			}
+			if recount != g.count {
+				t.Fatalf("run %d: state counts %v; the subtasks have %v", run, g.count, recount)
+			}
 			if _, cancel := ev.(Cancel); err != nil && !(cancel && errors.Is(err, ErrTerminal)) {
 				t.Fatalf("run %d: %#v: %v", run, ev, err)
 			}
