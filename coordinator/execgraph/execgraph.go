@@ -466,14 +466,28 @@ func (g *Graph) assign(e SlotsAssigned) ([]Action, error) {
 		return []Action{ReleaseSlots{Attempt: e.Attempt, Slots: distinctSlots(e.Assignments)}}, nil
 	}
 	got := map[SubtaskID]slots.SlotID{}
+	type vertexSlot struct {
+		vertex int
+		slot   slots.SlotID
+	}
+	shared := map[vertexSlot]bool{}
 	for _, a := range e.Assignments {
 		id := SubtaskID{a.Vertex, a.Index}
-		if g.byID[id] == nil {
+		switch {
+		case g.byID[id] == nil:
 			return nil, fmt.Errorf("%w: slots assigned to subtask %d.%d, which job %s does not have", ErrBadEvent, a.Vertex, a.Index, g.plan.Job)
+		case a.Slot.Worker == "":
+			return nil, fmt.Errorf("%w: %s assigned a slot without a worker", ErrBadEvent, g.byID[id].name)
 		}
 		if _, dup := got[id]; dup {
 			return nil, fmt.Errorf("%w: two slots assigned to %s", ErrBadEvent, g.byID[id].name)
 		}
+		// A slot hosts at most one subtask of each vertex.
+		k := vertexSlot{a.Vertex, a.Slot}
+		if shared[k] {
+			return nil, fmt.Errorf("%w: two subtasks of vertex %d assigned to slot %s", ErrBadEvent, a.Vertex, a.Slot)
+		}
+		shared[k] = true
 		got[id] = a.Slot
 	}
 	if len(got) != len(g.subtasks) {
@@ -549,6 +563,9 @@ func (g *Graph) report(e TaskState) ([]Action, error) {
 		// Heartbeats repeat states; and a lost worker's word no longer
 		// counts (it was partitioned away, its subtasks given up).
 		return nil, nil
+	}
+	if !s.has {
+		return nil, fmt.Errorf("%w: %s reported %s, but it was never deployed", ErrIllegalTransition, s.name, e.State)
 	}
 	if s.state == Failed || s.state == Canceled {
 		if e.State.Terminal() {

@@ -75,11 +75,16 @@ const (
 	DefaultStartTimeout     = 30 * time.Second
 )
 
-// Bounds of what a worker may register.
+// Bounds of what a worker may register and a job may ask.
 const (
 	MaxSlotsPerWorker = 1024
-	maxIDLen          = 128
-	maxAddressLen     = 512
+	// MaxParallelism bounds a vertex's subtasks (= keygroup's largest max
+	// parallelism).
+	MaxParallelism = 32768
+	// MaxTasks bounds the vertices of one request.
+	MaxTasks      = 10_000
+	maxIDLen      = 128
+	maxAddressLen = 512
 )
 
 // Config configures a Pool. Zero fields take the defaults.
@@ -400,7 +405,7 @@ func (p *Pool) Config() Config { return p.cfg }
 var idRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
 
 // Step applies one event and returns the actions it calls for. An event
-// Step refuses returns an error and changes nothing.
+// Step refuses returns an error and changes nothing but the pool's clock.
 func (p *Pool) Step(ev Event) ([]Action, error) {
 	var acts []Action
 	var err error
@@ -541,8 +546,8 @@ func (p *Pool) request(e Request) error {
 	if e.Job == "" || len(e.Job) > maxIDLen {
 		return fmt.Errorf("%w: job id %q", ErrBadRequest, e.Job)
 	}
-	if len(e.Tasks) == 0 {
-		return fmt.Errorf("%w: job %s asks for no tasks", ErrBadRequest, e.Job)
+	if len(e.Tasks) == 0 || len(e.Tasks) > MaxTasks {
+		return fmt.Errorf("%w: job %s asks for %d tasks; want 1 to %d", ErrBadRequest, e.Job, len(e.Tasks), MaxTasks)
 	}
 	byGroup := map[string]*groupNeed{}
 	var groups []groupNeed
@@ -552,8 +557,8 @@ func (p *Pool) request(e Request) error {
 		switch {
 		case seen[t.Vertex]:
 			return fmt.Errorf("%w: job %s lists vertex %d twice", ErrBadRequest, e.Job, t.Vertex)
-		case t.Parallelism < 1:
-			return fmt.Errorf("%w: job %s: vertex %d has parallelism %d; want 1 or more", ErrBadRequest, e.Job, t.Vertex, t.Parallelism)
+		case t.Parallelism < 1 || t.Parallelism > MaxParallelism:
+			return fmt.Errorf("%w: job %s: vertex %d has parallelism %d; want 1 to %d", ErrBadRequest, e.Job, t.Vertex, t.Parallelism, MaxParallelism)
 		case t.SlotSharingGroup == "":
 			return fmt.Errorf("%w: job %s: vertex %d has no slot sharing group", ErrBadRequest, e.Job, t.Vertex)
 		}
