@@ -844,6 +844,12 @@ func (g *Graph) Status() Status {
 	return StatusRunning
 }
 
+// RestartAt returns when the pending restart is due, while the job is
+// restarting.
+func (g *Graph) RestartAt() (time.Duration, bool) {
+	return g.restartAt, g.phase == phaseRestarting
+}
+
 // Attempt returns the number of the current attempt, 1 for the first.
 func (g *Graph) Attempt() int { return g.attempt }
 

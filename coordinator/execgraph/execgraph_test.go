@@ -168,6 +168,9 @@ func TestScripts(t *testing.T) {
 
 func status(g *Graph) string {
 	s := "> " + string(g.Status()) + ", attempt " + strconv.Itoa(g.Attempt())
+	if at, ok := g.RestartAt(); ok {
+		s += ", restart due at " + at.String()
+	}
 	if r := g.Reason(); r != "" {
 		s += ": " + r
 	}
