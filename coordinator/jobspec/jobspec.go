@@ -85,17 +85,52 @@ type State struct {
 // RestartStrategy names what happens when a task fails.
 type RestartStrategy string
 
-// Restart strategies.
+// Restart strategies (coordinator/restart carries them out).
 const (
-	RestartNone       RestartStrategy = "none"
-	RestartFixedDelay RestartStrategy = "fixed-delay"
+	RestartNone             RestartStrategy = "none"
+	RestartFixedDelay       RestartStrategy = "fixed-delay"
+	RestartExponentialDelay RestartStrategy = "exponential-delay"
+	RestartFailureRate      RestartStrategy = "failure-rate"
 )
 
-// Restart is the job's restart strategy.
+// Defaults of the exponential-delay and failure-rate restart strategies.
+const (
+	DefaultRestartInitialDelay = time.Second
+	DefaultRestartMaxDelay     = time.Minute
+	DefaultRestartMultiplier   = 2.0
+	DefaultRestartResetAfter   = time.Hour
+	DefaultRestartJitter       = 0.1
+	DefaultRestartMaxFailures  = 1
+	DefaultRestartInterval     = time.Minute
+)
+
+// Restart is the job's restart strategy. Only the fields of Strategy are
+// set (with their defaults); the others are zero, except that strategy
+// none keeps the fixed-delay defaults of Attempts and Delay.
 type Restart struct {
 	Strategy RestartStrategy `json:"strategy"` // default none
-	Attempts int             `json:"attempts"` // fixed-delay: restarts before the job fails (default 3)
-	Delay    time.Duration   `json:"delay"`    // fixed-delay: wait before each restart (default 1s)
+	// Attempts is, for fixed-delay, the restarts before the job fails
+	// (default 3); for exponential-delay, the restarts since the delay was
+	// last reset before the job fails, 0 for no limit (the default).
+	Attempts int `json:"attempts"`
+	// Delay is the wait before each restart of fixed-delay and
+	// failure-rate (default 1s).
+	Delay time.Duration `json:"delay"`
+
+	// exponential-delay: the first restart waits InitialDelay, each next
+	// one Multiplier times longer, at most MaxDelay, each spread by
+	// ±Jitter (a fraction of the delay); after ResetAfter without a
+	// failure the delay (and the attempt count) start over.
+	InitialDelay time.Duration `json:"initial_delay,omitempty"`
+	MaxDelay     time.Duration `json:"max_delay,omitempty"`
+	Multiplier   float64       `json:"multiplier,omitempty"`
+	ResetAfter   time.Duration `json:"reset_after,omitempty"`
+	Jitter       float64       `json:"jitter,omitempty"`
+
+	// failure-rate: the job fails when more than MaxFailures failures
+	// fall within Interval; each restart waits Delay.
+	MaxFailures int           `json:"max_failures,omitempty"`
+	Interval    time.Duration `json:"interval,omitempty"`
 }
 
 // Module is an operator module the spec names.

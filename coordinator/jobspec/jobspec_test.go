@@ -700,3 +700,79 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+const restartTail = `sources: [{uid: src, connector: test-src}]
+sinks: [{uid: out, connector: test-sink, options: {path: x}, input: src}]
+`
+
+func TestRestartErrors(t *testing.T) {
+	cases := map[string]string{
+		"fields of another strategy": header + `restart:
+  attempts: 5 # want: restart.attempts: restart strategy none has no attempts (it is a field of fixed-delay and exponential-delay)
+` + restartTail,
+		"fixed-delay with exponential fields": header + `restart:
+  strategy: fixed-delay
+  multiplier: 2 # want: restart.multiplier: restart strategy fixed-delay has no multiplier (it is a field of exponential-delay)
+  interval: 1m # want: restart.interval: restart strategy fixed-delay has no interval (it is a field of failure-rate)
+` + restartTail,
+		"exponential-delay ranges": header + `restart:
+  strategy: exponential-delay
+  attempts: -1 # want: restart.attempts: -1 restart attempts; want 0 (no limit) or more
+  initial_delay: 10s
+  max_delay: 5s # want: restart.max_delay: max_delay 5s is shorter than initial_delay 10s
+  multiplier: 0.5 # want: restart.multiplier: multiplier 0.5 is out of range; want 1 to 100
+  reset_after: 0s # want: restart.reset_after: reset_after must be more than 0
+  jitter: 1.5 # want: restart.jitter: jitter 1.5 is out of range; want 0 to 1
+  delay: 1s # want: restart.delay: restart strategy exponential-delay has no delay (it is a field of fixed-delay and failure-rate)
+` + restartTail,
+		"exponential-delay types": header + `restart:
+  strategy: exponential-delay
+  initial_delay: 0 # want: restart.initial_delay: the initial delay must be more than 0
+  multiplier: twice # want: restart.multiplier: want a number, got "twice"
+  jitter: .nan # want: restart.jitter: want a finite number, got .nan
+` + restartTail,
+		"failure-rate ranges": header + `restart:
+  strategy: failure-rate
+  max_failures: 0 # want: restart.max_failures: 0 failures per interval; want 1 or more
+  interval: 0s # want: restart.interval: the interval must be more than 0
+  attempts: 2 # want: restart.attempts: restart strategy failure-rate has no attempts
+` + restartTail,
+		"unknown strategy lists the new ones": header + `restart: {strategy: backoff} # want: restart.strategy: unknown restart strategy "backoff"; want none, fixed-delay, exponential-delay or failure-rate
+` + restartTail,
+	}
+	for name, src := range cases {
+		t.Run(name, func(t *testing.T) { checkWants(t, src) })
+	}
+}
+
+func TestRestartResolved(t *testing.T) {
+	cases := []struct {
+		name, block string
+		want        Restart
+	}{
+		{"fixed-delay defaults", `{strategy: fixed-delay}`,
+			Restart{Strategy: RestartFixedDelay, Attempts: 3, Delay: time.Second}},
+		{"exponential-delay defaults", `{strategy: exponential-delay}`,
+			Restart{Strategy: RestartExponentialDelay, InitialDelay: time.Second, MaxDelay: time.Minute,
+				Multiplier: 2, ResetAfter: time.Hour, Jitter: 0.1}},
+		{"exponential-delay set", `{strategy: exponential-delay, attempts: 4, initial_delay: 2m, multiplier: 1.5, reset_after: 10m, jitter: 0}`,
+			// max_delay defaults to at least the initial delay.
+			Restart{Strategy: RestartExponentialDelay, Attempts: 4, InitialDelay: 2 * time.Minute, MaxDelay: 2 * time.Minute,
+				Multiplier: 1.5, ResetAfter: 10 * time.Minute}},
+		{"failure-rate defaults", `{strategy: failure-rate}`,
+			Restart{Strategy: RestartFailureRate, Delay: time.Second, MaxFailures: 1, Interval: time.Minute}},
+		{"failure-rate set", `{strategy: failure-rate, max_failures: 3, interval: 5m, delay: 10s}`,
+			Restart{Strategy: RestartFailureRate, Delay: 10 * time.Second, MaxFailures: 3, Interval: 5 * time.Minute}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			j, err, _ := parse(t, header+"restart: "+c.block+"\n"+restartTail)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j.Restart != c.want {
+				t.Errorf("restart = %+v\nwant %+v", j.Restart, c.want)
+			}
+		})
+	}
+}

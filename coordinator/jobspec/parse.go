@@ -253,6 +253,21 @@ func (p *parser) integer(v *yaml.Node, f string, dst *int) bool {
 	return true
 }
 
+// number reads an integer or a finite decimal number.
+func (p *parser) number(v *yaml.Node, f string, dst *float64) bool {
+	if v.Kind != yaml.ScalarNode || (v.Tag != "!!int" && v.Tag != "!!float") {
+		p.errorf(v, f, "want a number, got %s", describe(v))
+		return false
+	}
+	x, err := strconv.ParseFloat(strings.ReplaceAll(v.Value, "_", ""), 64)
+	if err != nil || math.IsInf(x, 0) || math.IsNaN(x) {
+		p.errorf(v, f, "want a finite number, got %s", v.Value)
+		return false
+	}
+	*dst = x
+	return true
+}
+
 func (p *parser) boolean(v *yaml.Node, f string, dst *bool) bool {
 	if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" {
 		p.errorf(v, f, "want true or false, got %s", describe(v))
@@ -399,7 +414,7 @@ func (p *parser) options(v *yaml.Node, f string) map[string]any {
 var (
 	jobFields      = []string{"name", "max_parallelism", "parallelism", "chaining", "state", "restart", "modules", "sources", "operators", "sinks"}
 	stateFields    = []string{"backend", "dir", "ttl"}
-	restartFields  = []string{"strategy", "attempts", "delay"}
+	restartFields  = []string{"strategy", "attempts", "delay", "initial_delay", "max_delay", "multiplier", "reset_after", "jitter", "max_failures", "interval"}
 	commonFields   = []string{"uid", "parallelism", "chain", "slot_sharing_group"}
 	sourceFields   = append(commonFields[:len(commonFields):len(commonFields)], "connector", "options", "watermark")
 	operatorFields = append(commonFields[:len(commonFields):len(commonFields)], "module", "operator", "params", "state_ttl", "on_error", "input", "inputs", "window")
@@ -474,6 +489,20 @@ func (p *parser) decodeJob(root *yaml.Node) *Job {
 					p.integer(v, f, &j.Restart.Attempts)
 				case "delay":
 					p.duration(v, f, &j.Restart.Delay)
+				case "initial_delay":
+					p.duration(v, f, &j.Restart.InitialDelay)
+				case "max_delay":
+					p.duration(v, f, &j.Restart.MaxDelay)
+				case "multiplier":
+					p.number(v, f, &j.Restart.Multiplier)
+				case "reset_after":
+					p.duration(v, f, &j.Restart.ResetAfter)
+				case "jitter":
+					p.number(v, f, &j.Restart.Jitter)
+				case "max_failures":
+					p.integer(v, f, &j.Restart.MaxFailures)
+				case "interval":
+					p.duration(v, f, &j.Restart.Interval)
 				}
 			})
 		case "modules":

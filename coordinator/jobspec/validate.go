@@ -92,15 +92,101 @@ func (p *parser) validateState(j *Job) {
 	}
 }
 
+// restartFieldsOf lists the fields each restart strategy takes, besides
+// strategy.
+var restartFieldsOf = map[RestartStrategy][]string{
+	RestartNone:             {},
+	RestartFixedDelay:       {"attempts", "delay"},
+	RestartExponentialDelay: {"attempts", "initial_delay", "max_delay", "multiplier", "reset_after", "jitter"},
+	RestartFailureRate:      {"max_failures", "interval", "delay"},
+}
+
+// maxRestartMultiplier bounds exponential-delay's multiplier: past it the
+// second delay is already the maximum, which is what a fixed delay does.
+const maxRestartMultiplier = 100
+
 func (p *parser) validateRestart(j *Job) {
-	switch j.Restart.Strategy {
+	r := &j.Restart
+	fields, ok := restartFieldsOf[r.Strategy]
+	if !ok {
+		p.errorAt("restart.strategy", "unknown restart strategy %q; want none, fixed-delay, exponential-delay or failure-rate", r.Strategy)
+		return
+	}
+	set := func(name string) bool {
+		_, ok := j.pos["restart."+name]
+		return ok
+	}
+	// A field of another strategy is a mistake (most likely a forgotten
+	// strategy: line, which leaves the default none): say whose it is.
+	for _, name := range restartFields[1:] {
+		if !set(name) || contains(fields, name) {
+			continue
+		}
+		var owners []string
+		for _, s := range []RestartStrategy{RestartFixedDelay, RestartExponentialDelay, RestartFailureRate} {
+			if contains(restartFieldsOf[s], name) {
+				owners = append(owners, string(s))
+			}
+		}
+		p.errorAt("restart."+name, "restart strategy %s has no %s (it is a field of %s); remove it or set strategy:", r.Strategy, name, strings.Join(owners, " and "))
+	}
+	switch r.Strategy {
 	case RestartNone:
 	case RestartFixedDelay:
-		if j.Restart.Attempts < 1 {
-			p.errorAt("restart.attempts", "%d restart attempts; want 1 or more", j.Restart.Attempts)
+		if r.Attempts < 1 {
+			p.errorAt("restart.attempts", "%d restart attempts; want 1 or more", r.Attempts)
 		}
-	default:
-		p.errorAt("restart.strategy", "unknown restart strategy %q; want none or fixed-delay", j.Restart.Strategy)
+	case RestartExponentialDelay:
+		if !set("attempts") {
+			r.Attempts = 0
+		} else if r.Attempts < 0 {
+			p.errorAt("restart.attempts", "%d restart attempts; want 0 (no limit) or more", r.Attempts)
+		}
+		r.Delay = 0
+		if !set("initial_delay") {
+			r.InitialDelay = DefaultRestartInitialDelay
+		}
+		if !set("max_delay") {
+			r.MaxDelay = max(DefaultRestartMaxDelay, r.InitialDelay)
+		}
+		if !set("multiplier") {
+			r.Multiplier = DefaultRestartMultiplier
+		}
+		if !set("reset_after") {
+			r.ResetAfter = DefaultRestartResetAfter
+		}
+		if !set("jitter") {
+			r.Jitter = DefaultRestartJitter
+		}
+		switch {
+		case r.InitialDelay <= 0:
+			p.errorAt("restart.initial_delay", "the initial delay must be more than 0 (default %s)", DefaultRestartInitialDelay)
+		case r.MaxDelay < r.InitialDelay:
+			p.errorAt("restart.max_delay", "max_delay %s is shorter than initial_delay %s", r.MaxDelay, r.InitialDelay)
+		}
+		if r.Multiplier < 1 || r.Multiplier > maxRestartMultiplier {
+			p.errorAt("restart.multiplier", "multiplier %g is out of range; want 1 to %d (each delay is the previous one times it)", r.Multiplier, maxRestartMultiplier)
+		}
+		if r.ResetAfter <= 0 {
+			p.errorAt("restart.reset_after", "reset_after must be more than 0: how long the job runs without failing before the delay starts over (default %s)", DefaultRestartResetAfter)
+		}
+		if r.Jitter < 0 || r.Jitter > 1 {
+			p.errorAt("restart.jitter", "jitter %g is out of range; want 0 to 1 (a fraction of the delay)", r.Jitter)
+		}
+	case RestartFailureRate:
+		r.Attempts = 0
+		if !set("max_failures") {
+			r.MaxFailures = DefaultRestartMaxFailures
+		}
+		if !set("interval") {
+			r.Interval = DefaultRestartInterval
+		}
+		if r.MaxFailures < 1 {
+			p.errorAt("restart.max_failures", "%d failures per interval; want 1 or more", r.MaxFailures)
+		}
+		if r.Interval <= 0 {
+			p.errorAt("restart.interval", "the interval must be more than 0 (default %s)", DefaultRestartInterval)
+		}
 	}
 }
 
