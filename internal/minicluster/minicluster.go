@@ -16,8 +16,7 @@ import (
 
 	"github.com/weirstream/weir/coordinator/jobspec"
 	"github.com/weirstream/weir/coordinator/plan"
-	"github.com/weirstream/weir/internal/connspec"
-	"github.com/weirstream/weir/worker/connector"
+	"github.com/weirstream/weir/internal/deploy"
 	"github.com/weirstream/weir/worker/state"
 	"github.com/weirstream/weir/worker/task"
 	"github.com/weirstream/weir/worker/wasmhost"
@@ -76,113 +75,26 @@ func Prepare(ctx context.Context, spec *jobspec.Job, o Options) (*Job, error) {
 	return j, nil
 }
 
-// resolve turns the plan into the worker's Job.
+// resolve turns the plan into the worker's Job the way the cluster does:
+// a deployment descriptor, encoded and decoded again, resolved by the
+// worker's side (task.FromDescriptor) against the loaded modules.
 func (j *Job) resolve(mods *Modules) (*task.Job, error) {
-	p := j.Plan
-	tj := &task.Job{Name: p.Name, MaxParallelism: p.MaxParallelism, BatchSize: j.o.BatchSize, BufferSize: j.o.BufferSize, Credits: j.o.Credits}
-	vs := make([]*task.Vertex, len(p.Vertices))
-	for i, pv := range p.Vertices {
-		vs[i] = &task.Vertex{ID: pv.ID, Name: pv.Name, Parallelism: pv.Parallelism}
-	}
-	es := make([]*task.Edge, len(p.Edges))
-	for i, pe := range p.Edges {
-		es[i] = &task.Edge{ID: pe.ID, From: vs[pe.From], FromNode: pe.FromNode, Port: pe.Port, To: vs[pe.To], Input: pe.Input, Partition: task.Partition(pe.Partition)}
-	}
-	for i, pv := range p.Vertices {
-		v := vs[i]
-		for _, pe := range pv.Inputs {
-			v.Inputs = append(v.Inputs, es[pe.ID])
-		}
-		for _, pn := range pv.Nodes {
-			n, err := j.node(pn, mods)
-			if err != nil {
-				return nil, err
-			}
-			n.Outputs = make([][]task.Target, len(pn.Outputs))
-			for port, ts := range pn.Outputs {
-				for _, t := range ts {
-					if t.Edge != nil {
-						n.Outputs[port] = append(n.Outputs[port], task.Target{Node: -1, Edge: es[t.Edge.ID]})
-					} else {
-						n.Outputs[port] = append(n.Outputs[port], task.Target{Node: t.Node, Input: t.Input})
-					}
-				}
-			}
-			v.Nodes = append(v.Nodes, n)
-		}
-	}
-	tj.Vertices, tj.Edges = vs, es
-	return tj, nil
-}
-
-func (j *Job) node(pn *plan.Node, mods *Modules) (*task.Node, error) {
-	s := pn.Spec
-	n := &task.Node{UID: pn.UID}
-	switch pn.Kind {
-	case jobspec.KindSource:
-		n.Kind = task.NodeSource
-		f, o, err := j.connector(s.Field, connector.KindSource, s.Source.Spec, s.Source.Options)
-		if err != nil {
-			return nil, err
-		}
-		n.Source, n.SourceOptions = f, o
-		w := s.Source.Watermark
-		n.Watermark = task.WatermarkSpec{Strategy: task.WatermarkStrategy(w.Strategy), MaxOutOfOrderness: w.MaxOutOfOrderness, Interval: w.Interval, IdleTimeout: w.IdleTimeout}
-	case jobspec.KindSink:
-		n.Kind = task.NodeSink
-		f, o, err := j.connector(s.Field, connector.KindSink, s.Sink.Spec, s.Sink.Options)
-		if err != nil {
-			return nil, err
-		}
-		n.Sink, n.SinkOptions = f, o
-	case jobspec.KindOperator:
-		o := s.Operator
-		n.Kind = task.NodeOperator
-		n.Desc = pn.Desc
-		n.Params = o.Params
-		n.StateTTL = o.StateTTL
-		n.OnError = task.ErrorPolicy(o.OnError)
-		n.SideOutputs = pn.Ports[1:]
-		f, err := mods.Factory(o.Module, o.Operator)
-		if err != nil {
-			return nil, j.Spec.Errorf(s.Field+".operator", "%v", err)
-		}
-		n.New = f
-		if w := o.Window; w != nil {
-			n.Window = &task.WindowSpec{Type: task.WindowType(w.Type), Size: w.Size, Slide: w.Slide, Gap: w.Gap, AllowedLateness: w.AllowedLateness, LatePort: max(pn.LatePort(), 0)}
-		}
-	}
-	return n, nil
-}
-
-// connector returns the factory and options of a source or sink. The
-// options take the way a deployment descriptor gives them to a worker:
-// encoded into their serialisable form, then opened (decoded and checked
-// again) against the same spec.
-func (j *Job) connector(field string, kind connector.Kind, spec *connspec.Spec, o connspec.Options) (*connector.Spec, connector.Options, error) {
-	if spec == nil {
-		return nil, nil, j.Spec.Errorf(field+".connector", "no %s connector (the job spec did not validate)", kind)
-	}
-	f, opts, err := connector.Open(kind, spec.Name, spec.Encode(j.resolvePaths(o)))
+	d, err := j.Plan.Descriptor(plan.DescriptorOptions{
+		Job:     "local",
+		Module:  mods.Digest,
+		Buffers: deploy.Buffers{Size: j.o.BufferSize, Credits: j.o.Credits, BatchSize: j.o.BatchSize},
+	})
 	if err != nil {
-		return nil, nil, j.Spec.Errorf(field+".connector", "%v", err)
+		return nil, err
 	}
-	return f, opts, nil
-}
-
-// resolvePaths returns o with a relative "path" option resolved against
-// the spec's folder, as docs/connectors.md promises.
-func (j *Job) resolvePaths(o connspec.Options) connspec.Options {
-	p, ok := o["path"].(string)
-	if !ok || p == "" || filepath.IsAbs(p) {
-		return o
+	b, err := d.Encode()
+	if err != nil {
+		return nil, fmt.Errorf("encoding the deployment descriptor: %w", err)
 	}
-	out := make(connspec.Options, len(o))
-	for k, v := range o {
-		out[k] = v
+	if d, err = deploy.Decode(b); err != nil {
+		return nil, err
 	}
-	out["path"] = filepath.Join(j.Spec.Dir, p)
-	return out
+	return task.FromDescriptor(d, mods)
 }
 
 // Start opens the state backend and starts every task.

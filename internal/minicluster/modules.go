@@ -2,6 +2,8 @@ package minicluster
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"path/filepath"
 
 	"github.com/weirstream/weir/coordinator/jobspec"
+	"github.com/weirstream/weir/internal/deploy"
 	"github.com/weirstream/weir/internal/modbuild"
 	"github.com/weirstream/weir/wasmabi"
 	"github.com/weirstream/weir/worker/native"
@@ -27,13 +30,15 @@ type Modules struct {
 	native   bool
 	cacheDir string
 	buildLog io.Writer
-	loaded   map[string]*wasmhost.Module
+	loaded   map[string]*wasmhost.Module // by spec name
+	digests  map[string]string           // spec name -> digest
+	byDigest map[string]*wasmhost.Module
 }
 
 // NewModules returns a resolver for job's modules. rt may be nil in native
 // mode.
 func NewModules(job *jobspec.Job, rt *wasmhost.Runtime, native bool, cacheDir string, buildLog io.Writer) *Modules {
-	return &Modules{job: job, rt: rt, native: native, cacheDir: cacheDir, buildLog: buildLog, loaded: map[string]*wasmhost.Module{}}
+	return &Modules{job: job, rt: rt, native: native, cacheDir: cacheDir, buildLog: buildLog, loaded: map[string]*wasmhost.Module{}, digests: map[string]string{}, byDigest: map[string]*wasmhost.Module{}}
 }
 
 // load builds (if a folder) and loads a module, once.
@@ -64,8 +69,26 @@ func (m *Modules) load(ctx context.Context, name string) (*wasmhost.Module, erro
 	if err != nil {
 		return nil, m.job.Errorf(spec.Field, "module %s: %v", spec.Path, err)
 	}
-	m.loaded[name] = mod
+	sum := sha256.Sum256(b)
+	digest := hex.EncodeToString(sum[:])
+	m.loaded[name], m.digests[name], m.byDigest[digest] = mod, digest, mod
 	return mod, nil
+}
+
+// Digest returns the content digest of a spec module (deploy.Native in
+// native mode), for deployment descriptors.
+func (m *Modules) Digest(name string) (digest, display string, err error) {
+	if m.native {
+		return deploy.Native, name, nil
+	}
+	if _, err := m.load(context.Background(), name); err != nil {
+		return "", "", err
+	}
+	display = name
+	if spec := m.job.Module(name); spec != nil {
+		display = spec.Path
+	}
+	return m.digests[name], display, nil
 }
 
 // Operator returns the description of an operator (plan.Resolver).
@@ -85,17 +108,22 @@ func (m *Modules) Operator(module, operator string) (*wasmabi.OperatorDesc, erro
 	return desc, nil
 }
 
-// Factory returns the factory of instances of an operator.
-func (m *Modules) Factory(module, operator string) (task.OperatorFactory, error) {
-	if m.native {
-		f, _, err := native.Factory(operator)
-		return f, err
+// Resolve resolves a descriptor's operator by module digest
+// (task.Resolver).
+func (m *Modules) Resolve(ref deploy.ModuleRef) (*wasmabi.OperatorDesc, task.OperatorFactory, error) {
+	if ref.Digest == deploy.Native {
+		f, desc, err := native.Factory(ref.Operator)
+		return desc, f, err
 	}
-	mod, err := m.load(context.Background(), module)
-	if err != nil {
-		return nil, err
+	mod := m.byDigest[ref.Digest]
+	if mod == nil {
+		return nil, nil, fmt.Errorf("no module with digest %s", ref.Digest)
 	}
-	return func(ctx context.Context, subtask int, svc task.Services) (task.Operator, error) {
-		return mod.Instantiate(ctx, operator, svc)
+	_, desc, ok := mod.Descriptor().Operator(ref.Operator)
+	if !ok {
+		return nil, nil, fmt.Errorf("module %s has no operator %q (it has: %v)", ref.Name, ref.Operator, mod.Descriptor().Names())
+	}
+	return desc, func(ctx context.Context, subtask int, svc task.Services) (task.Operator, error) {
+		return mod.Instantiate(ctx, ref.Operator, svc)
 	}, nil
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/weirstream/weir/netstack"
 	"github.com/weirstream/weir/wasmabi"
 	"github.com/weirstream/weir/worker/connector"
 	"github.com/weirstream/weir/worker/state"
@@ -23,6 +24,12 @@ import (
 // Job is a resolved job: vertices (tasks, each a chain of nodes) and the
 // edges between them.
 type Job struct {
+	// ID, Attempt and Tenant identify the job attempt (channels between
+	// workers are named by them).
+	ID      string
+	Attempt int
+	Tenant  string
+
 	Name           string
 	MaxParallelism int
 	Vertices       []*Vertex // topological order
@@ -37,6 +44,33 @@ type Job struct {
 	// FlushInterval is the longest a partly filled buffer waits while its
 	// subtask is busy (default 5ms).
 	FlushInterval time.Duration
+
+	// Subtasks are the subtasks this process runs; nil runs them all.
+	Subtasks []SubtaskRef
+	// Network joins the channels whose other end is a subtask this process
+	// does not run; it may be nil when it runs them all.
+	Network Network
+}
+
+// SubtaskRef names a subtask: a vertex and an index.
+type SubtaskRef struct {
+	Vertex, Index int
+}
+
+// Channel names one channel of a job attempt: edge, producer subtask and
+// consumer subtask.
+type Channel struct {
+	Edge, From, To int
+}
+
+// Network joins a run's channels to subtasks that run elsewhere.
+type Network interface {
+	// Output returns the producer end of channel c, whose consumer runs
+	// elsewhere.
+	Output(ctx context.Context, c Channel) (netstack.Subpartition, error)
+	// Input connects channel idx of gate to channel c, whose producer
+	// runs elsewhere.
+	Input(c Channel, gate *netstack.InputGate, idx int) error
 }
 
 // Vertex is one task: a tree of chained nodes, run by Parallelism

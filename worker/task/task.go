@@ -271,19 +271,36 @@ func (r *Run) Tasks() []TaskMetrics {
 	return out
 }
 
-// build makes the subtasks, channels, writers and nodes.
+// build makes the subtasks this process runs, their channels, writers and
+// nodes. A channel between two of them is in-process; one whose other end
+// runs elsewhere goes through the job's Network.
 func (r *Run) build() error {
 	job := r.job
+	runs := func(v *Vertex, i int) bool { return true }
+	if job.Subtasks != nil {
+		set := map[SubtaskRef]bool{}
+		for _, s := range job.Subtasks {
+			if s.Vertex < 0 || s.Vertex >= len(job.Vertices) || s.Index < 0 || s.Index >= job.Vertices[s.Vertex].Parallelism {
+				return fmt.Errorf("task: no subtask %d of vertex %d", s.Index, s.Vertex)
+			}
+			set[s] = true
+		}
+		runs = func(v *Vertex, i int) bool { return set[SubtaskRef{v.ID, i}] }
+	}
 	byVertex := map[*Vertex][]*subtask{}
 	for _, v := range job.Vertices {
 		if v.Parallelism <= 0 {
 			return fmt.Errorf("task: vertex %s has parallelism %d", v.Name, v.Parallelism)
 		}
+		byVertex[v] = make([]*subtask, v.Parallelism)
 		for i := range v.Parallelism {
+			if !runs(v, i) {
+				continue
+			}
 			t := &subtask{run: r, job: job, v: v, index: i, ctx: r.ctx, wm: wasmabi.NoWatermark,
 				keyGroups: keygroup.RangeFor(i, v.Parallelism, job.MaxParallelism)}
 			t.wmGauge.Store(wasmabi.NoWatermark)
-			byVertex[v] = append(byVertex[v], t)
+			byVertex[v][i] = t
 			r.subtasks = append(r.subtasks, t)
 		}
 		for _, n := range v.Nodes {
@@ -298,6 +315,9 @@ func (r *Run) build() error {
 	chans := map[chKey]netstack.Subpartition{}
 	for _, v := range job.Vertices {
 		for _, t := range byVertex[v] {
+			if t == nil {
+				continue
+			}
 			t.gate = netstack.NewInputGate()
 			for _, e := range v.Inputs {
 				if e.Partition == Forward && e.From.Parallelism != v.Parallelism {
@@ -309,25 +329,53 @@ func (r *Run) build() error {
 					}
 					ch := t.gate.AddChannel(nil)
 					t.inputs = append(t.inputs, gateChannel{input: e.Input, wm: wasmabi.NoWatermark})
-					chans[chKey{e, u, t.index}] = netstack.NewLocal(t.gate, ch, job.Credits, job.BufferSize)
+					if byVertex[e.From][u] != nil {
+						chans[chKey{e, u, t.index}] = netstack.NewLocal(t.gate, ch, job.Credits, job.BufferSize)
+						continue
+					}
+					if job.Network == nil {
+						return fmt.Errorf("task: subtask %d of %s reads subtask %d of %s, which runs elsewhere, and the job has no network", t.index, v.Name, u, e.From.Name)
+					}
+					if err := job.Network.Input(Channel{Edge: e.ID, From: u, To: t.index}, t.gate, ch); err != nil {
+						return fmt.Errorf("task: connecting input of %s subtask %d: %w", v.Name, t.index, err)
+					}
 				}
 			}
 		}
 	}
+	output := func(e *Edge, u, d int) (netstack.Subpartition, error) {
+		if sp := chans[chKey{e, u, d}]; sp != nil {
+			return sp, nil
+		}
+		if job.Network == nil {
+			return nil, fmt.Errorf("task: subtask %d of %s writes to subtask %d of %s, which runs elsewhere, and the job has no network", u, e.From.Name, d, e.To.Name)
+		}
+		sp, err := job.Network.Output(r.ctx, Channel{Edge: e.ID, From: u, To: d})
+		if err != nil {
+			return nil, fmt.Errorf("task: connecting output of %s subtask %d: %w", e.From.Name, u, err)
+		}
+		return sp, nil
+	}
 	for _, v := range job.Vertices {
 		for _, t := range byVertex[v] {
+			if t == nil {
+				continue
+			}
 			writers := map[*Edge]*writer{}
 			for _, e := range job.Edges {
 				if e.From != v {
 					continue
 				}
 				w := &writer{t: t, edge: e, size: job.BufferSize, part: e.Partition, maxPar: job.MaxParallelism, blocked: &t.blocked, fromName: v.Nodes[e.FromNode].UID, rr: t.index}
-				if e.Partition == Forward {
-					w.subs = []netstack.Subpartition{chans[chKey{e, t.index, t.index}]}
-				} else {
-					for d := range e.To.Parallelism {
-						w.subs = append(w.subs, chans[chKey{e, t.index, d}])
+				for d := range e.To.Parallelism {
+					if e.Partition == Forward && d != t.index {
+						continue
 					}
+					sp, err := output(e, t.index, d)
+					if err != nil {
+						return err
+					}
+					w.subs = append(w.subs, sp)
 				}
 				w.cur = make([]*netstack.Buffer, len(w.subs))
 				if e.Partition == KeyBy {
@@ -423,6 +471,14 @@ func (t *subtask) close() {
 	}
 	if t.procTimer != nil {
 		t.procTimer.Stop()
+	}
+	for _, w := range t.writers {
+		for _, sp := range w.subs {
+			sp.Close()
+		}
+	}
+	if t.gate != nil {
+		t.gate.Close()
 	}
 }
 
