@@ -2,6 +2,7 @@ package minicluster
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -184,12 +185,14 @@ type pipeEnd struct {
 	ch   int
 }
 
-func (n *pipeNetwork) Input(c task.Channel, gate *netstack.InputGate, ch int) error {
+func (n *pipeNetwork) Inputs(gate *netstack.InputGate, chans []task.RemoteInput) (io.Closer, error) {
 	n.cond.L.Lock()
-	n.inputs[c] = pipeEnd{gate, ch}
+	for _, c := range chans {
+		n.inputs[c.Channel] = pipeEnd{gate, c.Index}
+	}
 	n.cond.L.Unlock()
 	n.cond.Broadcast()
-	return nil
+	return io.NopCloser(nil), nil
 }
 
 func (n *pipeNetwork) Output(ctx context.Context, c task.Channel) (netstack.Subpartition, error) {

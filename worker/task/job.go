@@ -13,6 +13,7 @@ package task
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/weirstream/weir/netstack"
@@ -68,9 +69,17 @@ type Network interface {
 	// Output returns the producer end of channel c, whose consumer runs
 	// elsewhere.
 	Output(ctx context.Context, c Channel) (netstack.Subpartition, error)
-	// Input connects channel idx of gate to channel c, whose producer
-	// runs elsewhere.
-	Input(c Channel, gate *netstack.InputGate, idx int) error
+	// Inputs connects, all at once, the channels of gate whose producers
+	// run elsewhere (so they can share the gate's floating buffers). The
+	// returned closer releases them.
+	Inputs(gate *netstack.InputGate, chans []RemoteInput) (io.Closer, error)
+}
+
+// RemoteInput is a channel of an input gate whose producer runs
+// elsewhere: the channel, and its index in the gate.
+type RemoteInput struct {
+	Channel Channel
+	Index   int
 }
 
 // Vertex is one task: a tree of chained nodes, run by Parallelism

@@ -81,6 +81,7 @@ type subtask struct {
 	keyGroups keygroup.Range
 	gate      *netstack.InputGate
 	inputs    []gateChannel // by gate channel
+	remoteIn  io.Closer     // the inputs from other processes, if any
 	writers   []*writer
 	nodes     []*node
 	wm        int64
@@ -319,6 +320,7 @@ func (r *Run) build() error {
 				continue
 			}
 			t.gate = netstack.NewInputGate()
+			var remote []RemoteInput
 			for _, e := range v.Inputs {
 				if e.Partition == Forward && e.From.Parallelism != v.Parallelism {
 					return fmt.Errorf("task: forward edge %s -> %s joins parallelisms %d and %d", e.From.Name, v.Name, e.From.Parallelism, v.Parallelism)
@@ -333,14 +335,21 @@ func (r *Run) build() error {
 						chans[chKey{e, u, t.index}] = netstack.NewLocal(t.gate, ch, job.Credits, job.BufferSize)
 						continue
 					}
-					if job.Network == nil {
-						return fmt.Errorf("task: subtask %d of %s reads subtask %d of %s, which runs elsewhere, and the job has no network", t.index, v.Name, u, e.From.Name)
-					}
-					if err := job.Network.Input(Channel{Edge: e.ID, From: u, To: t.index}, t.gate, ch); err != nil {
-						return fmt.Errorf("task: connecting input of %s subtask %d: %w", v.Name, t.index, err)
-					}
+					remote = append(remote, RemoteInput{Channel: Channel{Edge: e.ID, From: u, To: t.index}, Index: ch})
 				}
 			}
+			if len(remote) == 0 {
+				continue
+			}
+			if job.Network == nil {
+				c := remote[0].Channel
+				return fmt.Errorf("task: subtask %d of %s reads subtask %d of %s, which runs elsewhere, and the job has no network", t.index, v.Name, c.From, job.Edges[c.Edge].From.Name)
+			}
+			closer, err := job.Network.Inputs(t.gate, remote)
+			if err != nil {
+				return fmt.Errorf("task: connecting the inputs of %s subtask %d: %w", v.Name, t.index, err)
+			}
+			t.remoteIn = closer
 		}
 	}
 	output := func(e *Edge, u, d int) (netstack.Subpartition, error) {
@@ -476,6 +485,9 @@ func (t *subtask) close() {
 		for _, sp := range w.subs {
 			sp.Close()
 		}
+	}
+	if t.remoteIn != nil {
+		t.remoteIn.Close()
 	}
 	if t.gate != nil {
 		t.gate.Close()
