@@ -31,6 +31,10 @@ var (
 	// ErrProtocol marks a peer that broke the credit protocol (a buffer
 	// without credit, an unknown channel, a malformed frame).
 	ErrProtocol = errors.New("netstack: protocol violation")
+	// ErrRefused is returned to a producer whose channel the consumer
+	// refused (no such channel registered in time, a second producer, a
+	// buffer size over the consumer's).
+	ErrRefused = errors.New("netstack: channel refused")
 )
 
 // Buffer is a unit of transfer: encoded entries and how many there are.
@@ -51,10 +55,13 @@ type Event struct {
 	Value    int64
 }
 
-// Message is what an input channel yields: a buffer, or (Buf nil) an event.
+// Message is what an input channel yields: a buffer, or (Buf nil) an event,
+// or (Err non-nil) the failure of a remote channel, after which the
+// channel yields nothing more.
 type Message struct {
 	Buf   *Buffer
 	Event Event
+	Err   error
 }
 
 // ChannelStats are the live figures of one end of a channel.
