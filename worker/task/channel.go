@@ -114,6 +114,7 @@ func (w *writer) appendEntry(c int, e []byte) error {
 
 // write partitions a run of record entries over the channels.
 func (w *writer) write(entries []byte, count int) error {
+	w.t.recOut.Add(int64(count))
 	if w.part == Forward || len(w.subs) == 1 && w.part != KeyBy {
 		return w.writeAll(0, entries, count)
 	}

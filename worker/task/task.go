@@ -86,7 +86,10 @@ type subtask struct {
 	nodes     []*node
 	wm        int64
 	wmGauge   atomic.Int64
-	blocked   atomic.Int64
+	blocked   atomic.Int64 // ns waiting for output credits
+	idle      atomic.Int64 // ns waiting for input
+	recIn     atomic.Int64
+	recOut    atomic.Int64
 	procTimer *time.Timer
 	procAt    int64
 	batch     connector.Batch
@@ -239,6 +242,46 @@ func (t *subtask) latencyMarker(ns int64) error {
 		}
 	}
 	return nil
+}
+
+// SubtaskMetrics are the live figures of one subtask.
+type SubtaskMetrics struct {
+	Vertex, Index int
+	// RecordsIn counts the records its inputs delivered (a source: the
+	// records it read); RecordsOut the records it wrote to its outputs.
+	RecordsIn, RecordsOut int64
+	BytesIn, BytesOut     int64
+	// Idle and Backpressured are the time spent waiting for input and for
+	// output credits since the run started; Elapsed is that time.
+	Idle, Backpressured, Elapsed time.Duration
+	Watermark                    int64
+	Inputs, Outputs              []netstack.ChannelStats
+}
+
+// Subtasks returns the figures of every subtask this run has.
+func (r *Run) Subtasks() []SubtaskMetrics {
+	elapsed := time.Since(r.start)
+	out := make([]SubtaskMetrics, 0, len(r.subtasks))
+	for _, t := range r.subtasks {
+		m := SubtaskMetrics{Vertex: t.v.ID, Index: t.index, RecordsIn: t.recIn.Load(), RecordsOut: t.recOut.Load(),
+			Idle: time.Duration(t.idle.Load()), Backpressured: time.Duration(t.blocked.Load()), Elapsed: elapsed, Watermark: t.wmGauge.Load()}
+		if t.gate != nil {
+			for ch := range t.inputs {
+				s := t.gate.Stats(ch)
+				m.BytesIn += s.Bytes
+				m.Inputs = append(m.Inputs, s)
+			}
+		}
+		for _, w := range t.writers {
+			for _, sp := range w.subs {
+				s := sp.Stats()
+				m.BytesOut += s.Bytes
+				m.Outputs = append(m.Outputs, s)
+			}
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // TaskMetrics are the live figures of one vertex over its subtasks.
@@ -549,6 +592,7 @@ func (t *subtask) runSource() error {
 				maxTs = max(maxTs, le64(t.batch.Buf[off+8:]))
 			}
 			head.metrics.Out.Add(int64(n))
+			t.recIn.Add(int64(n))
 			if err := head.deliver(0, t.batch.Buf, n); err != nil {
 				return err
 			}
@@ -606,9 +650,14 @@ func (t *subtask) runGate() error {
 			case <-t.procC():
 				t.procAt = 0
 			}
+			t.idle.Add(int64(time.Since(lastFlush)))
 			continue
 		}
+		if m.Err != nil {
+			return fmt.Errorf("task %s subtask %d: input channel %d: %w", t.v.Name, t.index, ch, m.Err)
+		}
 		if m.Buf != nil {
+			t.recIn.Add(int64(m.Buf.Count))
 			err := t.nodes[0].receive(t.inputs[ch].input, m.Buf.B, m.Buf.Count)
 			t.gate.Release(ch, m.Buf)
 			if err != nil {
