@@ -118,6 +118,9 @@ func (a *app) specErrors(file string, err error) error {
 // building) its modules with the same resolver `weir run` uses, and
 // releases them again: a plan is plain data.
 func (a *app) planJob(ctx context.Context, j *jobspec.Job) (*plan.Plan, error) {
+	if err := j.LocalOnly(); err != nil {
+		return nil, err
+	}
 	rt, err := a.runtime(ctx)
 	if err != nil {
 		return nil, err

@@ -107,7 +107,7 @@ func (p *parser) validateRestart(j *Job) {
 func (p *parser) validateModules(j *Job) {
 	sort.Slice(j.Modules, func(a, b int) bool { return j.Modules[a].Name < j.Modules[b].Name })
 	for _, m := range j.Modules {
-		if !p.checkName(m.Field, m.Name, uidRE, "module name", "letters, digits, '_' and '-'") || m.Path == "" {
+		if !p.checkName(m.Field, m.Name, uidRE, "module name", "letters, digits, '_' and '-'") || m.Path == "" || m.Registry != nil {
 			continue
 		}
 		m.Resolved = m.Path

@@ -107,29 +107,15 @@ var (
 )
 
 // MaxNameLen bounds names, versions and tenants.
-const MaxNameLen = 128
+const MaxNameLen = api.MaxNameLen
 
-var (
-	nameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-	digestRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
-)
+var digestRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-// reserved are names that would collide with routes.
-var reserved = map[string]bool{"by-digest": true}
-
-// CheckName checks a module name, version or tenant; what says which.
+// CheckName checks a module name, version or tenant; what says which
+// ("name", "version", "tenant"). The rule is api.CheckName's.
 func CheckName(what, s string) error {
-	switch {
-	case s == "":
-		return fmt.Errorf("%w: empty %s", ErrInvalidName, what)
-	case len(s) > MaxNameLen:
-		return fmt.Errorf("%w: %s of %d bytes, more than %d", ErrInvalidName, what, len(s), MaxNameLen)
-	case strings.Contains(s, ".."):
-		return fmt.Errorf("%w: %s %q holds \"..\"", ErrInvalidName, what, s)
-	case !nameRE.MatchString(s):
-		return fmt.Errorf("%w: %s %q: only letters, digits, '_', '-' and '.' are allowed, starting with a letter or digit", ErrInvalidName, what, s)
-	case what == "name" && reserved[s]:
-		return fmt.Errorf("%w: %s %q is reserved", ErrInvalidName, what, s)
+	if err := api.CheckName(what, s); err != nil {
+		return fmt.Errorf("%w%s", ErrInvalidName, strings.TrimPrefix(err.Error(), api.ErrInvalidName.Error()))
 	}
 	return nil
 }
