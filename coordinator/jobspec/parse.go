@@ -47,14 +47,22 @@ func Load(path string) (*Job, error) {
 // On any problem Parse returns a nil Job and every problem it found, each
 // an *Error, joined with errors.Join and sorted by position (see Errors).
 func Parse(data []byte, filename string) (*Job, error) {
-	return ParseIn(data, filename, "")
+	return parseWith(&parser{file: filename}, data)
 }
 
-// ParseIn is Parse with relative paths resolved against dir instead of
-// filename's folder ("" means filename's folder): for specs that arrive
-// over the network, whose file name is only a name.
-func ParseIn(data []byte, filename, dir string) (*Job, error) {
-	p := &parser{file: filename, dir: dir, bad: map[string]bool{}, pos: map[string]Pos{}, budget: maxValues}
+// ParseRemote parses a spec that arrived over the network (a job
+// submitted to a coordinator): filename is only a name for errors,
+// relative paths resolve against dir (the submitter's folder; "" means
+// the current one), and every module must name a registry module: a local
+// path is an error, never looked up, since the coordinator's filesystem is
+// not the submitter's.
+func ParseRemote(data []byte, filename, dir string) (*Job, error) {
+	return parseWith(&parser{file: filename, dir: dir, remote: true}, data)
+}
+
+func parseWith(p *parser, data []byte) (*Job, error) {
+	filename := p.file
+	p.bad, p.pos, p.budget = map[string]bool{}, map[string]Pos{}, maxValues
 	root, err := p.document(data)
 	if err != nil {
 		return nil, err
@@ -73,7 +81,9 @@ func ParseIn(data []byte, filename, dir string) (*Job, error) {
 type parser struct {
 	file string
 	dir  string // resolves relative paths; "" means file's folder
-	errs []error
+	// remote is true for specs from the network (ParseRemote).
+	remote bool
+	errs   []error
 	// bad holds the field paths that had an error, so validation does not
 	// pile a second error ("required") on a field already reported.
 	bad    map[string]bool

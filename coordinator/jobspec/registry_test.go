@@ -64,10 +64,15 @@ func TestRegistryModuleErrors(t *testing.T) {
 	}
 }
 
-func TestParseIn(t *testing.T) {
+func TestParseRemote(t *testing.T) {
 	dir := t.TempDir()
+	// A local path is refused without looking at the filesystem.
+	_, err := ParseRemote([]byte(strings.Replace(registrySpec, "m.wasm", "/etc/passwd", 1)), "job.yaml", dir)
+	if es := Errors(err); len(es) != 1 || es[0].Line != 4 || !strings.Contains(es[0].Msg, "local path") {
+		t.Errorf("local path: %v", err)
+	}
 	src := strings.Replace(registrySpec, "  local: m.wasm\n", "  local: other@2\n", 1)
-	j, err := ParseIn([]byte(src), "job.yaml", dir)
+	j, err := ParseRemote([]byte(src), "job.yaml", dir)
 	if err != nil {
 		t.Fatal(err)
 	}

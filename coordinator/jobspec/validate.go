@@ -110,6 +110,10 @@ func (p *parser) validateModules(j *Job) {
 		if !p.checkName(m.Field, m.Name, uidRE, "module name", "letters, digits, '_' and '-'") || m.Path == "" || m.Registry != nil {
 			continue
 		}
+		if p.remote {
+			p.errorAt(m.Field, "%s is a local path; a job for a cluster names registry modules, NAME@VERSION (`weir job submit` uploads local modules and rewrites the spec for you; or upload with `weir module upload FILE --name N --version V`)", m.Path)
+			continue
+		}
 		m.Resolved = m.Path
 		if !filepath.IsAbs(m.Resolved) {
 			m.Resolved = filepath.Join(j.Dir, m.Path)
