@@ -24,6 +24,9 @@ type Jobs struct {
 	// FinishAfter is the number of Gets after which a job finishes; 0
 	// means never (it runs until canceled or stopped).
 	FinishAfter int
+	// FailAfter is the number of Gets after which a job fails (when it
+	// comes before FinishAfter); 0 means never.
+	FailAfter int
 	// FailSubmit, when set, is returned by Submit.
 	FailSubmit error
 	// Now is the clock of timestamps (default a fixed time).
@@ -135,6 +138,9 @@ func (f *Jobs) Get(_ context.Context, tenant, id string) (api.JobStatus, error) 
 
 func (f *Jobs) step(j *job) {
 	switch {
+	case f.FailAfter > 0 && j.polls >= f.FailAfter:
+		f.end(j, api.StateFailed, "subtask 0 failed: the module trapped")
+		j.st.Subtasks[0].Failure = "the module trapped"
 	case f.FinishAfter > 0 && j.polls >= f.FinishAfter:
 		f.end(j, api.StateFinished, "")
 	case j.polls == 1:
