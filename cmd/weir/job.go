@@ -9,21 +9,29 @@ import (
 
 	"github.com/weirstream/weir/coordinator/jobspec"
 	"github.com/weirstream/weir/coordinator/plan"
+	"github.com/weirstream/weir/internal/client"
 	"github.com/weirstream/weir/internal/minicluster"
 )
 
 func newJobCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "job",
-		Short: "Check job specs and show their execution plans",
+		Short: "Check, plan, submit and manage jobs",
 		Long: `A job spec (YAML or JSON) declares a job: sources, operators from WebAssembly
 modules, sinks, the edges between them, parallelism, windows and state. The
 format is in docs/jobspec.md.
 
   weir job validate job.yaml       check the spec without loading modules
-  weir job plan job.yaml           load the modules and print the tasks`,
+  weir job plan job.yaml           load the modules and print the tasks
+
+On a coordinator (--coordinator, WEIR_COORDINATOR; default ` + client.DefaultURL + `):
+  weir job submit job.yaml         upload its modules, submit it, follow it
+  weir job list                    the jobs
+  weir job info ID                 a job's subtasks: state, worker, slot, metrics
+  weir job cancel ID               cancel a job
+  weir job stop ID                 stop a job gracefully`,
 	}
-	cmd.AddCommand(newJobValidateCmd(a), newJobPlanCmd(a))
+	cmd.AddCommand(newJobValidateCmd(a), newJobPlanCmd(a), newJobSubmitCmd(a), newJobListCmd(a), newJobInfoCmd(a), newJobCancelCmd(a), newJobStopCmd(a))
 	return cmd
 }
 
@@ -118,6 +126,9 @@ func (a *app) specErrors(file string, err error) error {
 // building) its modules with the same resolver `weir run` uses, and
 // releases them again: a plan is plain data.
 func (a *app) planJob(ctx context.Context, j *jobspec.Job) (*plan.Plan, error) {
+	if err := j.LocalOnly(); err != nil {
+		return nil, err
+	}
 	rt, err := a.runtime(ctx)
 	if err != nil {
 		return nil, err

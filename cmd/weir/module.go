@@ -26,13 +26,13 @@ func abiVersion() int { return wasmabi.Version }
 func newModuleCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "module",
-		Short: "Write, build, test and inspect operator modules",
+		Short: "Write, build, test, inspect and upload operator modules",
 		Long: `An operator module is a WebAssembly file exporting one or more operators
 (map, filter, flat_map, keyed process, window aggregate, co-process) through the
 weir ABI. Write one in Go or C with the SDKs, build it, and test it on sample
 records before you run it in a job.`,
 	}
-	cmd.AddCommand(newModuleInitCmd(a), newModuleBuildCmd(a), newModuleTestCmd(a), newModuleInspectCmd(a))
+	cmd.AddCommand(newModuleInitCmd(a), newModuleBuildCmd(a), newModuleTestCmd(a), newModuleInspectCmd(a), newModuleUploadCmd(a), newModuleListCmd(a))
 	return cmd
 }
 

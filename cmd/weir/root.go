@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/weirstream/weir/internal/client"
 	"github.com/weirstream/weir/internal/modbuild"
 )
 
@@ -63,7 +64,8 @@ $XDG_CONFIG_HOME/weir/config.yaml), then defaults.`,
 	pf.StringP("output", "o", "text", "output format: text or json")
 	pf.String("cache-dir", modbuild.DefaultCacheDir(), "where compiled modules and builds are cached")
 	pf.Bool("debug", false, "print full errors and stack traces")
-	root.AddCommand(newRunCmd(a), newJobCmd(a), newModuleCmd(a), newConnectorsCmd(a), newBenchCmd(a), newVersionCmd(a))
+	pf.String("coordinator", client.DefaultURL, "the coordinator's REST API, for job, module and cluster commands (WEIR_COORDINATOR)")
+	root.AddCommand(newRunCmd(a), newJobCmd(a), newModuleCmd(a), newConnectorsCmd(a), newBenchCmd(a), newVersionCmd(a), newClusterCmd(a))
 	return root
 }
 

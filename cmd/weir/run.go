@@ -86,6 +86,9 @@ func (a *app) prepareJob(ctx context.Context, path string, native bool, edit fun
 	if err != nil {
 		return nil, err
 	}
+	if err := spec.LocalOnly(); err != nil {
+		return nil, err
+	}
 	if edit != nil {
 		if err := edit(spec); err != nil {
 			return nil, err

@@ -15,6 +15,7 @@
 package jobspec
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -133,18 +134,46 @@ type Restart struct {
 	Interval    time.Duration `json:"interval,omitempty"`
 }
 
-// Module is an operator module the spec names.
+// Module is an operator module the spec names: a local path, or a module
+// in a coordinator's registry (name@version).
 type Module struct {
 	Name string `json:"name"`
-	// Path is the path as written in the spec.
+	// Path is the path as written in the spec; "" for a registry module.
 	Path string `json:"path"`
 	// Resolved is Path resolved against Job.Dir.
 	Resolved string `json:"resolved"`
 	// IsDir is true when Resolved is a folder holding Go or C operator
 	// sources, to be built (internal/modbuild); false for a .wasm file.
 	IsDir bool `json:"is_dir"`
+	// Registry is the registry module the spec names instead of a path
+	// ("modules: {wc: wordcount@1.0}"); nil for a local path.
+	Registry *ModuleRef `json:"registry,omitempty"`
 	// Field is the spec path of the module ("modules.wc").
 	Field string `json:"-"`
+}
+
+// ModuleRef names one version of a registry module.
+type ModuleRef struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	// Digest is the sha256 of the module's bytes, set when the reference
+	// is resolved against a registry (the Dispatcher does at submit).
+	Digest string `json:"digest,omitempty"`
+}
+
+// String is name@version.
+func (r *ModuleRef) String() string { return r.Name + "@" + r.Version }
+
+// LocalOnly reports every module of the job that names a registry module,
+// for the commands that run a job locally (weir run, weir job plan).
+func (j *Job) LocalOnly() error {
+	var errs []error
+	for _, m := range j.Modules {
+		if m.Registry != nil {
+			errs = append(errs, j.Errorf(m.Field, "names the registry module %s; this command loads local modules only: give the path of a .wasm file or an operator folder, or submit the job to a coordinator with `weir job submit`", m.Registry))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // NodeKind says whether a node is a source, an operator or a sink.

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/weirstream/weir/internal/api"
 )
 
 // MaxSpecBytes bounds the size of a job spec file.
@@ -45,7 +47,22 @@ func Load(path string) (*Job, error) {
 // On any problem Parse returns a nil Job and every problem it found, each
 // an *Error, joined with errors.Join and sorted by position (see Errors).
 func Parse(data []byte, filename string) (*Job, error) {
-	p := &parser{file: filename, bad: map[string]bool{}, pos: map[string]Pos{}, budget: maxValues}
+	return parseWith(&parser{file: filename}, data)
+}
+
+// ParseRemote parses a spec that arrived over the network (a job
+// submitted to a coordinator): filename is only a name for errors,
+// relative paths resolve against dir (the submitter's folder; "" means
+// the current one), and every module must name a registry module: a local
+// path is an error, never looked up, since the coordinator's filesystem is
+// not the submitter's.
+func ParseRemote(data []byte, filename, dir string) (*Job, error) {
+	return parseWith(&parser{file: filename, dir: dir, remote: true}, data)
+}
+
+func parseWith(p *parser, data []byte) (*Job, error) {
+	filename := p.file
+	p.bad, p.pos, p.budget = map[string]bool{}, map[string]Pos{}, maxValues
 	root, err := p.document(data)
 	if err != nil {
 		return nil, err
@@ -63,7 +80,10 @@ func Parse(data []byte, filename string) (*Job, error) {
 // collecting errors.
 type parser struct {
 	file string
-	errs []error
+	dir  string // resolves relative paths; "" means file's folder
+	// remote is true for specs from the network (ParseRemote).
+	remote bool
+	errs   []error
 	// bad holds the field paths that had an error, so validation does not
 	// pile a second error ("required") on a field already reported.
 	bad    map[string]bool
@@ -441,7 +461,10 @@ type rawNode struct {
 // decodeJob decodes the root mapping.
 func (p *parser) decodeJob(root *yaml.Node) *Job {
 	dir := "."
-	if p.file != "" {
+	switch {
+	case p.dir != "":
+		dir = p.dir
+	case p.file != "":
 		dir = filepath.Dir(p.file)
 	}
 	j := &Job{
@@ -541,7 +564,7 @@ func (p *parser) decodeJob(root *yaml.Node) *Job {
 // modules decodes the modules map: name -> path.
 func (p *parser) modules(v *yaml.Node) {
 	if v.Kind != yaml.MappingNode {
-		p.errorf(v, "modules", "want a map of module name to path, got %s", describe(v))
+		p.errorf(v, "modules", "want a map of module name to path (or registry name@version), got %s", describe(v))
 		return
 	}
 	seen := map[string]bool{}
@@ -561,8 +584,12 @@ func (p *parser) modules(v *yaml.Node) {
 		m := &Module{Name: k.Value, Field: f}
 		if isNull(val) {
 			p.errorf(k, f, "no path; give the path of a .wasm file or of an operator folder")
-		} else {
-			p.str(val, f, &m.Path)
+		} else if p.str(val, f, &m.Path) && api.IsModuleRef(m.Path) {
+			name, version, err := api.ParseModuleRef(m.Path)
+			if err != nil {
+				p.errorf(val, f, "%q looks like a registry module name@version, but: %v (a local path holding '@' is written ./%s)", m.Path, strings.TrimPrefix(err.Error(), api.ErrInvalidName.Error()+": "), m.Path)
+			}
+			m.Registry, m.Path = &ModuleRef{Name: name, Version: version}, ""
 		}
 		p.spec.Modules = append(p.spec.Modules, m)
 	}

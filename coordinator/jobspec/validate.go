@@ -193,7 +193,11 @@ func (p *parser) validateRestart(j *Job) {
 func (p *parser) validateModules(j *Job) {
 	sort.Slice(j.Modules, func(a, b int) bool { return j.Modules[a].Name < j.Modules[b].Name })
 	for _, m := range j.Modules {
-		if !p.checkName(m.Field, m.Name, uidRE, "module name", "letters, digits, '_' and '-'") || m.Path == "" {
+		if !p.checkName(m.Field, m.Name, uidRE, "module name", "letters, digits, '_' and '-'") || m.Path == "" || m.Registry != nil {
+			continue
+		}
+		if p.remote {
+			p.errorAt(m.Field, "%s is a local path; a job for a cluster names registry modules, NAME@VERSION (`weir job submit` uploads local modules and rewrites the spec for you; or upload with `weir module upload FILE --name N --version V`)", m.Path)
 			continue
 		}
 		m.Resolved = m.Path

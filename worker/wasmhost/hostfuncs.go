@@ -10,11 +10,6 @@ import (
 	"github.com/weirstream/weir/wasmabi"
 )
 
-const (
-	i32 = api.ValueTypeI32
-	i64 = api.ValueTypeI64
-)
-
 // Bounds on what host functions accept, so a module cannot make the host
 // allocate without bound.
 const (
@@ -29,15 +24,24 @@ type hostFunc struct {
 	fn              func(inst *Instance, stack []uint64)
 }
 
-// hostFuncs is the "weir" import module of ABI v1.
+// hostFuncs is the "weir" import module; the signatures are the contract's
+// (wasmabi.Imports).
 var hostFuncs = map[string]hostFunc{
-	wasmabi.ImportOutput:        {[]api.ValueType{i32, i32}, nil, hostOutput},
-	wasmabi.ImportFail:          {[]api.ValueType{i32, i32}, nil, hostFail},
-	wasmabi.ImportLog:           {[]api.ValueType{i32, i32, i32}, nil, hostLog},
-	wasmabi.ImportCounter:       {[]api.ValueType{i32, i32, i64}, nil, hostCounter},
-	wasmabi.ImportStateRegister: {[]api.ValueType{i32, i32, i32}, []api.ValueType{i32}, hostStateRegister},
-	wasmabi.ImportState:         {[]api.ValueType{i32, i32, i32, i32, i32, i32, i32, i32}, []api.ValueType{i64}, hostState},
-	wasmabi.ImportTimer:         {[]api.ValueType{i32, i32, i64, i32, i32}, nil, hostTimer},
+	wasmabi.ImportOutput:        withSig(wasmabi.ImportOutput, hostOutput),
+	wasmabi.ImportFail:          withSig(wasmabi.ImportFail, hostFail),
+	wasmabi.ImportLog:           withSig(wasmabi.ImportLog, hostLog),
+	wasmabi.ImportCounter:       withSig(wasmabi.ImportCounter, hostCounter),
+	wasmabi.ImportStateRegister: withSig(wasmabi.ImportStateRegister, hostStateRegister),
+	wasmabi.ImportState:         withSig(wasmabi.ImportState, hostState),
+	wasmabi.ImportTimer:         withSig(wasmabi.ImportTimer, hostTimer),
+}
+
+func withSig(name string, fn func(inst *Instance, stack []uint64)) hostFunc {
+	s, ok := wasmabi.Imports[name]
+	if !ok {
+		panic("wasmhost: no signature for host function " + name)
+	}
+	return hostFunc{params: s.Params, results: s.Results, fn: fn}
 }
 
 func instantiateHostModule(ctx context.Context, rt wazero.Runtime) error {
