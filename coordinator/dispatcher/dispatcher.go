@@ -106,6 +106,8 @@ type Config struct {
 	Workers Workers
 	// Version is reported by the overview.
 	Version string
+	// ControlURL is where workers register, reported by the overview.
+	ControlURL string
 	// Logger gets one line per failed request and per internal error
 	// (default: discard).
 	Logger *slog.Logger

@@ -258,7 +258,7 @@ func (d *Dispatcher) overview(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, err)
 		return
 	}
-	o := api.Overview{Version: d.cfg.Version, ABI: wasmabi.Version, Jobs: map[api.State]int{}, Modules: d.reg.Len(t)}
+	o := api.Overview{Version: d.cfg.Version, ABI: wasmabi.Version, Jobs: map[api.State]int{}, Modules: d.reg.Len(t), Control: d.cfg.ControlURL}
 	for _, wk := range workers {
 		if wk.State != "alive" {
 			continue

@@ -199,4 +199,7 @@ type Overview struct {
 	// Jobs counts the tenant's jobs by state.
 	Jobs    map[State]int `json:"jobs"`
 	Modules int           `json:"modules"`
+	// Control is the URL workers register at (HTTPS with the cluster's
+	// certificates); `weir worker --coordinator` finds it here.
+	Control string `json:"control,omitempty"`
 }

@@ -69,6 +69,9 @@ type Command struct {
 	Deploy json.RawMessage `json:"deploy,omitempty"`
 	// Cancel names a job attempt whose tasks on the worker must stop.
 	Cancel *Cancel `json:"cancel,omitempty"`
+	// Stop names a job attempt whose sources on the worker must end, so
+	// the job drains and finishes.
+	Stop *Cancel `json:"stop,omitempty"`
 }
 
 // Cancel stops a job attempt's tasks on a worker.

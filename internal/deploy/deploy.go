@@ -396,7 +396,7 @@ func (d *Descriptor) Place(addr func(vertex, index int) string) map[string]*Desc
 		w := out[a]
 		if w == nil {
 			c := *d
-			c.Subtasks, c.Peers = nil, peers
+			c.Subtasks, c.Peers = nil, append([]Peer(nil), peers...)
 			w = &c
 			out[a] = w
 		}

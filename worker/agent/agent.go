@@ -87,6 +87,8 @@ type deployment struct {
 	start  time.Time
 	last   map[[2]int]task.SubtaskMetrics // at the last heartbeat, for rates
 	lastAt time.Time
+	// reported is set once a heartbeat told the coordinator of the end.
+	reported bool
 }
 
 // New sets a worker up: its certificate, QUIC transport and WebAssembly
@@ -254,6 +256,8 @@ func (a *Agent) commands(ctx context.Context) error {
 				a.deploy(ctx, c.Deploy)
 			case c.Cancel != nil:
 				a.cancel(c.Cancel.Job, c.Cancel.Attempt)
+			case c.Stop != nil:
+				a.stopSources(c.Stop.Job, c.Stop.Attempt)
 			}
 		}
 	}
@@ -355,6 +359,14 @@ func (a *Agent) cancel(job string, attempt int) {
 		if k.job == job && k.attempt <= attempt && dep.cancel != nil {
 			dep.cancel()
 		}
+	}
+}
+
+func (a *Agent) stopSources(job string, attempt int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if dep := a.mu.deps[depKey{job, attempt}]; dep != nil && dep.run != nil {
+		dep.run.StopSources()
 	}
 }
 

@@ -56,6 +56,8 @@ type Run struct {
 	err    error
 	start  time.Time
 
+	stopSources atomic.Bool
+
 	latencyEvery time.Duration
 	latMu        sync.Mutex
 	latencies    []time.Duration
@@ -202,6 +204,10 @@ func (r *Run) Wait() error {
 
 // Cancel stops the job; Wait then returns.
 func (r *Run) Cancel() { r.cancel(context.Canceled) }
+
+// StopSources ends the run's sources after the batch they are reading,
+// as if their input had ended: everything downstream drains and finishes.
+func (r *Run) StopSources() { r.stopSources.Store(true) }
 
 // Metrics returns the live metrics of every node, in vertex order.
 func (r *Run) Metrics() []*NodeMetrics {
@@ -597,7 +603,7 @@ func (t *subtask) runSource() error {
 				return err
 			}
 		}
-		if errors.Is(err, io.EOF) {
+		if errors.Is(err, io.EOF) || t.run.stopSources.Load() {
 			return nil
 		}
 		if ws.Strategy == WatermarkBounded && maxTs != math.MinInt64 && !now.Before(nextWm) {
