@@ -284,7 +284,6 @@ func apiState(s execgraph.Status) api.State {
 	return api.State(s)
 }
 
-
 // Jobs is the cluster as the Dispatcher's job logic.
 func (c *Cluster) Jobs() dispatcher.Jobs { return jobsAPI{c} }
 
@@ -299,4 +298,6 @@ func (a jobsAPI) List(ctx context.Context, tenant string) ([]api.JobStatus, erro
 
 type workersAPI struct{ c *Cluster }
 
-func (a workersAPI) List(ctx context.Context) ([]api.WorkerStatus, error) { return a.c.ListWorkers(ctx) }
+func (a workersAPI) List(ctx context.Context) ([]api.WorkerStatus, error) {
+	return a.c.ListWorkers(ctx)
+}
