@@ -1,0 +1,251 @@
+package clustertest
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unicode"
+
+	"github.com/weirstream/weir/internal/api"
+)
+
+var weirBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "weir-clustertest-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := func() int {
+		bin := filepath.Join(dir, "weir")
+		if err := Build(filepath.Join("..", ".."), bin); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		weirBin = bin
+		return m.Run()
+	}()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func repo(t *testing.T, p string) string {
+	t.Helper()
+	a, err := filepath.Abs(filepath.Join("..", "..", p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// Word count over two worker processes: the source and split on one, the
+// counts spread over both, two sink subtasks. The final count of every
+// word equals an independent count of the sample text.
+func TestWordcountAcrossWorkers(t *testing.T) {
+	c := Start(t, weirBin, Options{Workers: 2, Slots: 2})
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "wc.yaml")
+	writeFile(t, spec, fmt.Sprintf(`name: wordcount-cluster
+parallelism: 2
+modules:
+  wc: %s
+sources:
+  - uid: lines
+    connector: file
+    options: {path: %s, format: lines}
+    parallelism: 1
+operators:
+  - uid: split
+    module: wc
+    operator: split
+    parallelism: 1
+    input: lines
+  - uid: count
+    module: wc
+    operator: count
+    parallelism: 3
+    inputs: [{from: split, partition: key_by}]
+sinks:
+  - uid: out
+    connector: file
+    options: {path: %s}
+    parallelism: 2
+    input: count
+`, repo(t, "examples/wordcount"), repo(t, "examples/wordcount/sample.txt"), filepath.Join(dir, "out.jsonl")))
+	id := c.Submit(spec)
+	st := c.Wait(id, 3*time.Minute)
+	if st.State != api.StateFinished {
+		t.Fatalf("job %s: %s (%s)", id, st.State, st.Message)
+	}
+	workers := map[string]bool{}
+	for _, s := range st.Subtasks {
+		workers[s.Worker] = true
+	}
+	if len(workers) != 2 {
+		t.Fatalf("the job ran on %d workers, want 2: %+v", len(workers), st.Subtasks)
+	}
+	got := finalCounts(t, dir)
+	want := countWords(t, repo(t, "examples/wordcount/sample.txt"))
+	if len(got) != len(want) {
+		t.Fatalf("%d words counted, want %d", len(got), len(want))
+	}
+	for w, n := range want {
+		if got[w] != n {
+			t.Errorf("word %q: count %d, want %d", w, got[w], n)
+		}
+	}
+}
+
+// A worker SIGKILLed while the job runs: the job restarts on the slots
+// left and ends with every key counted exactly as the source made it.
+func TestWorkerKilledJobRestarts(t *testing.T) {
+	c := Start(t, weirBin, Options{Workers: 3, Slots: 2})
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "gen.yaml")
+	const records, keys = 12000, 40
+	writeFile(t, spec, fmt.Sprintf(`name: killed
+parallelism: 2
+restart: {strategy: fixed-delay, attempts: 3, delay: 500ms}
+modules:
+  wc: %s
+sources:
+  - uid: gen
+    connector: datagen
+    options: {count: %d, keys: %d, rate: 2000, seed: 3}
+operators:
+  - uid: count
+    module: wc
+    operator: count
+    inputs: [{from: gen, partition: key_by}]
+sinks:
+  - uid: out
+    connector: file
+    options: {path: %s}
+    parallelism: 1
+    input: count
+`, repo(t, "examples/wordcount"), records, keys, filepath.Join(dir, "out.jsonl")))
+	id := c.Submit(spec)
+	// Kill a worker once the job is under way.
+	var victim string
+	c.WaitFor("the job to be running with records flowing", 2*time.Minute, func() bool {
+		st := c.Job(id)
+		for _, s := range st.Subtasks {
+			if s.State == api.StateRunning && s.Metrics.RecordsOut > 0 && s.Worker != "" {
+				victim = s.Worker
+				return true
+			}
+		}
+		return false
+	})
+	c.Worker(victim).Kill()
+	t.Logf("killed worker %s", victim)
+	st := c.Wait(id, 3*time.Minute)
+	if st.State != api.StateFinished {
+		t.Fatalf("job %s: %s (%s)", id, st.State, st.Message)
+	}
+	if st.Attempt < 2 {
+		t.Fatalf("the job finished in attempt %d: the kill did not make it restart", st.Attempt)
+	}
+	for _, s := range st.Subtasks {
+		if s.Worker == victim {
+			t.Fatalf("subtask %s[%d] ran on the killed worker %s in the last attempt", s.Task, s.Index, victim)
+		}
+	}
+	// Every key's counts are 1..n once each, and the n sum to records.
+	seen := map[string]map[int]bool{}
+	for _, r := range readRecords(t, dir) {
+		n, err := strconv.Atoi(r.value)
+		if err != nil {
+			t.Fatalf("count %q is not a number", r.value)
+		}
+		if seen[r.key] == nil {
+			seen[r.key] = map[int]bool{}
+		}
+		if seen[r.key][n] {
+			t.Fatalf("key %s: count %d twice", r.key, n)
+		}
+		seen[r.key][n] = true
+	}
+	total := 0
+	for k, ns := range seen {
+		for i := 1; i <= len(ns); i++ {
+			if !ns[i] {
+				t.Fatalf("key %s: counts up to %d but %d is missing", k, len(ns), i)
+			}
+		}
+		total += len(ns)
+	}
+	if total != records || len(seen) != keys {
+		t.Fatalf("%d records over %d keys, want %d over %d", total, len(seen), records, keys)
+	}
+}
+
+type record struct{ key, value string }
+
+func readRecords(t *testing.T, dir string) []record {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "out*.jsonl"))
+	if len(files) == 0 {
+		t.Fatalf("no output in %s", dir)
+	}
+	var out []record
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			var l struct{ Key, Value string }
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+				t.Fatalf("%s: %q: %v", f, sc.Text(), err)
+			}
+			out = append(out, record{l.Key, l.Value})
+		}
+		fh.Close()
+	}
+	return out
+}
+
+// finalCounts is the largest count the job emitted per word.
+func finalCounts(t *testing.T, dir string) map[string]int {
+	out := map[string]int{}
+	for _, r := range readRecords(t, dir) {
+		n, err := strconv.Atoi(r.value)
+		if err != nil {
+			t.Fatalf("count %q is not a number", r.value)
+		}
+		out[r.key] = max(out[r.key], n)
+	}
+	return out
+}
+
+// countWords counts words as examples/wordcount documents them: runs of
+// letters and digits of the lowercased line.
+func countWords(t *testing.T, path string) map[string]int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, line := range strings.Split(string(b), "\n") {
+		for _, w := range strings.FieldsFunc(strings.ToLower(line), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }) {
+			out[w]++
+		}
+	}
+	return out
+}
+
+func writeFile(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
