@@ -249,3 +249,90 @@ func writeFile(t *testing.T, path, s string) {
 		t.Fatal(err)
 	}
 }
+
+// A sink far slower than its source (a rate-limited file sink; the file
+// source reads as fast as it can): credits hold the source back, so no
+// worker buffers what the sink has not taken — each worker's peak RSS
+// stays under slowSinkRSS although the input is larger than that — and
+// every line arrives exactly once.
+func TestSlowSinkBackpressure(t *testing.T) {
+	// The input is 160 MiB; a worker holding it would exceed the bound.
+	// The bound is a worker's own footprint (Go runtime, wazero, QUIC,
+	// about 40-60 MiB here) plus the buffers credits allow in flight.
+	const lines, lineBytes, slowSinkRSS = 160_000, 1024, 100 << 20
+	c := Start(t, weirBin, Options{Workers: 2, Slots: 1})
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.txt")
+	var b strings.Builder
+	pad := strings.Repeat("x", lineBytes-20)
+	for i := range lines {
+		fmt.Fprintf(&b, "%08d-%s\n", i, pad)
+	}
+	writeFile(t, in, b.String())
+	spec := filepath.Join(dir, "slow.yaml")
+	writeFile(t, spec, fmt.Sprintf(`name: slow-sink
+sources:
+  - uid: lines
+    connector: file
+    options: {path: %s, format: lines}
+    parallelism: 2
+sinks:
+  - uid: out
+    connector: file
+    options: {path: %s, format: lines, rate: 20000}
+    parallelism: 1
+    input: lines
+`, in, filepath.Join(dir, "out.txt")))
+	id := c.Submit(spec)
+	var backpressured float64
+	peak := map[string]int64{}
+	sample := time.NewTicker(200 * time.Millisecond)
+	defer sample.Stop()
+	for ; ; <-sample.C {
+		st := c.Job(id)
+		for _, s := range st.Subtasks {
+			if s.Task == "lines" {
+				backpressured = max(backpressured, s.Metrics.BackpressuredMsPerSec)
+			}
+		}
+		for _, w := range []string{"w1", "w2"} {
+			if rss, err := c.Worker(w).PeakRSS(); err == nil {
+				peak[w] = max(peak[w], rss)
+			}
+		}
+		if st.State.Terminal() {
+			if st.State != api.StateFinished {
+				t.Fatalf("job %s: %s (%s)", id, st.State, st.Message)
+			}
+			break
+		}
+	}
+	t.Logf("peak RSS: w1 %d MiB, w2 %d MiB; source backpressured up to %.0f ms/s", peak["w1"]>>20, peak["w2"]>>20, backpressured)
+	for w, rss := range peak {
+		if rss > slowSinkRSS {
+			t.Errorf("worker %s peaked at %d MiB, over the %d MiB bound", w, rss>>20, slowSinkRSS>>20)
+		}
+	}
+	if backpressured < 500 {
+		t.Errorf("the source was backpressured at most %.0f ms/s; want most of its time", backpressured)
+	}
+	out, err := os.ReadFile(filepath.Join(dir, "out.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(map[string]bool, lines)
+	for _, l := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
+		if seen[l] {
+			t.Fatalf("line %.8s arrived twice", l)
+		}
+		seen[l] = true
+	}
+	if len(seen) != lines {
+		t.Fatalf("%d lines arrived, want %d", len(seen), lines)
+	}
+	for i := range lines {
+		if !seen[fmt.Sprintf("%08d-%s", i, pad)] {
+			t.Fatalf("line %08d is missing", i)
+		}
+	}
+}

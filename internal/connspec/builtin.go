@@ -208,10 +208,14 @@ only. ` + jsonlShape + `Flush writes the buffered lines and syncs the file.`,
 			{Name: "path", Type: TypeString, Required: true, Help: "the file to write"},
 			{Name: "format", Type: TypeString, Default: "jsonl", Enum: []string{"jsonl", "lines"}, Help: "jsonl: one JSON object per record; lines: the value of each record"},
 			rawJSONOption,
+			{Name: "rate", Type: TypeInt, Default: "0", Help: "records per second each subtask writes at most, 0 = no limit: a slow sink, to see backpressure"},
 		},
 		Check: func(o Options) error {
 			if o.String("path") == "" {
 				return fmt.Errorf("option %q: must not be empty", "path")
+			}
+			if o.Int("rate") < 0 {
+				return fmt.Errorf("option %q: must be >= 0, got %d", "rate", o.Int("rate"))
 			}
 			return nil
 		},

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/weirstream/weir/internal/jsontext"
 	"github.com/weirstream/weir/wasmabi"
@@ -209,6 +210,10 @@ type fileSink struct {
 	rawJSON bool
 	f       *os.File
 	buf     []byte
+	// rate limits records per second (0: none): start and written pace it.
+	rate    int64
+	start   time.Time
+	written int64
 }
 
 // fileSinkBuffer is how many formatted bytes a file sink gathers before it
@@ -219,7 +224,7 @@ func newFileSink(o Options, sub Subtask) (*fileSink, error) {
 	if err := checkSubtask("file", sub); err != nil {
 		return nil, err
 	}
-	s := &fileSink{path: SubtaskPath(o.String("path"), sub), format: formatJSONL, rawJSON: o.Bool("raw_json")}
+	s := &fileSink{path: SubtaskPath(o.String("path"), sub), format: formatJSONL, rawJSON: o.Bool("raw_json"), rate: o.Int("rate")}
 	if o.String("format") == "lines" {
 		s.format = formatLines
 	}
@@ -247,6 +252,9 @@ func (s *fileSink) Write(entries []byte, count int) error {
 	if s.buf, err = appendLines(s.buf, entries, s.format, s.rawJSON); err != nil {
 		return err
 	}
+	if s.rate > 0 {
+		s.pace(count)
+	}
 	if len(s.buf) >= fileSinkBuffer {
 		return s.writeOut()
 	}
@@ -263,6 +271,19 @@ func (s *fileSink) writeOut() error {
 		return fmt.Errorf("connector: file sink: writing %s: %w", s.path, err)
 	}
 	return nil
+}
+
+// pace sleeps so that the records written so far took at least
+// written/rate seconds.
+func (s *fileSink) pace(count int) {
+	if s.start.IsZero() {
+		s.start = time.Now()
+	}
+	s.written += int64(count)
+	due := s.start.Add(time.Duration(s.written * int64(time.Second) / s.rate))
+	if d := time.Until(due); d > 0 {
+		time.Sleep(d)
+	}
 }
 
 // Flush writes the buffered lines and syncs the file.
