@@ -75,10 +75,15 @@ func NewHeap(clock Clock) *Heap {
 
 // Register implements Backend.
 func (h *Heap) Register(uid, name string, kind wasmabi.StateKind, opts Options) (ID, error) {
+	return h.RegisterState(Name{Operator: uid, State: name}, kind, opts)
+}
+
+// RegisterState implements Backend.
+func (h *Heap) RegisterState(n Name, kind wasmabi.StateKind, opts Options) (ID, error) {
 	if h.closed.Load() {
 		return 0, ErrClosed
 	}
-	return h.reg.register(uid, name, kind, opts, func(id ID, d decl) error {
+	return h.reg.register(n, kind, opts, func(id ID, d decl) error {
 		h.states.set(id, &heapState{decl: d, shards: make([]*heapShard, keygroup.MaxMaxParallelism)})
 		return nil
 	})

@@ -11,11 +11,13 @@ package state
 import (
 	"errors"
 
+	"github.com/weirstream/weir/internal/keygroup"
 	"github.com/weirstream/weir/wasmabi"
 )
 
-// ID names one declared state of one operator in a Backend: the pair
-// (operator uid, state name) registered with Register.
+// ID is the handle of one registered state (a Name) in one Backend, in
+// this process: small integers in registration order, for a lock-free
+// lookup per call. Nothing stored or snapshotted depends on it.
 type ID uint32
 
 // Backend is the keyed state of one worker. The subtasks of one operator
@@ -27,9 +29,16 @@ type ID uint32
 // Slices passed in are only read during the call. Slices returned are
 // appended to dst and owned by the caller.
 type Backend interface {
-	// Register declares the state name of operator uid with a kind and
-	// returns its ID; registering the same (uid, name) again returns the
-	// same ID, or an error if the kind differs.
+	// RegisterState declares the state n with a kind and returns its ID;
+	// registering n again returns the same ID, or an error if the kind
+	// differs. Keyed kinds (value, list, map) are scoped to a record key;
+	// operator kinds (operator list, union list, broadcast) have the
+	// operations of list, list and map state and live in one slot per
+	// subtask: key group OperatorKeyGroup(range), empty key. The declared
+	// kind decides how a snapshot's state is redistributed on restore.
+	RegisterState(n Name, kind wasmabi.StateKind, opts Options) (ID, error)
+	// Register is RegisterState(Name{Operator: uid, State: name}), a
+	// state of no job: callers that know their job use RegisterState.
 	Register(uid, name string, kind wasmabi.StateKind, opts Options) (ID, error)
 
 	// Get appends to dst the value of a value state, or the value of
@@ -56,6 +65,10 @@ type Backend interface {
 	// database.
 	Close() error
 }
+
+// OperatorKeyGroup is the key group under which a subtask that owns the
+// key groups r keeps its operator state (with an empty record key).
+func OperatorKeyGroup(r keygroup.Range) uint16 { return uint16(r.Start) }
 
 // Options are per-state settings.
 type Options struct {
