@@ -125,10 +125,10 @@ type regEntry struct {
 // on the hot path; nothing stored depends on them.
 type registry struct {
 	mu      sync.Mutex
-	byName  map[Name]ID       // guarded by mu
-	byTag   map[uint64]ID     // guarded by mu
-	entries map[ID]*regEntry  // guarded by mu
-	next    ID                // guarded by mu: the ID the next new state gets
+	byName  map[Name]ID      // guarded by mu
+	byTag   map[uint64]ID    // guarded by mu
+	entries map[ID]*regEntry // guarded by mu
+	next    ID               // guarded by mu: the ID the next new state gets
 }
 
 func newRegistry() *registry {
