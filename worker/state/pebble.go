@@ -90,6 +90,7 @@ func (o PebbleOptions) withDefaults() PebbleOptions {
 // one per worker, shared by all its operators. See keys.go for the storage
 // layout. Writes do not sync: durability comes from checkpoints.
 type Pebble struct {
+	timerStore
 	db     *pebble.DB
 	dir    string
 	clock  Clock

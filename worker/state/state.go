@@ -12,6 +12,7 @@ import (
 	"errors"
 
 	"github.com/weirstream/weir/internal/keygroup"
+	"github.com/weirstream/weir/internal/snapshot"
 	"github.com/weirstream/weir/wasmabi"
 )
 
@@ -60,6 +61,42 @@ type Backend interface {
 	// order, each as two wasmabi items (user key, value); ok is false when
 	// empty.
 	Entries(id ID, kg uint16, key, dst []byte) (out []byte, ok bool, err error)
+
+	// RegisterTimers returns the handle of the timers of operator (job,
+	// uid). Timers are kept by key group, like keyed state, so they are
+	// snapshotted and restored with the keys they belong to.
+	RegisterTimers(job, operator string) (TimersID, error)
+	// AddTimer registers the timer (domain d, time ts, key, namespace ns)
+	// in key group kg; again is a no-op.
+	AddTimer(t TimersID, kg uint16, d wasmabi.TimeDomain, ts int64, key, ns []byte) error
+	// DeleteTimer removes a timer, if registered.
+	DeleteTimer(t TimersID, kg uint16, d wasmabi.TimeDomain, ts int64, key, ns []byte) error
+	// NextTimer returns the earliest time of a timer of domain d in the
+	// key groups r.
+	NextTimer(t TimersID, r keygroup.Range, d wasmabi.TimeDomain) (ts int64, ok bool, err error)
+	// PopDueTimers removes the timers of domain d in r with time <= upTo
+	// and appends them to dst by time, then key, then namespace.
+	PopDueTimers(t TimersID, r keygroup.Range, d wasmabi.TimeDomain, upTo int64, dst []Timer) ([]Timer, error)
+
+	// Snapshot takes the synchronous part of a snapshot of operator (job,
+	// uid) for subtask sub: its keyed state in sub's key groups, its
+	// operator state and its timers. It runs on the goroutine that owns
+	// those key groups (the task's, at the barrier) and is short: the
+	// heap freezes its maps (copy on write), pebble flushes the pending
+	// writes and takes a pebble snapshot. The returned Snapshot's WriteTo
+	// is the asynchronous part.
+	Snapshot(job, operator string, sub snapshot.Subtask) (*Snapshot, error)
+	// Restore loads, into job and the key groups of target, the state of
+	// the operator of the snapshots from, taken at any parallelism with
+	// the same max parallelism: keyed state and timers of target's key
+	// groups, operator state redistributed by kind (see
+	// internal/snapshot). It registers the snapshots' states; it runs on
+	// the goroutine that owns target's key groups, before the task uses
+	// them, and refuses key groups that hold state of the operator
+	// (ErrNotEmpty). from must hold every subtask of one run that has
+	// operator state; for keyed state alone, those whose key groups
+	// overlap target's suffice.
+	Restore(job string, target snapshot.Subtask, from []*snapshot.Reader) error
 
 	// Close releases the backend; a pebble backend flushes and closes its
 	// database.
