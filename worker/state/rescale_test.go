@@ -282,7 +282,9 @@ func (w *rsWorkload) step() {
 	case r < 74: // broadcast: the same write in every subtask
 		m.bcast[ukey] = val
 		for i := 0; i < w.p; i++ {
-			w.each(func(s *rsSubtask) error { return s.b.Put(s.ids[0], OperatorKeyGroup(s.r), nil, []byte(ukey), []byte(val)) }, i)
+			w.each(func(s *rsSubtask) error {
+				return s.b.Put(s.ids[0], OperatorKeyGroup(s.r), nil, []byte(ukey), []byte(val))
+			}, i)
 		}
 	case r < 92: // timers
 		tm := rsTimer{wasmabi.TimeDomain(rng.IntN(2)), int64(rng.IntN(50)) - 10, key, []string{"", "w1", "w2"}[rng.IntN(3)]}
