@@ -58,7 +58,8 @@ func (p *Pebble) Checkpoint(dir string, r keygroup.Range, prev *PebbleCheckpoint
 	}
 	opts := []pebble.CheckpointOption{pebble.WithRestrictToSpans([]pebble.CheckpointSpan{
 		{Start: lo, End: hi},
-		{Start: metaPrefix, End: appendPrefixEnd(nil, metaPrefix)},
+		// The backend's records: FF FF then 'r' or 'v', below FF FF FF.
+		{Start: metaPrefix, End: []byte{0xFF, 0xFF, 0xFF}},
 	})}
 	if p.noWAL {
 		if err := p.db.Flush(); err != nil {
