@@ -734,8 +734,8 @@ func (p *Pebble) scan(s *pebbleState, dst []byte, add func(dst, suffix, v []byte
 	return dst, found, nil
 }
 
-// DeleteKeyGroups removes every keyed entry of every state in the key
-// groups of r with one range deletion: the storage key starts with the key
+// DeleteKeyGroups removes every keyed entry and timer of every state and
+// operator in the key groups of r, the entries with one range deletion: the storage key starts with the key
 // group, so they are one contiguous range. A worker calls it for key groups
 // it no longer owns after a rescale. It may run while tasks use other key
 // groups.
@@ -754,6 +754,7 @@ func (p *Pebble) DeleteKeyGroups(r keygroup.Range) error {
 	if err := p.db.DeleteRange(lo, hi, pebble.NoSync); err != nil {
 		return fmt.Errorf("state: deleting key groups %v: %w", r, err)
 	}
+	p.dropTimers(r)
 	// Cached list sequence numbers of deleted slots stay valid: they are
 	// above every item the slot can still have.
 	return nil

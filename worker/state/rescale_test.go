@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -662,5 +663,71 @@ func TestRestoreRefuses(t *testing.T) {
 		if _, err := dst.b.RegisterState(Name{Job: "j", Operator: "op", State: "v"}, wasmabi.StateList, Options{}); !errorsIs(err, ErrKind) {
 			t.Fatalf("%s: restored value state registered as list: %v, want ErrKind", kind, err)
 		}
+	}
+}
+
+func TestRestoreNeedsTheWholeRun(t *testing.T) {
+	c := &fakeClock{}
+	take := func(op string, kind wasmabi.StateKind, index int) *snapshot.Reader {
+		h := NewHeap(c.clock)
+		id, err := h.RegisterState(Name{Job: "j", Operator: op, State: "s"}, kind, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tid, _ := h.RegisterTimers("j", op)
+		sub := snapshot.Subtask{Index: index, Parallelism: 2, MaxParallelism: rsMaxPar}
+		kg := OperatorKeyGroup(sub.Range())
+		if err := errors.Join(h.Put(id, kg, nil, nil, []byte("x")), h.AddTimer(tid, kg, wasmabi.EventTime, 1, []byte("k"), nil)); err != nil {
+			t.Fatal(err)
+		}
+		sn, err := h.Snapshot("j", op, sub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sn.Release()
+		var buf bytes.Buffer
+		if _, err := sn.WriteTo(&buf); err != nil {
+			t.Fatal(err)
+		}
+		r, err := snapshot.Open(bytes.NewReader(buf.Bytes()), int64(buf.Len()), "s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	all := snapshot.Subtask{Index: 0, Parallelism: 1, MaxParallelism: rsMaxPar}
+	err := NewHeap(c.clock).Restore("j", all, []*snapshot.Reader{take("keyed", wasmabi.StateValue, 0)})
+	if !errors.Is(err, snapshot.ErrMismatch) || !strings.Contains(err.Error(), "key group 8") {
+		t.Fatalf("restore of 16 key groups from the snapshot of 8: %v", err)
+	}
+	// The first half alone is enough for a subtask that owns only it.
+	if err := NewHeap(c.clock).Restore("j", snapshot.Subtask{Index: 0, Parallelism: 2, MaxParallelism: rsMaxPar}, []*snapshot.Reader{take("keyed", wasmabi.StateValue, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	err = NewHeap(c.clock).Restore("j", snapshot.Subtask{Index: 0, Parallelism: 2, MaxParallelism: rsMaxPar}, []*snapshot.Reader{take("op", wasmabi.StateOperatorList, 0)})
+	if !errors.Is(err, snapshot.ErrMismatch) || !strings.Contains(err.Error(), "all 2 subtasks") {
+		t.Fatalf("restore of operator state from one subtask of two: %v", err)
+	}
+	err = NewHeap(c.clock).Restore("j", all, []*snapshot.Reader{take("op", wasmabi.StateOperatorList, 0), take("op", wasmabi.StateOperatorList, 0)})
+	if !errors.Is(err, snapshot.ErrMismatch) {
+		t.Fatalf("restore from subtask 0 twice: %v", err)
+	}
+}
+
+func TestDeleteKeyGroupsDropsTimers(t *testing.T) {
+	p := openTestPebble(t, t.TempDir(), &fakeClock{})
+	defer p.Close()
+	tid, _ := p.RegisterTimers("j", "op")
+	for kg := uint16(0); kg < 4; kg++ {
+		if err := p.AddTimer(tid, kg, wasmabi.EventTime, int64(kg), []byte("k"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.DeleteKeyGroups(keygroup.Range{Start: 1, End: 2}); err != nil {
+		t.Fatal(err)
+	}
+	due, err := p.PopDueTimers(tid, keygroup.Range{Start: 0, End: 3}, wasmabi.EventTime, 10, nil)
+	if err != nil || len(due) != 2 || due[0].KeyGroup != 0 || due[1].KeyGroup != 3 {
+		t.Fatalf("timers after deleting key groups 1-2: %+v %v", due, err)
 	}
 }

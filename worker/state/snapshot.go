@@ -260,6 +260,24 @@ func restore(b Backend, ts *timerStore, sink restoreSink, job string, target sna
 		}
 	}
 	tr := target.Range()
+	hasOp := false
+	for _, m := range states {
+		hasOp = hasOp || !m.Kind.Keyed()
+	}
+	if p := readers[0].Header().Subtask.Parallelism; hasOp && len(readers) != p {
+		return fmt.Errorf("state: restoring operator %q: it has operator state, so the snapshots of all %d subtasks are needed, not %d: %w", op, p, len(readers), snapshot.ErrMismatch)
+	}
+	// The snapshots must cover the target's key groups: a missing one
+	// would lose its keys without a word.
+	covered := tr.Start
+	for _, r := range readers {
+		if sr := r.Header().Subtask.Range(); sr.Start <= covered && sr.End >= covered {
+			covered = sr.End + 1
+		}
+	}
+	if covered <= tr.End {
+		return fmt.Errorf("state: restoring operator %q into key groups %s: no snapshot holds key group %d: %w", op, tr, covered, snapshot.ErrMismatch)
+	}
 	for _, name := range names {
 		m := states[name]
 		id, err := b.RegisterState(Name{Job: job, Operator: op, State: name}, m.Kind, Options{TTL: m.TTL})
@@ -298,10 +316,6 @@ func restore(b Backend, ts *timerStore, sink restoreSink, job string, target sna
 		h := r.Header()
 		sr := h.Subtask.Range()
 		overlaps := sr.Start <= tr.End && tr.Start <= sr.End
-		hasOp := false
-		for _, s := range h.States {
-			hasOp = hasOp || !s.Kind.Keyed()
-		}
 		if !overlaps && !hasOp {
 			continue
 		}

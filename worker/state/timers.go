@@ -285,6 +285,16 @@ func (s *timerStore) PopDueTimers(id TimersID, r keygroup.Range, d wasmabi.TimeD
 	return dst, nil
 }
 
+// dropTimers forgets every operator's timers in the key groups r, which
+// no task uses any more.
+func (s *timerStore) dropTimers(r keygroup.Range) {
+	s.table.each(func(o *timerOp) {
+		for kg := r.Start; kg <= r.End; kg++ {
+			o.shards[kg] = nil
+		}
+	})
+}
+
 // timerView is what a snapshot keeps of an operator's timers: the sets of
 // each key group and domain of its range, as they were at the barrier.
 type timerView struct {
