@@ -309,6 +309,9 @@ func (r *Reader) Each(fn func(*Record) error) error {
 	d := newDecoder(io.NewSectionReader(r.ra, r.body, r.size-r.body), r.size)
 	d.off = r.body
 	var rec Record
+	// The order of keyed slots, checked so that no slot comes twice.
+	lastKG, lastState, opSeen := -1, -1, false
+	var lastKey []byte
 	for {
 		t := RecordType(d.byte())
 		if d.err != nil {
@@ -355,6 +358,27 @@ func (r *Reader) Each(fn func(*Record) error) error {
 		}
 		if d.err == nil {
 			d.err = r.checkRecord(&rec)
+		}
+		if d.err == nil {
+			switch t {
+			case OperatorList, Broadcast:
+				opSeen = true
+			default:
+				switch {
+				case opSeen:
+					d.err = fmt.Errorf("a %s record after operator state", t)
+				case rec.KeyGroup < lastKG:
+					d.err = fmt.Errorf("a %s record of key group %d after key group %d", t, rec.KeyGroup, lastKG)
+				case rec.KeyGroup > lastKG:
+					lastKG, lastState, lastKey = rec.KeyGroup, -1, lastKey[:0]
+				}
+				if d.err == nil && t != Timer {
+					if rec.State < lastState || (rec.State == lastState && CompareKeys(rec.Key, lastKey) <= 0) {
+						d.err = fmt.Errorf("slot %q of state %d in key group %d out of order", rec.Key, rec.State, rec.KeyGroup)
+					}
+					lastState, lastKey = rec.State, append(lastKey[:0], rec.Key...)
+				}
+			}
 		}
 		if d.err != nil {
 			return d.corrupt()

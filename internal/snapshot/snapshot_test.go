@@ -31,8 +31,8 @@ func sample(t testing.TB) ([]byte, []Record) {
 		t.Fatal(err)
 	}
 	recs := []Record{
-		{Type: Value, State: 5, KeyGroup: 6, Key: []byte("k"), TS: 0, Value: []byte("v1")},
 		{Type: List, State: 1, KeyGroup: 6, Key: []byte("k"), Items: []Item{{3, []byte("a")}, {-4, []byte("")}}},
+		{Type: Value, State: 5, KeyGroup: 6, Key: []byte("k"), TS: 0, Value: []byte("v1")},
 		{Type: Map, State: 2, KeyGroup: 7, Key: []byte(""), Entries: []Entry{{[]byte("a"), 0, []byte("1")}, {[]byte("b"), 0, nil}}},
 		{Type: Timer, KeyGroup: 7, Domain: wasmabi.ProcessingTime, TS: 99, Key: []byte("k"), Namespace: []byte{1, 2}},
 		{Type: Value, State: 5, KeyGroup: 10, Key: bytes.Repeat([]byte("x"), 300), Value: bytes.Repeat([]byte("y"), 70000)},
@@ -142,6 +142,33 @@ func TestCorruption(t *testing.T) {
 	for n := 0; n < len(b); n += step {
 		if _, _, err := readAll(b[:n]); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("cut at %d: %v, want ErrCorrupt", n, err)
+		}
+	}
+}
+
+// TestReaderRefusesDisorder writes records out of the canonical order with
+// a writer that does not check it and expects the reader to refuse them.
+func TestReaderRefusesDisorder(t *testing.T) {
+	for name, recs := range map[string][]func(w *Writer) error{
+		"slot twice":       {func(w *Writer) error { return w.Value(5, 6, []byte("k"), 0, nil) }, func(w *Writer) error { return w.Value(5, 6, []byte("k"), 0, nil) }},
+		"state down":       {func(w *Writer) error { return w.Value(5, 6, []byte("k"), 0, nil) }, func(w *Writer) error { return w.List(1, 6, []byte("z"), nil) }},
+		"longer key first": {func(w *Writer) error { return w.Value(5, 6, []byte("kk"), 0, nil) }, func(w *Writer) error { return w.Value(5, 6, []byte("z"), 0, nil) }},
+	} {
+		var buf bytes.Buffer
+		w, err := NewWriter(&buf, testHeader())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range recs {
+			if err := f(w); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := readAll(buf.Bytes()); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: %v, want ErrCorrupt", name, err)
 		}
 	}
 }

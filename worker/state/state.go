@@ -84,7 +84,7 @@ type Backend interface {
 	// those key groups (the task's, at the barrier) and is short: the
 	// heap freezes its maps (copy on write), pebble flushes the pending
 	// writes and takes a pebble snapshot. The returned Snapshot's WriteTo
-	// is the asynchronous part.
+	// is the asynchronous part; Release it before the backend's Close.
 	Snapshot(job, operator string, sub snapshot.Subtask) (*Snapshot, error)
 	// Restore loads, into job and the key groups of target, the state of
 	// the operator of the snapshots from, taken at any parallelism with
