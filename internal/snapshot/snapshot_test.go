@@ -277,3 +277,27 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+func TestStats(t *testing.T) {
+	b, _ := sample(t)
+	r, err := Open(bytes.NewReader(b), int64(len(b)), "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := r.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Counted by hand from sample: key groups 6, 7 and 10; one timer.
+	if st.KeyGroups != 3 || st.Timers != 1 {
+		t.Fatalf("key groups %d, timers %d", st.KeyGroups, st.Timers)
+	}
+	want := map[string][3]int64{ // slots, entries, bytes
+		"b": {1, 1, 2}, "l": {1, 2, 2}, "m": {1, 2, 3}, "ol": {1, 1, 2}, "u": {0, 0, 0}, "v": {2, 2, 1 + 2 + 300 + 70000},
+	}
+	for _, s := range st.States {
+		if w := want[s.Name]; int64(s.Slots) != w[0] || int64(s.Entries) != w[1] || s.Bytes != w[2] {
+			t.Errorf("state %s: %d slots, %d entries, %d bytes; want %v", s.Name, s.Slots, s.Entries, s.Bytes, w)
+		}
+	}
+}
