@@ -163,10 +163,12 @@ func differential(t *testing.T, seed uint64, ops int, opts PebbleOptions) {
 		{"a", "v", wasmabi.StateValue, 0}, {"a", "l", wasmabi.StateList, 0}, {"a", "m", wasmabi.StateMap, 0},
 		{"b", "v", wasmabi.StateValue, 30}, {"b", "l", wasmabi.StateList, 30}, {"b", "m", wasmabi.StateMap, 30},
 	}
-	var ids []ID
+	// IDs are handles of one backend in one process: the model names a
+	// state by its index in decls, each backend by its own ID.
+	var ids, hids, pids []ID
 	register := func() {
-		ids = ids[:0]
-		for _, d := range decls {
+		ids, hids, pids = ids[:0], hids[:0], pids[:0]
+		for i, d := range decls {
 			hid, err := heap.Register(d.uid, d.name, d.kind, Options{TTL: d.ttl})
 			if err != nil {
 				t.Fatal(err)
@@ -175,11 +177,8 @@ func differential(t *testing.T, seed uint64, ops int, opts PebbleOptions) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if hid != pid {
-				t.Fatalf("%s/%s: heap id %d, pebble id %d", d.uid, d.name, hid, pid)
-			}
-			m.kinds[hid], m.ttls[hid] = d.kind, d.ttl
-			ids = append(ids, hid)
+			m.kinds[ID(i)], m.ttls[ID(i)] = d.kind, d.ttl
+			ids, hids, pids = append(ids, ID(i)), append(hids, hid), append(pids, pid)
 		}
 	}
 	register()
@@ -197,6 +196,7 @@ func differential(t *testing.T, seed uint64, ops int, opts PebbleOptions) {
 	var hbuf, pbuf []byte
 	for i := 0; i < ops; i++ {
 		id := ids[rng.IntN(len(ids))]
+		hid, pid := hids[id], pids[id]
 		kg := uint16(rng.IntN(3))
 		if rng.IntN(50) == 0 {
 			kg = uint16(rng.IntN(32768))
@@ -219,17 +219,17 @@ func differential(t *testing.T, seed uint64, ops int, opts PebbleOptions) {
 		case r < 400:
 			v := randVal()
 			m.put(sl, ukey, string(v), now)
-			check(t, where("put"), heap.Put(id, kg, []byte(key), []byte(ukey), v), pb.Put(id, kg, []byte(key), []byte(ukey), v))
+			check(t, where("put"), heap.Put(hid, kg, []byte(key), []byte(ukey), v), pb.Put(pid, kg, []byte(key), []byte(ukey), v))
 		case r < 480:
 			m.del(sl, ukey)
-			check(t, where("delete"), heap.Delete(id, kg, []byte(key), []byte(ukey)), pb.Delete(id, kg, []byte(key), []byte(ukey)))
+			check(t, where("delete"), heap.Delete(hid, kg, []byte(key), []byte(ukey)), pb.Delete(pid, kg, []byte(key), []byte(ukey)))
 		case r < 520:
 			m.clear(sl)
-			check(t, where("clear"), heap.Clear(id, kg, []byte(key)), pb.Clear(id, kg, []byte(key)))
+			check(t, where("clear"), heap.Clear(hid, kg, []byte(key)), pb.Clear(pid, kg, []byte(key)))
 		case r < 800:
 			want, wok := m.get(sl, ukey, now)
-			h, hok, herr := heap.Get(id, kg, []byte(key), []byte(ukey), hbuf[:0])
-			p, pok, perr := pb.Get(id, kg, []byte(key), []byte(ukey), pbuf[:0])
+			h, hok, herr := heap.Get(hid, kg, []byte(key), []byte(ukey), hbuf[:0])
+			p, pok, perr := pb.Get(pid, kg, []byte(key), []byte(ukey), pbuf[:0])
 			check(t, where("get"), herr, perr)
 			compare(t, where("get"), want, wok, h, hok, p, pok)
 			hbuf, pbuf = h, p
@@ -241,14 +241,14 @@ func differential(t *testing.T, seed uint64, ops int, opts PebbleOptions) {
 			var herr, perr error
 			if m.kinds[id] == wasmabi.StateMap {
 				want, wok = m.entries(sl, now)
-				h, hok, herr = heap.Entries(id, kg, []byte(key), hbuf[:0])
-				p, pok, perr = pb.Entries(id, kg, []byte(key), pbuf[:0])
+				h, hok, herr = heap.Entries(hid, kg, []byte(key), hbuf[:0])
+				p, pok, perr = pb.Entries(pid, kg, []byte(key), pbuf[:0])
 			} else {
 				if m.kinds[id] == wasmabi.StateList {
 					want, wok = m.list(sl, now)
 				}
-				h, hok, herr = heap.List(id, kg, []byte(key), hbuf[:0])
-				p, pok, perr = pb.List(id, kg, []byte(key), pbuf[:0])
+				h, hok, herr = heap.List(hid, kg, []byte(key), hbuf[:0])
+				p, pok, perr = pb.List(pid, kg, []byte(key), pbuf[:0])
 				if m.kinds[id] == wasmabi.StateValue {
 					if herr == nil || perr == nil {
 						t.Fatalf("%s: list of value state: heap %v, pebble %v", where("list"), herr, perr)

@@ -90,6 +90,7 @@ func (o PebbleOptions) withDefaults() PebbleOptions {
 // one per worker, shared by all its operators. See keys.go for the storage
 // layout. Writes do not sync: durability comes from checkpoints.
 type Pebble struct {
+	timerStore
 	db     *pebble.DB
 	dir    string
 	clock  Clock
@@ -254,7 +255,7 @@ func (p *Pebble) setDurably(k, v []byte) error {
 }
 
 func (p *Pebble) loadRecord(it *pebble.Iterator) error {
-	uid, name, err := parseRegistryKey(it.Key())
+	n, err := parseRegistryKey(it.Key())
 	if err != nil {
 		return err
 	}
@@ -262,22 +263,27 @@ func (p *Pebble) loadRecord(it *pebble.Iterator) error {
 	if err != nil {
 		return err
 	}
-	id, d, err := decodeRegistryRecord(v)
+	d, err := decodeRegistryRecord(v)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", n, err)
 	}
-	return p.reg.load(uid, name, id, d)
+	return p.reg.load(n, d)
 }
 
-// Register implements Backend. A new registration is written to the
-// database (synced) before it is used.
+// Register implements Backend.
 func (p *Pebble) Register(uid, name string, kind wasmabi.StateKind, opts Options) (ID, error) {
+	return p.RegisterState(Name{Operator: uid, State: name}, kind, opts)
+}
+
+// RegisterState implements Backend. A new registration is written to the
+// database (synced) before it is used.
+func (p *Pebble) RegisterState(n Name, kind wasmabi.StateKind, opts Options) (ID, error) {
 	if p.closed.Load() {
 		return 0, ErrClosed
 	}
-	return p.reg.register(uid, name, kind, opts, func(id ID, d decl) error {
-		if err := p.setDurably(registryKey(uid, name), encodeRegistryRecord(id, d)); err != nil {
-			return fmt.Errorf("state: recording state %q of operator %q: %w", name, uid, err)
+	return p.reg.register(n, kind, opts, func(id ID, d decl) error {
+		if err := p.setDurably(registryKey(n), encodeRegistryRecord(d)); err != nil {
+			return fmt.Errorf("state: recording %s: %w", n, err)
 		}
 		p.states.set(id, &pebbleReg{decl: d, id: id, shards: make([]*pebbleState, keygroup.MaxMaxParallelism)})
 		return nil
@@ -459,7 +465,7 @@ func (p *Pebble) Get(id ID, kg uint16, key, userKey, dst []byte) ([]byte, bool, 
 	if err != nil {
 		return dst, false, err
 	}
-	s.key = appendSlot(s.key[:0], id, kg, key)
+	s.key = appendSlot(s.key[:0], s.tag, kg, key)
 	switch s.kind {
 	case wasmabi.StateList:
 		return p.listItems(s, dst)
@@ -506,7 +512,7 @@ func (p *Pebble) Put(id ID, kg uint16, key, userKey, value []byte) error {
 	if err != nil {
 		return err
 	}
-	s.key = appendSlot(s.key[:0], id, kg, key)
+	s.key = appendSlot(s.key[:0], s.tag, kg, key)
 	switch s.kind {
 	case wasmabi.StateList:
 		seq, err := p.nextSeq(s)
@@ -585,7 +591,7 @@ func (p *Pebble) Delete(id ID, kg uint16, key, userKey []byte) error {
 	if err != nil {
 		return err
 	}
-	s.key = appendSlot(s.key[:0], id, kg, key)
+	s.key = appendSlot(s.key[:0], s.tag, kg, key)
 	switch s.kind {
 	case wasmabi.StateList:
 		return p.clearSlot(s)
@@ -604,7 +610,7 @@ func (p *Pebble) Clear(id ID, kg uint16, key []byte) error {
 	if err != nil {
 		return err
 	}
-	s.key = appendSlot(s.key[:0], id, kg, key)
+	s.key = appendSlot(s.key[:0], s.tag, kg, key)
 	if s.kind == wasmabi.StateValue {
 		if err := p.write(s, nil, true); err != nil {
 			return fmt.Errorf("state: clearing id %d: %w", id, err)
@@ -656,7 +662,7 @@ func (p *Pebble) List(id ID, kg uint16, key, dst []byte) ([]byte, bool, error) {
 	if s.kind != wasmabi.StateList {
 		return dst, false, fmt.Errorf("state: list of id %d, which is %s state: %w", id, kindName(s.kind), ErrKind)
 	}
-	s.key = appendSlot(s.key[:0], id, kg, key)
+	s.key = appendSlot(s.key[:0], s.tag, kg, key)
 	return p.listItems(s, dst)
 }
 
@@ -674,7 +680,7 @@ func (p *Pebble) Entries(id ID, kg uint16, key, dst []byte) ([]byte, bool, error
 	if s.kind != wasmabi.StateMap {
 		return dst, false, fmt.Errorf("state: entries of id %d, which is %s state: %w", id, kindName(s.kind), ErrKind)
 	}
-	s.key = appendSlot(s.key[:0], id, kg, key)
+	s.key = appendSlot(s.key[:0], s.tag, kg, key)
 	return p.scan(s, dst, appendEntry)
 }
 
@@ -728,8 +734,8 @@ func (p *Pebble) scan(s *pebbleState, dst []byte, add func(dst, suffix, v []byte
 	return dst, found, nil
 }
 
-// DeleteKeyGroups removes every keyed entry of every state in the key
-// groups of r with one range deletion: the storage key starts with the key
+// DeleteKeyGroups removes every keyed entry and timer of every state and
+// operator in the key groups of r, the entries with one range deletion: the storage key starts with the key
 // group, so they are one contiguous range. A worker calls it for key groups
 // it no longer owns after a rescale. It may run while tasks use other key
 // groups.
@@ -748,6 +754,7 @@ func (p *Pebble) DeleteKeyGroups(r keygroup.Range) error {
 	if err := p.db.DeleteRange(lo, hi, pebble.NoSync); err != nil {
 		return fmt.Errorf("state: deleting key groups %v: %w", r, err)
 	}
+	p.dropTimers(r)
 	// Cached list sequence numbers of deleted slots stay valid: they are
 	// above every item the slot can still have.
 	return nil

@@ -76,29 +76,17 @@ func TestPebbleReopen(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	// Register in another order, with a new state first: old IDs stay.
-	n := mustRegister(t, p, "op3", "new", wasmabi.StateValue, 0)
-	for _, id := range []ID{v, l, m, vt} {
-		if n == id {
-			t.Fatalf("new state got the id %d of an old one", n)
-		}
-	}
-	if got := mustRegister(t, p, "op2", "m", wasmabi.StateMap, 0); got != m {
-		t.Fatalf("map id %d after reopen, was %d", got, m)
-	}
-	if got := mustRegister(t, p, "op1", "l", wasmabi.StateList, 0); got != l {
-		t.Fatalf("list id %d after reopen, was %d", got, l)
-	}
-	if got := mustRegister(t, p, "op1", "v", wasmabi.StateValue, 0); got != v {
-		t.Fatalf("value id %d after reopen, was %d", got, v)
-	}
+	// Register in another order, with a new state first: IDs are handles
+	// of this process, the data is found by name.
+	mustRegister(t, p, "op3", "new", wasmabi.StateValue, 0)
+	m = mustRegister(t, p, "op2", "m", wasmabi.StateMap, 0)
+	l = mustRegister(t, p, "op1", "l", wasmabi.StateList, 0)
+	v = mustRegister(t, p, "op1", "v", wasmabi.StateValue, 0)
 	if _, err := p.Register("op2", "vt", wasmabi.StateValue, Options{}); !errors.Is(err, ErrTTL) {
 		t.Fatalf("turning TTL off after reopen: %v, want ErrTTL", err)
 	}
 	// A TTL may change between runs: the new one applies to old entries.
-	if got := mustRegister(t, p, "op2", "vt", wasmabi.StateValue, 10); got != vt {
-		t.Fatalf("ttl id %d after reopen, was %d", got, vt)
-	}
+	vt = mustRegister(t, p, "op2", "vt", wasmabi.StateValue, 10)
 	if got, ok := mustGet(t, p, v, 7, "k", ""); !ok || got != "value" {
 		t.Fatalf("value after reopen: %q %v", got, ok)
 	}
@@ -147,14 +135,14 @@ func TestPebbleRejectsForeignDB(t *testing.T) {
 
 func TestPebbleStorageKey(t *testing.T) {
 	// The documented layout, spelled out byte by byte.
-	got := appendSlot(nil, 0x01020304, 0x0506, []byte("key"))
-	want := []byte{0x05, 0x06, 0x01, 0x02, 0x03, 0x04, 3, 'k', 'e', 'y'}
+	got := appendSlot(nil, 0x0102030405060708, 0x0506, []byte("key"))
+	want := []byte{0x05, 0x06, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 3, 'k', 'e', 'y'}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("slot prefix %x, want %x", got, want)
 	}
 	long := bytes.Repeat([]byte("x"), 300)
 	got = appendSlot(nil, 1, 2, long)
-	want = append([]byte{0, 2, 0, 0, 0, 1, 0xAC, 0x02}, long...) // 300 = uvarint AC 02
+	want = append([]byte{0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0xAC, 0x02}, long...) // 300 = uvarint AC 02
 	if !bytes.Equal(got, want) {
 		t.Fatalf("long slot prefix %x, want %x", got[:10], want[:10])
 	}
@@ -164,12 +152,12 @@ func TestPebbleStorageKey(t *testing.T) {
 	if got := appendPrefixEnd(nil, []byte{1, 2}); !bytes.Equal(got, []byte{1, 3}) {
 		t.Fatalf("prefix end %x", got)
 	}
-	uid, name, err := parseRegistryKey(registryKey("op/1", "state"))
-	if err != nil || uid != "op/1" || name != "state" {
-		t.Fatalf("registry key round trip: %q %q %v", uid, name, err)
+	n := Name{Job: "job\x00", Operator: "op/1", State: "state"}
+	if got, err := parseRegistryKey(registryKey(n)); err != nil || got != n {
+		t.Fatalf("registry key round trip: %+v %v", got, err)
 	}
-	for _, bad := range [][]byte{nil, {0xFF, 0xFF, 'r'}, {0xFF, 0xFF, 'r', 9, 'a'}, {0xFF, 0xFF, 'x', 0}} {
-		if _, _, err := parseRegistryKey(bad); err == nil {
+	for _, bad := range [][]byte{nil, {0xFF, 0xFF, 'r'}, {0xFF, 0xFF, 'r', 9, 'a'}, {0xFF, 0xFF, 'r', 0, 9}, {0xFF, 0xFF, 'x', 0, 0}} {
+		if _, err := parseRegistryKey(bad); err == nil {
 			t.Errorf("registry key %x accepted", bad)
 		}
 	}

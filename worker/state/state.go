@@ -11,11 +11,14 @@ package state
 import (
 	"errors"
 
+	"github.com/weirstream/weir/internal/keygroup"
+	"github.com/weirstream/weir/internal/snapshot"
 	"github.com/weirstream/weir/wasmabi"
 )
 
-// ID names one declared state of one operator in a Backend: the pair
-// (operator uid, state name) registered with Register.
+// ID is the handle of one registered state (a Name) in one Backend, in
+// this process: small integers in registration order, for a lock-free
+// lookup per call. Nothing stored or snapshotted depends on it.
 type ID uint32
 
 // Backend is the keyed state of one worker. The subtasks of one operator
@@ -27,9 +30,16 @@ type ID uint32
 // Slices passed in are only read during the call. Slices returned are
 // appended to dst and owned by the caller.
 type Backend interface {
-	// Register declares the state name of operator uid with a kind and
-	// returns its ID; registering the same (uid, name) again returns the
-	// same ID, or an error if the kind differs.
+	// RegisterState declares the state n with a kind and returns its ID;
+	// registering n again returns the same ID, or an error if the kind
+	// differs. Keyed kinds (value, list, map) are scoped to a record key;
+	// operator kinds (operator list, union list, broadcast) have the
+	// operations of list, list and map state and live in one slot per
+	// subtask: key group OperatorKeyGroup(range), empty key. The declared
+	// kind decides how a snapshot's state is redistributed on restore.
+	RegisterState(n Name, kind wasmabi.StateKind, opts Options) (ID, error)
+	// Register is RegisterState(Name{Operator: uid, State: name}), a
+	// state of no job: callers that know their job use RegisterState.
 	Register(uid, name string, kind wasmabi.StateKind, opts Options) (ID, error)
 
 	// Get appends to dst the value of a value state, or the value of
@@ -52,10 +62,50 @@ type Backend interface {
 	// empty.
 	Entries(id ID, kg uint16, key, dst []byte) (out []byte, ok bool, err error)
 
+	// RegisterTimers returns the handle of the timers of operator (job,
+	// uid). Timers are kept by key group, like keyed state, so they are
+	// snapshotted and restored with the keys they belong to.
+	RegisterTimers(job, operator string) (TimersID, error)
+	// AddTimer registers the timer (domain d, time ts, key, namespace ns)
+	// in key group kg; again is a no-op.
+	AddTimer(t TimersID, kg uint16, d wasmabi.TimeDomain, ts int64, key, ns []byte) error
+	// DeleteTimer removes a timer, if registered.
+	DeleteTimer(t TimersID, kg uint16, d wasmabi.TimeDomain, ts int64, key, ns []byte) error
+	// NextTimer returns the earliest time of a timer of domain d in the
+	// key groups r.
+	NextTimer(t TimersID, r keygroup.Range, d wasmabi.TimeDomain) (ts int64, ok bool, err error)
+	// PopDueTimers removes the timers of domain d in r with time <= upTo
+	// and appends them to dst by time, then key, then namespace.
+	PopDueTimers(t TimersID, r keygroup.Range, d wasmabi.TimeDomain, upTo int64, dst []Timer) ([]Timer, error)
+
+	// Snapshot takes the synchronous part of a snapshot of operator (job,
+	// uid) for subtask sub: its keyed state in sub's key groups, its
+	// operator state and its timers. It runs on the goroutine that owns
+	// those key groups (the task's, at the barrier) and is short: the
+	// heap freezes its maps (copy on write), pebble flushes the pending
+	// writes and takes a pebble snapshot. The returned Snapshot's WriteTo
+	// is the asynchronous part; Release it before the backend's Close.
+	Snapshot(job, operator string, sub snapshot.Subtask) (*Snapshot, error)
+	// Restore loads, into job and the key groups of target, the state of
+	// the operator of the snapshots from, taken at any parallelism with
+	// the same max parallelism: keyed state and timers of target's key
+	// groups, operator state redistributed by kind (see
+	// internal/snapshot). It registers the snapshots' states; it runs on
+	// the goroutine that owns target's key groups, before the task uses
+	// them, and refuses key groups that hold state of the operator
+	// (ErrNotEmpty). from must hold every subtask of one run that has
+	// operator state; for keyed state alone, those whose key groups
+	// overlap target's suffice.
+	Restore(job string, target snapshot.Subtask, from []*snapshot.Reader) error
+
 	// Close releases the backend; a pebble backend flushes and closes its
 	// database.
 	Close() error
 }
+
+// OperatorKeyGroup is the key group under which a subtask that owns the
+// key groups r keeps its operator state (with an empty record key).
+func OperatorKeyGroup(r keygroup.Range) uint16 { return uint16(r.Start) }
 
 // Options are per-state settings.
 type Options struct {

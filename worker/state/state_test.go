@@ -371,7 +371,8 @@ func TestRegister(t *testing.T) {
 			ttl       int64
 		}{
 			{"op", "x", 0, 0},
-			{"op", "x", 4, 0},
+			{"op", "x", 7, 0},
+			{"op", "x", wasmabi.StateOperatorList, 5}, // TTL is for keyed state
 			{"op", "x", wasmabi.StateValue, -1},
 			{"op", "", wasmabi.StateValue, 0},
 			{"op", string(make([]byte, maxNameLen+1)), wasmabi.StateValue, 0},
