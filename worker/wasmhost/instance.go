@@ -30,10 +30,10 @@ type Instance struct {
 	svc    Services
 	desc   *wasmabi.Descriptor // set by handshake
 
-	wasm   api.Module
-	mem    api.Memory
-	fnCall api.Function
-	fnBuf  api.Function
+	wasm       api.Module
+	mem        api.Memory
+	fnCall     api.Function
+	fnBuf      api.Function
 	ctx        context.Context
 	cancel     context.CancelFunc
 	caller     context.Context // the context the instance was made with
@@ -55,10 +55,10 @@ type Instance struct {
 	canceled atomic.Bool // the caller's context ended
 
 	// Per call, written by the host functions.
-	method  wasmabi.Method
-	out     []byte
-	failMsg string
-	hostErr error
+	method      wasmabi.Method
+	out         []byte
+	failMsg     string
+	hostErr     error
 	logs        int
 	logsDropped int
 

@@ -82,7 +82,7 @@ func instrument(wasm []byte) ([]byte, error) {
 
 	var importedGlobals, definedGlobals uint32
 	haveGlobalSec, haveMemory := false, false
-	startFunc := int64(-1) // the start section's function, moved to StartExport
+	startFunc := int64(-1)  // the start section's function, moved to StartExport
 	var typeParams []uint32 // parameter count by type index
 	var funcTypes []uint32  // type index by defined function
 	for _, s := range secs {

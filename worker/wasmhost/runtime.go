@@ -284,12 +284,12 @@ func (r *Runtime) untrack(inst *Instance) {
 
 // Module is a compiled, checked module. Instantiate makes instances of it.
 type Module struct {
-	rt       *Runtime
-	name     string
-	compiled wazero.CompiledModule
-	desc     *wasmabi.Descriptor
-	size     int
-	imports  []string // "module.name" of every import
+	rt        *Runtime
+	name      string
+	compiled  wazero.CompiledModule
+	desc      *wasmabi.Descriptor
+	size      int
+	imports   []string // "module.name" of every import
 	initFunc  bool     // exports _initialize (a WASI reactor)
 	startFunc bool     // has a start function, moved by instrument to StartExport
 	reserved  int64    // bytes reserved from the budget for the code
