@@ -118,7 +118,7 @@ func TestHashFollowsRepoImports(t *testing.T) {
 	dir := filepath.Join(root, "op")
 	hash := func() string {
 		t.Helper()
-		h, err := hashInputs(ctx, dir, LangGo, filepath.Join(dir, "op.wasm"))
+		h, err := hashInputs(ctx, dir, LangGo, filepath.Join(dir, "op.wasm"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
