@@ -1115,6 +1115,14 @@ impl<K: Codec, V: Codec> MapState<K, V> {
             Some(r) => r.map(Some).map_err(|e| e.context("map state")),
         }
     }
+    /// Hands the stored bytes of k to f without decoding them.
+    pub fn with_bytes<R>(&self, _ctx: &Context, k: &K, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        with_encoded(k, |u| state_read(ST_GET, self.id, self.keyed, "MapState::with_bytes", u, f))
+    }
+    /// Sets k to the encoded value b.
+    pub fn put_bytes(&self, _ctx: &Context, k: &K, b: &[u8]) -> Result {
+        with_encoded(k, |u| state_write(ST_PUT, self.id, self.keyed, "MapState::put_bytes", u, b))
+    }
     /// Whether k has a value.
     pub fn contains(&self, _ctx: &Context, k: &K) -> Result<bool> {
         Ok(with_encoded(k, |u| state_read(ST_GET, self.id, self.keyed, "MapState::contains", u, |_| ()))?.is_some())
