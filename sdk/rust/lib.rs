@@ -510,15 +510,79 @@ unsafe fn slice<'a>(p: usize, n: usize) -> &'a [u8] {
     std::slice::from_raw_parts(p as *const u8, n)
 }
 
+/// Copies src to dst (not overlapping) with plain loads and stores when
+/// short: memcpy becomes memory.copy, which engines run as a call, a cost
+/// that dwarfs copying a key or a field name.
 #[inline(always)]
-fn header(kind: u8, flags: u8, port: u16, kl: usize, ts: i64, vl: usize, hl: usize) -> [u8; 24] {
+unsafe fn copy_small(dst: *mut u8, src: *const u8, n: usize) {
+    use std::ptr::{read_unaligned as rd, write_unaligned as wr};
+    if n <= 16 {
+        if n >= 8 {
+            let a = rd(src as *const u64);
+            let b = rd(src.add(n - 8) as *const u64);
+            wr(dst as *mut u64, a);
+            wr(dst.add(n - 8) as *mut u64, b);
+        } else if n >= 4 {
+            let a = rd(src as *const u32);
+            let b = rd(src.add(n - 4) as *const u32);
+            wr(dst as *mut u32, a);
+            wr(dst.add(n - 4) as *mut u32, b);
+        } else if n > 0 {
+            let (a, b, c) = (*src, *src.add(n / 2), *src.add(n - 1));
+            *dst = a;
+            *dst.add(n / 2) = b;
+            *dst.add(n - 1) = c;
+        }
+    } else if n <= 32 {
+        let a = rd(src as *const u64);
+        let b = rd(src.add(8) as *const u64);
+        let c = rd(src.add(n - 16) as *const u64);
+        let d = rd(src.add(n - 8) as *const u64);
+        wr(dst as *mut u64, a);
+        wr(dst.add(8) as *mut u64, b);
+        wr(dst.add(n - 16) as *mut u64, c);
+        wr(dst.add(n - 8) as *mut u64, d);
+    } else {
+        std::ptr::copy_nonoverlapping(src, dst, n);
+    }
+}
+
+/// Appends b to v (see copy_small).
+#[inline(always)]
+fn put(v: &mut Vec<u8>, b: &[u8]) {
+    v.reserve(b.len());
+    unsafe {
+        let len = v.len();
+        copy_small(v.as_mut_ptr().add(len), b.as_ptr(), b.len());
+        v.set_len(len + b.len());
+    }
+}
+
+/// Appends one byte to v.
+#[inline(always)]
+fn put_byte(v: &mut Vec<u8>, b: u8) {
+    v.reserve(1);
+    unsafe {
+        let len = v.len();
+        *v.as_mut_ptr().add(len) = b;
+        v.set_len(len + 1);
+    }
+}
+
+/// Appends an entry header to v.
+#[inline(always)]
+fn put_header(v: &mut Vec<u8>, kind: u8, flags: u8, port: u16, kl: usize, ts: i64, vl: usize, hl: usize) {
     let h0 = kind as u64 | (flags as u64) << 8 | (port as u64) << 16 | (kl as u64) << 32;
     let h2 = vl as u64 | (hl as u64) << 32;
-    let mut h = [0u8; 24];
-    h[0..8].copy_from_slice(&h0.to_le_bytes());
-    h[8..16].copy_from_slice(&ts.to_le_bytes());
-    h[16..24].copy_from_slice(&h2.to_le_bytes());
-    h
+    v.reserve(24);
+    unsafe {
+        let len = v.len();
+        let p = v.as_mut_ptr().add(len);
+        std::ptr::write_unaligned(p as *mut u64, h0.to_le());
+        std::ptr::write_unaligned(p.add(8) as *mut u64, (ts as u64).to_le());
+        std::ptr::write_unaligned(p.add(16) as *mut u64, h2.to_le());
+        v.set_len(len + 24);
+    }
 }
 
 impl Globals {
@@ -616,10 +680,10 @@ impl Globals {
     #[inline(always)]
     fn copy_entry(&mut self, port: u16, r: &Record) {
         self.open_out();
-        self.out.extend_from_slice(&header(1, 0, port, r.key.len(), r.timestamp, r.value.len(), r.headers.len()));
-        self.out.extend_from_slice(r.key);
-        self.out.extend_from_slice(r.value);
-        self.out.extend_from_slice(r.headers);
+        put_header(&mut self.out, 1, 0, port, r.key.len(), r.timestamp, r.value.len(), r.headers.len());
+        put(&mut self.out, r.key);
+        put(&mut self.out, r.value);
+        put(&mut self.out, r.headers);
         self.after_entry();
     }
 
@@ -751,12 +815,12 @@ impl Context {
     pub fn emit_value(&self, r: &Record, len: usize, fill: impl FnOnce(&mut [u8])) -> Result {
         let g = g();
         g.open_out();
-        g.out.extend_from_slice(&header(1, 0, 0, r.key.len(), r.timestamp, len, r.headers.len()));
-        g.out.extend_from_slice(r.key);
+        put_header(&mut g.out, 1, 0, 0, r.key.len(), r.timestamp, len, r.headers.len());
+        put(&mut g.out, r.key);
         let at = g.out.len();
         g.out.resize(at + len, 0);
         fill(&mut g.out[at..at + len]);
-        g.out.extend_from_slice(r.headers);
+        put(&mut g.out, r.headers);
         g.after_entry();
         Ok(())
     }
@@ -766,18 +830,25 @@ impl Context {
     /// output: no intermediate buffer.
     #[inline]
     pub fn emit_with(&self, port: u16, key: &[u8], timestamp: i64, f: impl FnOnce(&mut Writer)) -> Result {
+        self.emit_with_headers(port, key, timestamp, &[], f)
+    }
+
+    /// As [`Context::emit_with`], with encoded headers.
+    #[inline]
+    pub fn emit_with_headers(&self, port: u16, key: &[u8], timestamp: i64, headers: &[u8], f: impl FnOnce(&mut Writer)) -> Result {
         let g = g();
         if port != 0 {
             g.check_port(port)?;
         }
         g.open_out();
         let start = g.out.len();
-        g.out.extend_from_slice(&header(1, 0, port, key.len(), timestamp, 0, 0));
-        g.out.extend_from_slice(key);
+        put_header(&mut g.out, 1, 0, port, key.len(), timestamp, 0, headers.len());
+        put(&mut g.out, key);
         let vstart = g.out.len();
         f(Writer::wrap(&mut g.out));
         let vl = (g.out.len() - vstart) as u32;
-        g.out[start + 16..start + 20].copy_from_slice(&vl.to_le_bytes());
+        unsafe { std::ptr::write_unaligned(g.out.as_mut_ptr().add(start + 16) as *mut u32, vl.to_le()) };
+        put(&mut g.out, headers);
         g.after_entry();
         Ok(())
     }
@@ -786,7 +857,7 @@ impl Context {
     pub fn emit_watermark(&self, timestamp: i64) -> Result {
         let g = g();
         g.open_out();
-        g.out.extend_from_slice(&header(2, 0, 0, 0, timestamp, 0, 0));
+        put_header(&mut g.out, 2, 0, 0, 0, timestamp, 0, 0);
         g.after_entry();
         Ok(())
     }
@@ -1177,21 +1248,19 @@ impl Writer {
     /// Appends bytes.
     #[inline(always)]
     pub fn push(&mut self, b: &[u8]) -> &mut Writer {
-        self.buf.extend_from_slice(b);
+        put(&mut self.buf, b);
         self
     }
     /// Appends one byte.
     #[inline(always)]
     pub fn byte(&mut self, b: u8) -> &mut Writer {
-        self.buf.push(b);
+        put_byte(&mut self.buf, b);
         self
     }
     /// Appends v in decimal.
     #[inline]
     pub fn int(&mut self, v: i64) -> &mut Writer {
-        let mut d = [0u8; 20];
-        let n = fmt_i64(v, &mut d);
-        self.buf.extend_from_slice(&d[20 - n..]);
+        append_i64(&mut self.buf, v);
         self
     }
     /// Appends s as a JSON string (quoted, escaped as Go's encoding/json
@@ -1204,20 +1273,24 @@ impl Writer {
     /// Appends `"name":v` after sep (`{` or `,`).
     #[inline]
     pub fn json_int(&mut self, sep: u8, name: &str, v: i64) -> &mut Writer {
-        self.buf.push(sep);
-        self.buf.push(b'"');
-        self.buf.extend_from_slice(name.as_bytes());
-        self.buf.extend_from_slice(b"\":");
+        self.json_name(sep, name);
         self.int(v)
     }
     /// Appends `"name":"s"` after sep (`{` or `,`).
     #[inline]
     pub fn json_field_str(&mut self, sep: u8, name: &str, s: &[u8]) -> &mut Writer {
-        self.buf.push(sep);
-        self.buf.push(b'"');
-        self.buf.extend_from_slice(name.as_bytes());
-        self.buf.extend_from_slice(b"\":");
+        self.json_name(sep, name);
         self.json_str(s)
+    }
+    #[inline(always)]
+    fn json_name(&mut self, sep: u8, name: &str) {
+        let b = &mut self.buf;
+        b.reserve(name.len() + 4);
+        put_byte(b, sep);
+        put_byte(b, b'"');
+        put(b, name.as_bytes());
+        put_byte(b, b'"');
+        put_byte(b, b':');
     }
 }
 
@@ -1262,11 +1335,41 @@ pub fn fmt_i64(v: i64, buf: &mut [u8; 20]) -> usize {
     n + 1
 }
 
-/// Appends v in decimal to dst.
+/// Appends v in decimal to dst, the digits written in place two at a time.
+#[inline]
 pub fn append_i64(dst: &mut Vec<u8>, v: i64) {
-    let mut d = [0u8; 20];
-    let n = fmt_i64(v, &mut d);
-    dst.extend_from_slice(&d[20 - n..]);
+    dst.reserve(20);
+    unsafe {
+        let len = dst.len();
+        let mut p = dst.as_mut_ptr().add(len);
+        let mut n = 0;
+        if v < 0 {
+            *p = b'-';
+            p = p.add(1);
+            n = 1;
+        }
+        let mut u = v.unsigned_abs();
+        let mut digits = 1;
+        let mut t = 10u64;
+        while digits < 20 && u >= t {
+            digits += 1;
+            t = t.wrapping_mul(10);
+        }
+        let mut q = p.add(digits);
+        while u >= 100 {
+            let r = (u % 100) as usize * 2;
+            u /= 100;
+            q = q.sub(2);
+            std::ptr::write_unaligned(q as *mut u16, std::ptr::read_unaligned(DIGITS2.as_ptr().add(r) as *const u16));
+        }
+        if u >= 10 {
+            q = q.sub(2);
+            std::ptr::write_unaligned(q as *mut u16, std::ptr::read_unaligned(DIGITS2.as_ptr().add(u as usize * 2) as *const u16));
+        } else {
+            *q.sub(1) = b'0' + u as u8;
+        }
+        dst.set_len(len + n + digits);
+    }
 }
 
 /// The decimal key form: parses an optionally signed decimal of at most 18
@@ -1295,23 +1398,31 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// escaped, U+2028 and U+2029 escaped, invalid UTF-8 replaced by U+FFFD
 /// (what Go's encoding/json writes).
 pub fn json_string(dst: &mut Vec<u8>, s: &[u8]) {
-    dst.push(b'"');
+    dst.reserve(s.len() + 2);
+    put_byte(dst, b'"');
     let mut start = 0;
     let mut i = 0;
     while i < s.len() {
+        // Eight plain bytes at a time: one load and a few word operations.
+        while i + 8 <= s.len() && plain8(unsafe { std::ptr::read_unaligned(s.as_ptr().add(i) as *const u64) }.to_le()) {
+            i += 8;
+        }
+        if i >= s.len() {
+            break;
+        }
         let c = s[i];
         if (0x20..0x80).contains(&c) && c != b'"' && c != b'\\' {
             i += 1;
             continue;
         }
         if c < 0x80 {
-            dst.extend_from_slice(&s[start..i]);
+            put(dst, &s[start..i]);
             match c {
-                b'"' | b'\\' => dst.extend_from_slice(&[b'\\', c]),
-                b'\n' => dst.extend_from_slice(b"\\n"),
-                b'\r' => dst.extend_from_slice(b"\\r"),
-                b'\t' => dst.extend_from_slice(b"\\t"),
-                _ => dst.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]),
+                b'"' | b'\\' => put(dst, &[b'\\', c]),
+                b'\n' => put(dst, b"\\n"),
+                b'\r' => put(dst, b"\\r"),
+                b'\t' => put(dst, b"\\t"),
+                _ => put(dst, &[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]),
             }
             i += 1;
             start = i;
@@ -1324,23 +1435,36 @@ pub fn json_string(dst: &mut Vec<u8>, s: &[u8]) {
             _ => 0,
         };
         if n == 0 || i + n > s.len() || std::str::from_utf8(&s[i..i + n]).is_err() {
-            dst.extend_from_slice(&s[start..i]);
-            dst.extend_from_slice(b"\\ufffd");
+            put(dst, &s[start..i]);
+            put(dst, b"\\ufffd");
             i += 1;
             start = i;
             continue;
         }
         if n == 3 && c == 0xe2 && s[i + 1] == 0x80 && (s[i + 2] == 0xa8 || s[i + 2] == 0xa9) {
-            dst.extend_from_slice(&s[start..i]);
-            dst.extend_from_slice(if s[i + 2] == 0xa8 { b"\\u2028" } else { b"\\u2029" });
+            put(dst, &s[start..i]);
+            put(dst, if s[i + 2] == 0xa8 { b"\\u2028" } else { b"\\u2029" });
             i += 3;
             start = i;
             continue;
         }
         i += n;
     }
-    dst.extend_from_slice(&s[start..]);
-    dst.push(b'"');
+    put(dst, &s[start..]);
+    put_byte(dst, b'"');
+}
+
+/// Whether all eight bytes of x need no escape in a JSON string: none
+/// below 0x20 or from 0x80, no quote, no backslash ("has a byte below n"
+/// and "has a zero byte" word tricks, exact for the word as a whole).
+#[inline(always)]
+fn plain8(x: u64) -> bool {
+    const ONES: u64 = 0x0101010101010101;
+    const HIGHS: u64 = 0x8080808080808080;
+    let q = x ^ (ONES * b'"' as u64);
+    let bs = x ^ (ONES * b'\\' as u64);
+    let bad = (x.wrapping_sub(ONES * 0x20) & !x) | (q.wrapping_sub(ONES) & !q) | (bs.wrapping_sub(ONES) & !bs) | x;
+    bad & HIGHS == 0
 }
 
 // --------------------------------------------------------- operator traits
@@ -1700,8 +1824,8 @@ pub mod rt {
         let g = g();
         g.open_out();
         let start = g.out.len();
-        g.out.extend_from_slice(&header(4, 0, 0, e.kl, e.ts, 0, 0));
-        g.out.extend_from_slice(unsafe { slice(p + 24, e.kl) });
+        put_header(&mut g.out, 4, 0, 0, e.kl, e.ts, 0, 0);
+        put(&mut g.out, unsafe { slice(p + 24, e.kl) });
         let vstart = g.out.len();
         acc.encode(&mut g.out);
         let vl = (g.out.len() - vstart) as u32;
