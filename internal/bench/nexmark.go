@@ -35,12 +35,12 @@ type NexmarkOptions struct {
 	// "rust" (the spec's module swapped for the Rust SDK operators of
 	// RustDir) and "native" (the Go operators linked into this binary).
 	// Empty: go, and native too when Native is set.
-	Impls   []string
-	Native  bool   // with no Impls: run each query natively too (the old --native)
-	RustDir string // the Rust operator folder; default SpecDir/rust
-	Runtime     wasmhost.Config
-	CacheDir    string
-	Progress    io.Writer
+	Impls    []string
+	Native   bool   // with no Impls: run each query natively too (the old --native)
+	RustDir  string // the Rust operator folder; default SpecDir/rust
+	Runtime  wasmhost.Config
+	CacheDir string
+	Progress io.Writer
 }
 
 // NexmarkRow is one run of one query.
