@@ -1300,27 +1300,83 @@ const DIGITS2: &[u8; 200] = b"0001020304050607080910111213141516171819\
 6061626364656667686970717273747576777879\
 8081828384858687888990919293949596979899";
 
+/// The number of decimal digits of v.
+#[inline(always)]
+fn dec_len(v: u64) -> usize {
+    if v < 100_000_000 {
+        let w = v as u32;
+        return if w < 10_000 {
+            if w < 100 {
+                1 + (w >= 10) as usize
+            } else {
+                3 + (w >= 1000) as usize
+            }
+        } else if w < 1_000_000 {
+            5 + (w >= 100_000) as usize
+        } else {
+            7 + (w >= 10_000_000) as usize
+        };
+    }
+    let mut n = 9;
+    let mut t = 1_000_000_000u64;
+    while n < 20 && v >= t {
+        n += 1;
+        t = t.wrapping_mul(10);
+    }
+    n
+}
+
+/// The 8 decimal digits of v < 10^8 as ASCII, the most significant (a
+/// leading zero, maybe) in the lowest byte: multiplications and shifts in
+/// one register (SWAR). WebAssembly has no multiply-high, so a division by
+/// a constant is a real div instruction (tens of cycles) where native code
+/// would multiply; this has none.
+#[inline(always)]
+fn dec8(v: u32) -> u64 {
+    let v = v as u64;
+    let hi = (v * 3518437209) >> 45; // v / 10000
+    let x = hi | (v - hi * 10000) << 32;
+    let q = ((x * 10486) >> 20) & 0x0000_007F_0000_007F; // / 100 in each 32-bit lane
+    let y = q | (x - q * 100) << 16;
+    let t = ((y * 103) >> 10) & 0x000F_000F_000F_000F; // / 10 in each 16-bit lane
+    (t | (y - t * 10) << 8) + 0x3030_3030_3030_3030
+}
+
+/// Writes the digits of v at p and returns how many. Writes up to 8 bytes
+/// past the last digit's start: p needs 24 bytes of room.
+#[inline(always)]
+unsafe fn put_u64_digits(p: *mut u8, v: u64) -> usize {
+    use std::ptr::write_unaligned as wr;
+    const E8: u64 = 100_000_000;
+    if v < E8 {
+        let n = dec_len(v);
+        wr(p as *mut u64, (dec8(v as u32) >> (8 * (8 - n))).to_le());
+        return n;
+    }
+    let hi = v / E8;
+    let lo = (v - hi * E8) as u32;
+    if hi < E8 {
+        let n = dec_len(hi);
+        wr(p as *mut u64, (dec8(hi as u32) >> (8 * (8 - n))).to_le());
+        wr(p.add(n) as *mut u64, dec8(lo).to_le());
+        return n + 8;
+    }
+    let hh = hi / E8;
+    let hl = (hi - hh * E8) as u32;
+    let n = dec_len(hh);
+    wr(p as *mut u64, (dec8(hh as u32) >> (8 * (8 - n))).to_le());
+    wr(p.add(n) as *mut u64, dec8(hl).to_le());
+    wr(p.add(n + 8) as *mut u64, dec8(lo).to_le());
+    n + 16
+}
+
 /// Writes v in decimal at the end of buf and returns the number of digits.
 #[inline]
-pub fn fmt_u64(mut v: u64, buf: &mut [u8; 20]) -> usize {
-    let mut i = 20;
-    while v >= 100 {
-        let r = (v % 100) as usize * 2;
-        v /= 100;
-        i -= 2;
-        buf[i] = DIGITS2[r];
-        buf[i + 1] = DIGITS2[r + 1];
-    }
-    if v >= 10 {
-        let r = v as usize * 2;
-        i -= 2;
-        buf[i] = DIGITS2[r];
-        buf[i + 1] = DIGITS2[r + 1];
-    } else {
-        i -= 1;
-        buf[i] = b'0' + v as u8;
-    }
-    20 - i
+pub fn fmt_u64(v: u64, buf: &mut [u8; 20]) -> usize {
+    let mut t = [0u8; 24];
+    let n = unsafe { put_u64_digits(t.as_mut_ptr(), v) };
+    buf[20 - n..].copy_from_slice(&t[..n]);
+    n
 }
 
 /// Writes v in decimal at the end of buf (a '-' included) and returns the
@@ -1335,10 +1391,10 @@ pub fn fmt_i64(v: i64, buf: &mut [u8; 20]) -> usize {
     n + 1
 }
 
-/// Appends v in decimal to dst, the digits written in place two at a time.
+/// Appends v in decimal to dst, the digits written in place.
 #[inline]
 pub fn append_i64(dst: &mut Vec<u8>, v: i64) {
-    dst.reserve(20);
+    dst.reserve(25);
     unsafe {
         let len = dst.len();
         let mut p = dst.as_mut_ptr().add(len);
@@ -1348,27 +1404,8 @@ pub fn append_i64(dst: &mut Vec<u8>, v: i64) {
             p = p.add(1);
             n = 1;
         }
-        let mut u = v.unsigned_abs();
-        let mut digits = 1;
-        let mut t = 10u64;
-        while digits < 20 && u >= t {
-            digits += 1;
-            t = t.wrapping_mul(10);
-        }
-        let mut q = p.add(digits);
-        while u >= 100 {
-            let r = (u % 100) as usize * 2;
-            u /= 100;
-            q = q.sub(2);
-            std::ptr::write_unaligned(q as *mut u16, std::ptr::read_unaligned(DIGITS2.as_ptr().add(r) as *const u16));
-        }
-        if u >= 10 {
-            q = q.sub(2);
-            std::ptr::write_unaligned(q as *mut u16, std::ptr::read_unaligned(DIGITS2.as_ptr().add(u as usize * 2) as *const u16));
-        } else {
-            *q.sub(1) = b'0' + u as u8;
-        }
-        dst.set_len(len + n + digits);
+        n += put_u64_digits(p, v.unsigned_abs());
+        dst.set_len(len + n);
     }
 }
 
@@ -1940,7 +1977,9 @@ pub mod rt {
     }
 
     /// A map, filter or flat_map given as a function.
-    #[inline(always)]
+    // One function per operator: the record loop with the operator inlined
+    // into it, small enough for the engine's register allocator.
+    #[inline(never)]
     pub fn call_map(op: &'static OpDesc, method: i32, len: i32, f: impl Fn(&Record, &Context) -> Result) -> i32 {
         end(begin(op, method, len).and_then(|b| match method {
             0 | 6 => Ok(()),
@@ -1949,7 +1988,9 @@ pub mod rt {
         }))
     }
 
-    #[inline(always)]
+    // One function per operator: the record loop with the operator inlined
+    // into it, small enough for the engine's register allocator.
+    #[inline(never)]
     pub fn call_filter(op: &'static OpDesc, method: i32, len: i32, f: impl Fn(&Record) -> Result<bool>) -> i32 {
         end(begin(op, method, len).and_then(|b| match method {
             0 | 6 => Ok(()),
@@ -1958,7 +1999,9 @@ pub mod rt {
         }))
     }
 
-    #[inline(always)]
+    // One function per operator: the record loop with the operator inlined
+    // into it, small enough for the engine's register allocator.
+    #[inline(never)]
     pub fn call_stateless<S: Stateless>(op: &'static OpDesc, s: &mut S, method: i32, len: i32) -> i32 {
         end(begin(op, method, len).and_then(|b| match method {
             0 => at("open", s.open(&open_ctx(&b))),
@@ -1968,7 +2011,9 @@ pub mod rt {
         }))
     }
 
-    #[inline(always)]
+    // One function per operator: the record loop with the operator inlined
+    // into it, small enough for the engine's register allocator.
+    #[inline(never)]
     pub fn call_process<P: Process>(op: &'static OpDesc, s: &mut P, method: i32, len: i32) -> i32 {
         end(begin(op, method, len).and_then(|b| match method {
             0 => at("open", s.open(&open_ctx(&b))),
@@ -1979,7 +2024,9 @@ pub mod rt {
         }))
     }
 
-    #[inline(always)]
+    // One function per operator: the record loop with the operator inlined
+    // into it, small enough for the engine's register allocator.
+    #[inline(never)]
     pub fn call_co_process<P: CoProcess>(op: &'static OpDesc, s: &mut P, method: i32, len: i32) -> i32 {
         end(begin(op, method, len).and_then(|b| match method {
             0 => at("open", s.open(&open_ctx(&b))),
@@ -1994,7 +2041,9 @@ pub mod rt {
         }))
     }
 
-    #[inline(always)]
+    // One function per operator: the record loop with the operator inlined
+    // into it, small enough for the engine's register allocator.
+    #[inline(never)]
     pub fn call_aggregate<A: Aggregate>(op: &'static OpDesc, s: &mut A, method: i32, len: i32) -> i32 {
         end(begin(op, method, len).and_then(|b| match method {
             0 => at("open", s.open(&open_ctx(&b))),

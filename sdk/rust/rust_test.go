@@ -131,7 +131,7 @@ func TestDescriptor(t *testing.T) {
 	want := map[string]wasmabi.Kind{
 		"upper": wasmabi.KindMap, "ident": wasmabi.KindMap, "picky": wasmabi.KindMap, "even": wasmabi.KindFilter,
 		"split": wasmabi.KindFlatMap, "tagger": wasmabi.KindFlatMap, "collect": wasmabi.KindProcess,
-		"windows": wasmabi.KindProcess, "join": wasmabi.KindCoProcess, "sum": wasmabi.KindAggregate, "json": wasmabi.KindMap,
+		"windows": wasmabi.KindProcess, "join": wasmabi.KindCoProcess, "sum": wasmabi.KindAggregate, "json": wasmabi.KindMap, "dec": wasmabi.KindMap,
 	}
 	if d.SDK != "rust/0.1" || len(d.Operators) != len(want) {
 		t.Fatalf("descriptor %+v", d)
@@ -518,6 +518,26 @@ func TestJSONString(t *testing.T) {
 			if want := string(jsontext.AppendString(nil, v)); res.Records[i].Value != want {
 				t.Errorf("%q: got %s, want %s", v, res.Records[i].Value, want)
 			}
+		}
+	}
+}
+
+func TestNumbers(t *testing.T) {
+	vals := []int64{0, 1, 9, 10, 99, 100, 12345, 99999999, 100000000, 100000001, 1234567890123, 9999999999999999,
+		10000000000000000, 1<<63 - 1, -1, -10, -99999999, -100000000, -1 << 63}
+	rng := rand.New(rand.NewSource(8))
+	for i := 0; i < 300; i++ {
+		vals = append(vals, rng.Int63()>>rng.Intn(63), -rng.Int63()>>rng.Intn(63))
+	}
+	var recs []in
+	for _, v := range vals {
+		recs = append(recs, in{Value: strconv.FormatInt(v, 10)})
+	}
+	res := mustRun(t, []string{"dec"}, recs, 1024)
+	for i, v := range vals {
+		want := strconv.FormatInt(v, 10)
+		if r := res.Records[i]; r.Key != want || r.Value != want {
+			t.Errorf("%d: fmt_i64 %q, Writer::int %q", v, r.Key, r.Value)
 		}
 	}
 }

@@ -251,6 +251,17 @@ fn json(r: &Record, ctx: &Context) -> Result {
     })
 }
 
+/// map: the value, a decimal i64 parsed by std, formatted back by the SDK:
+/// key with fmt_i64, value with Writer::int.
+fn dec(r: &Record, ctx: &Context) -> Result {
+    let v: i64 = std::str::from_utf8(r.value).ok().and_then(|s| s.parse().ok()).ok_or_else(|| Error::new("not an i64"))?;
+    let mut d = [0u8; 20];
+    let n = weir::fmt_i64(v, &mut d);
+    ctx.emit_with(0, &d[20 - n..], r.timestamp, |w| {
+        w.int(v);
+    })
+}
+
 weir::operators! {
     map "upper" => upper;
     map "ident" => ident;
@@ -263,4 +274,5 @@ weir::operators! {
     co_process "join" => Join;
     aggregate "sum" => Sum;
     map "json" => json;
+    map "dec" => dec;
 }
