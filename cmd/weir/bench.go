@@ -60,11 +60,16 @@ engine with a bounded nexmark source of --events events and the sinks replaced
 by discard, and prints per query: events/s, events/s per core (events divided
 by the process's user+sys CPU seconds, generator included, as Flink's published
 Nexmark figures count), peak RSS and p99 source-to-sink latency (from latency
-markers sent every 10 ms). With --native each query also runs with its
-operators linked natively (the same Go source, no WebAssembly), so the cost of
-the sandbox shows side by side. Run it from the repository root.
+markers sent every 10 ms). --impl says which implementations run, side by
+side in one run: go (the spec's module: Go SDK operators in WebAssembly), rust
+(the same specs with the module swapped for the Rust SDK operators of
+examples/nexmark/rust) and native (the Go operators linked into this binary,
+no WebAssembly); the last column is each row's events/s per core divided by
+native's. --native is short for --impl go,native. Run it from the repository
+root.
 
 Examples:
+  weir bench nexmark --impl go,rust,native --events 1000000
   weir bench nexmark --query q1 --events 5000000 --native
   weir bench nexmark --query q0,q1,q2,q5,q7,q8 --events 2000000 --output json`,
 		Args: cobra.NoArgs,
@@ -95,6 +100,8 @@ Examples:
 				Parallelism: a.cfg.GetInt("parallelism"),
 				Backend:     a.cfg.GetString("backend"),
 				Native:      a.cfg.GetBool("native"),
+				Impls:       splitList(a.cfg.GetString("impl")),
+				RustDir:     a.cfg.GetString("rust-dir"),
 				Runtime:     rc,
 				CacheDir:    a.cfg.GetString("cache-dir"),
 				Progress:    progress,
@@ -115,7 +122,9 @@ Examples:
 	nf.Int64("events", 1_000_000, "events per run")
 	nf.Int("parallelism", 0, "parallelism of every operator (0: as in the spec)")
 	nf.String("backend", "pebble", "state backend: heap or pebble")
-	nf.Bool("native", false, "also run each query with natively linked operators")
+	nf.Bool("native", false, "also run each query with natively linked operators (--impl go,native)")
+	nf.String("impl", "", "implementations to run side by side, comma-separated: go, rust, native (default go, or go,native with --native)")
+	nf.String("rust-dir", "", "folder of the Rust operators for --impl rust (default <spec-dir>/rust)")
 	nf.String("spec-dir", "examples/nexmark", "folder of the qN.yaml job specs")
 	nf.String("cpuprofile", "", "write a CPU profile (go tool pprof) of the runs to this file")
 	addLimitFlags(nexmark)

@@ -179,7 +179,7 @@ func readValues(t *testing.T, path string) []string {
 // build, test, inspect, and a second build from the cache.
 func TestNewOperator(t *testing.T) {
 	e2e(t)
-	for _, lang := range []string{"go", "c"} {
+	for _, lang := range []string{"go", "c", "rust"} {
 		t.Run(lang, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "op")
 			mustWeir(t, "module", "init", "--lang", lang, dir)
@@ -317,6 +317,10 @@ func TestBadInput(t *testing.T) {
 	badRecord := filepath.Join(dir, "bad-record.jsonl")
 	os.WriteFile(badRecord, []byte(`{"value":"id=000001;amt=5;note=x"}`+"\n"+`{"value":"id=000002;amt=7;note=y"}`+"\n"+`{"value":"no amount here"}`+"\n"), 0o644)
 
+	brokenRust := filepath.Join(dir, "rustop")
+	os.MkdirAll(brokenRust, 0o755)
+	os.WriteFile(filepath.Join(brokenRust, "lib.rs"), []byte("fn f() -> u8 {\n    \"not a number\"\n}\n"), 0o644)
+
 	mustWeir(t, "module", "build", "examples/bench/go", "--out", filepath.Join(dir, "bench.wasm"))
 	bench := filepath.Join(dir, "bench.wasm")
 
@@ -335,6 +339,7 @@ func TestBadInput(t *testing.T) {
 		{"no operator flag", []string{"module", "test", bench, "--input", good}, []string{"--operator is required"}},
 		{"bad output flag", []string{"module", "inspect", bench, "--output", "yaml"}, []string{`--output "yaml"`}},
 		{"not an operator folder", []string{"module", "build", dir}, []string{"no operator sources", "weir module init"}},
+		{"Rust that does not compile", []string{"module", "build", brokenRust}, []string{"lib.rs:2:5: error[E0308]: mismatched types"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

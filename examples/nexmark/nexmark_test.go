@@ -215,7 +215,16 @@ func events(t *testing.T, n int64) []nexmark.Event {
 	return out
 }
 
-func TestQueries(t *testing.T) {
+func TestQueries(t *testing.T) { testQueries(t, ".") }
+
+// TestQueriesRust runs the same job specs with the module swapped for the
+// Rust operators of rust/ (the same names, records and results), checked
+// against the same reference.
+func TestQueriesRust(t *testing.T) { testQueries(t, "rust") }
+
+// testQueries runs every query's spec with module (a folder, relative to
+// this one) as the spec's nexmark module.
+func testQueries(t *testing.T, module string) {
 	n := int64(30000) // 150 s of event time
 	if testing.Short() {
 		n = 6000
@@ -233,7 +242,7 @@ func TestQueries(t *testing.T) {
 					s = replaceOnce(t, s, `\bseed: 1\b`, fmt.Sprintf("seed: %d", specSeed))
 					s = replaceOnce(t, s, `\brate: 200\b`, fmt.Sprintf("rate: %d", specRate))
 					s = replaceOnce(t, s, `\bbackend: heap\b`, "backend: "+backend)
-					s = replaceOnce(t, s, `(?m)^  nexmark: \.`, "  nexmark: "+mustAbs(t, "."))
+					s = replaceOnce(t, s, `(?m)^  nexmark: \.`, "  nexmark: "+mustAbs(t, module))
 					return replaceOnce(t, s, `path: out/`+q+`\.jsonl`, "path: "+filepath.Join(dir, "out.jsonl"))
 				})
 				if d := reference.Diff(want, got, 8); d != "" {

@@ -31,7 +31,7 @@ type ABIOptions struct {
 
 // ABIRow is one measurement.
 type ABIRow struct {
-	Impl  string `json:"impl"` // native, go-wasm, c-wasm
+	Impl  string `json:"impl"` // native, go-wasm, c-wasm, rust-wasm
 	Op    string `json:"op"`   // identity, rewrite
 	Batch int    `json:"batch"`
 	// Deadline is how the per-call time limit is enforced: "check" (weir's
@@ -55,6 +55,7 @@ type ABIReport struct {
 	GoInstantiateMs  float64 `json:"go_instantiate_ms"`
 	GoModuleBytes    int     `json:"go_module_bytes"`
 	CModuleBytes     int     `json:"c_module_bytes"`
+	RustModuleBytes  int     `json:"rust_module_bytes"`
 	RecordValueBytes int     `json:"record_value_bytes"`
 }
 
@@ -146,7 +147,7 @@ func ABI(ctx context.Context, o ABIOptions) (*ABIReport, error) {
 	rep := &ABIReport{Machine: thisMachine(), Records: o.Records, RecordValueBytes: valueBytes}
 	recs := records(o.Records)
 
-	fmt.Fprintln(o.Progress, "building the Go and C benchmark modules ...")
+	fmt.Fprintln(o.Progress, "building the Go, C and Rust benchmark modules ...")
 	goWasm, err := buildEmbedded(ctx, o.CacheDir, "go")
 	if err != nil {
 		return nil, err
@@ -155,7 +156,11 @@ func ABI(ctx context.Context, o ABIOptions) (*ABIReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep.GoModuleBytes, rep.CModuleBytes = len(goWasm), len(cWasm)
+	rustWasm, err := buildEmbedded(ctx, o.CacheDir, "rust")
+	if err != nil {
+		return nil, err
+	}
+	rep.GoModuleBytes, rep.CModuleBytes, rep.RustModuleBytes = len(goWasm), len(cWasm), len(rustWasm)
 	if err := measureInstantiation(ctx, rep, goWasm); err != nil {
 		return nil, err
 	}
@@ -182,7 +187,7 @@ func ABI(ctx context.Context, o ABIOptions) (*ABIReport, error) {
 		for _, m := range []struct {
 			impl string
 			wasm []byte
-		}{{"go-wasm", goWasm}, {"c-wasm", cWasm}} {
+		}{{"go-wasm", goWasm}, {"c-wasm", cWasm}, {"rust-wasm", rustWasm}} {
 			mod, err := rt.Load(ctx, m.impl+".wasm", m.wasm)
 			if err != nil {
 				rt.Close()
@@ -476,6 +481,7 @@ func (r *ABIReport) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "\nGo module (%d KiB): compile with an empty cache %.1f ms, load from the on-disk cache %.1f ms, second instance %.2f ms\n",
 		r.GoModuleBytes/1024, r.GoCompileColdMs, r.GoLoadCachedMs, r.GoInstantiateMs)
 	fmt.Fprintf(w, "C module: %d KiB\n", r.CModuleBytes/1024)
+	fmt.Fprintf(w, "Rust module: %d KiB\n", r.RustModuleBytes/1024)
 }
 
 func humanRate(r float64) string {

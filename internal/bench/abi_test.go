@@ -56,6 +56,9 @@ func BenchmarkCIdentity1024(b *testing.B)        { benchModule(b, "c", "identity
 func BenchmarkCIdentity1024None(b *testing.B)    { benchModule(b, "c", "identity", 1024, "none") }
 func BenchmarkCIdentity1024Wazero(b *testing.B)  { benchModule(b, "c", "identity", 1024, "wazero") }
 func BenchmarkCIdentity1(b *testing.B)           { benchModule(b, "c", "identity", 1, "check") }
+func BenchmarkRustIdentity1024(b *testing.B)     { benchModule(b, "rust", "identity", 1024, "check") }
+func BenchmarkRustRewrite1024(b *testing.B)      { benchModule(b, "rust", "rewrite", 1024, "check") }
+func BenchmarkCRewrite1024(b *testing.B)         { benchModule(b, "c", "rewrite", 1024, "check") }
 
 func BenchmarkEncodeBatch1024(b *testing.B) {
 	recs := records(1024)

@@ -30,16 +30,23 @@ type NexmarkOptions struct {
 	Events      int64
 	Parallelism int    // 0: as in each spec
 	Backend     string // heap or pebble
-	Native      bool   // run each query natively too, next to WebAssembly
-	Runtime     wasmhost.Config
-	CacheDir    string
-	Progress    io.Writer
+	// Impls are the implementations each query runs with, side by side in
+	// one run: "go" (the spec's module, Go SDK operators in WebAssembly),
+	// "rust" (the spec's module swapped for the Rust SDK operators of
+	// RustDir) and "native" (the Go operators linked into this binary).
+	// Empty: go, and native too when Native is set.
+	Impls    []string
+	Native   bool   // with no Impls: run each query natively too (the old --native)
+	RustDir  string // the Rust operator folder; default SpecDir/rust
+	Runtime  wasmhost.Config
+	CacheDir string
+	Progress io.Writer
 }
 
 // NexmarkRow is one run of one query.
 type NexmarkRow struct {
 	Query            string  `json:"query"`
-	Mode             string  `json:"mode"` // wasm or native
+	Mode             string  `json:"mode"` // the implementation: go, rust or native
 	Backend          string  `json:"backend"`
 	Parallelism      int     `json:"parallelism"` // largest of the job; 0 = as in the spec
 	Events           int64   `json:"events"`
@@ -73,9 +80,20 @@ func Nexmark(ctx context.Context, o NexmarkOptions) (*NexmarkReport, error) {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
-	modes := []string{"wasm"}
-	if o.Native {
-		modes = append(modes, "native")
+	modes := o.Impls
+	if len(modes) == 0 {
+		modes = []string{"go"}
+		if o.Native {
+			modes = append(modes, "native")
+		}
+	}
+	for _, m := range modes {
+		if m != "go" && m != "rust" && m != "native" {
+			return nil, fmt.Errorf("bench nexmark: --impl %q: want go, rust or native (comma-separated)", m)
+		}
+	}
+	if o.RustDir == "" {
+		o.RustDir = filepath.Join(o.SpecDir, "rust")
 	}
 	rep := &NexmarkReport{Machine: thisMachine()}
 	for _, q := range o.Queries {
@@ -127,6 +145,17 @@ func nexmarkRun(ctx context.Context, path, q, mode string, o NexmarkOptions) (*N
 	}
 	spec.State.Backend = jobspec.StateBackend(o.Backend)
 	spec.State.Dir = ""
+	if mode == "rust" {
+		// The same job with the module swapped: the Rust operators have the
+		// Go ones' names, records and results.
+		dir, err := filepath.Abs(o.RustDir)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range spec.Modules {
+			m.Path, m.Resolved, m.IsDir = dir, dir, true
+		}
+	}
 	job, err := minicluster.Prepare(ctx, spec, minicluster.Options{Native: mode == "native", Runtime: o.Runtime, BuildCacheDir: o.CacheDir, BuildLog: io.Discard})
 	if err != nil {
 		return nil, err
@@ -206,7 +235,7 @@ func (r *NexmarkReport) WriteTable(w io.Writer) {
 	fmt.Fprintln(w, "events/s per core = events / (user+sys CPU seconds of the process, generator included)")
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "query\tmode\tbackend\tevents\toutputs\tseconds\tevents/s\tevents/s/core\tpeak RSS MiB\tp99 latency ms\twasm/native\t")
+	fmt.Fprintln(tw, "query\timpl\tbackend\tevents\toutputs\tseconds\tevents/s\tevents/s/core\tpeak RSS MiB\tp99 latency ms\t/native\t")
 	native := map[string]float64{}
 	for _, row := range r.Rows {
 		if row.Mode == "native" {
@@ -215,7 +244,7 @@ func (r *NexmarkReport) WriteTable(w io.Writer) {
 	}
 	for _, row := range r.Rows {
 		ratio := "-"
-		if n, ok := native[row.Query]; ok && row.Mode == "wasm" && n > 0 {
+		if n, ok := native[row.Query]; ok && row.Mode != "native" && n > 0 {
 			ratio = fmt.Sprintf("%.2f", row.EventsPerCoreSec/n)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.2f\t%s\t%s\t%.0f\t%.1f\t%s\t\n", row.Query, row.Mode, row.Backend, row.Events, row.Outputs, row.Seconds,

@@ -35,8 +35,10 @@ func Init(dir string, lang Lang, cacheDir string) ([]string, error) {
 		files["go.mod"] = fmt.Sprintf("module %s\n\ngo 1.25\n\nrequire %s v0.0.0\n\nreplace %s => %s\n", name, WeirModule, WeirModule, sdkDir)
 	case LangC:
 		files[name+".c"] = cTemplate
+	case LangRust:
+		files["lib.rs"] = rustTemplate
 	default:
-		return nil, fmt.Errorf("modbuild: unknown language %q: want go or c", lang)
+		return nil, fmt.Errorf("modbuild: unknown language %q: want go, c or rust", lang)
 	}
 	for f := range files {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
@@ -49,7 +51,7 @@ func Init(dir string, lang Lang, cacheDir string) ([]string, error) {
 		return nil, fmt.Errorf("modbuild: %w", err)
 	}
 	var written []string
-	for _, f := range []string{"main.go", name + ".c", "go.mod", "sample.jsonl", "README.md"} {
+	for _, f := range []string{"main.go", name + ".c", "lib.rs", "go.mod", "sample.jsonl", "README.md"} {
 		body, ok := files[f]
 		if !ok {
 			continue
@@ -188,4 +190,48 @@ static int count(const weir_record *in, weir_emitter *out) {
 WEIR_OPERATORS(
     WEIR_MAP("upper", upper),
     WEIR_PROCESS("count", count, .open = count_open))
+`
+
+const rustTemplate = `//! A weir operator module in Rust. Build with ` + "`weir module build .`" + `
+//! (plain rustc for wasm32-wasi, no cargo and no crates needed; the weir
+//! crate is the SDK, see docs/sdk-rust.md) and try with ` + "`weir module test`" + `.
+
+use weir::{Context, Open, Process, Record, Result, ValueState};
+
+/// upper: a map that upper-cases each record's value. The new value is
+/// written straight into the output; key, timestamp and headers are kept.
+fn upper(r: &Record, ctx: &Context) -> Result {
+    ctx.emit_value(r, r.value.len(), |v| {
+        for (d, c) in v.iter_mut().zip(r.value) {
+            *d = c.to_ascii_uppercase();
+        }
+    })
+}
+
+/// count: a keyed process function that keeps a count per key in value
+/// state and emits the running count.
+#[derive(Default)]
+struct Count {
+    count: ValueState<i64>,
+}
+
+impl Process for Count {
+    fn open(&mut self, o: &Open) -> Result {
+        self.count = o.value_state("count")?;
+        Ok(())
+    }
+
+    fn process(&mut self, r: &Record, ctx: &Context) -> Result {
+        let n = self.count.get(ctx)?.unwrap_or(0) + 1; // scoped to r's key
+        self.count.set(ctx, &n)?;
+        ctx.emit_with(0, r.key, r.timestamp, |w| {
+            w.int(n);
+        })
+    }
+}
+
+weir::operators! {
+    map "upper" => upper;
+    process "count" => Count;
+}
 `

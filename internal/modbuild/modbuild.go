@@ -1,4 +1,4 @@
-// Package modbuild compiles an operator folder (Go or C) to a WebAssembly
+// Package modbuild compiles an operator folder (Go, C or Rust) to a WebAssembly
 // module, caching results by the content of the sources and the SDK, and
 // writes the SDKs out of the weir binary for authors who work outside the
 // weir repository.
@@ -22,6 +22,7 @@ import (
 
 	"github.com/weirstream/weir/sdk"
 	csdk "github.com/weirstream/weir/sdk/c"
+	rustsdk "github.com/weirstream/weir/sdk/rust"
 	"github.com/weirstream/weir/wasmabi"
 )
 
@@ -32,8 +33,9 @@ const WeirModule = "github.com/weirstream/weir"
 type Lang string
 
 const (
-	LangGo Lang = "go"
-	LangC  Lang = "c"
+	LangGo   Lang = "go"
+	LangC    Lang = "c"
+	LangRust Lang = "rust"
 )
 
 // Options say what to build.
@@ -72,7 +74,7 @@ func Detect(dir string) (Lang, error) {
 	if err != nil {
 		return "", fmt.Errorf("modbuild: reading %s: %w", dir, err)
 	}
-	var goFiles, cFiles int
+	var goFiles, cFiles, rsFiles int
 	for _, e := range ents {
 		switch {
 		case strings.HasSuffix(e.Name(), "_test.go"):
@@ -80,17 +82,30 @@ func Detect(dir string) (Lang, error) {
 			goFiles++
 		case strings.HasSuffix(e.Name(), ".c"):
 			cFiles++
+		case strings.HasSuffix(e.Name(), ".rs"):
+			rsFiles++
+		}
+	}
+	langs := 0
+	for _, n := range []int{goFiles, cFiles, rsFiles} {
+		if n > 0 {
+			langs++
 		}
 	}
 	switch {
-	case goFiles > 0 && cFiles > 0:
-		return "", fmt.Errorf("modbuild: %s has both Go and C sources; keep one operator module per folder", dir)
+	case langs > 1:
+		return "", fmt.Errorf("modbuild: %s has sources in more than one language (%d Go, %d C, %d Rust); keep one operator module per folder", dir, goFiles, cFiles, rsFiles)
 	case goFiles > 0:
 		return LangGo, nil
 	case cFiles > 0:
 		return LangC, nil
+	case rsFiles > 0:
+		if _, err := os.Stat(filepath.Join(dir, rustsdk.CrateRoot)); err != nil {
+			return "", fmt.Errorf("modbuild: %s has Rust sources but no %s, the crate root; `weir module init --lang rust DIR` makes a template", dir, rustsdk.CrateRoot)
+		}
+		return LangRust, nil
 	}
-	return "", fmt.Errorf("%w in %s: expected *.go (with package main) or *.c files; `weir module init --lang go|c DIR` makes a template", ErrNoSources, dir)
+	return "", fmt.Errorf("%w in %s: expected *.go (with package main), *.c or lib.rs files; `weir module init --lang go|c|rust DIR` makes a template", ErrNoSources, dir)
 }
 
 // Build compiles opts.Dir to a .wasm module.
@@ -115,7 +130,14 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if logw == nil {
 		logw = io.Discard
 	}
-	hash, err := hashInputs(ctx, dir, lang, out)
+	var rustTC *rustsdk.Toolchain
+	if lang == LangRust {
+		// Found before hashing: the toolchain is part of the build's identity.
+		if rustTC, err = rustsdk.Find(); err != nil {
+			return nil, err
+		}
+	}
+	hash, err := hashInputs(ctx, dir, lang, out, rustTC)
 	if err != nil {
 		return nil, err
 	}
@@ -134,6 +156,8 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 		err = buildGo(ctx, dir, tmp, cacheDir, logw)
 	case LangC:
 		err = buildC(ctx, dir, tmp, cacheDir, logw)
+	case LangRust:
+		err = rustsdk.Build(ctx, dir, tmp, cacheDir, logw)
 	}
 	if err != nil {
 		os.Remove(tmp)
@@ -147,9 +171,12 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 
 // hashInputs hashes everything that decides the output: the sources in dir
 // (not the module it writes), the SDKs, the toolchain and the language.
-func hashInputs(ctx context.Context, dir string, lang Lang, out string) (string, error) {
+func hashInputs(ctx context.Context, dir string, lang Lang, out string, rust *rustsdk.Toolchain) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "lang=%s go=%s abi=%d sdk=%s\n", lang, runtime.Version(), wasmabi.Version, SDKHash())
+	if rust != nil {
+		fmt.Fprintf(h, "rustc=%s target=%s features=%s\n%s\n", rust.Rustc, rust.Target, rustsdk.Features, rust.Version)
+	}
 	if err := hashTree(h, dir, out, true); err != nil {
 		return "", err
 	}

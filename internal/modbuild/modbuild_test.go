@@ -30,7 +30,10 @@ func TestDetect(t *testing.T) {
 	}{
 		{map[string]string{"main.go": "package main", "main_test.go": ""}, LangGo, ""},
 		{map[string]string{"op.c": ""}, LangC, ""},
-		{map[string]string{"main.go": "", "op.c": ""}, "", "both Go and C"},
+		{map[string]string{"main.go": "", "op.c": ""}, "", "more than one language"},
+		{map[string]string{"lib.rs": "", "util.rs": ""}, LangRust, ""},
+		{map[string]string{"main.rs": ""}, "", "no lib.rs"},
+		{map[string]string{"lib.rs": "", "op.c": ""}, "", "more than one language"},
 		{map[string]string{"only_test.go": "", "README.md": ""}, "", "no operator sources"},
 	}
 	for i, c := range cases {
@@ -77,7 +80,7 @@ func TestInitNeverOverwrites(t *testing.T) {
 	if _, err := Init(filepath.Join(t.TempDir(), "bad name"), LangGo, cache); err == nil {
 		t.Error("a folder name with a space became a module name")
 	}
-	if _, err := Init(filepath.Join(t.TempDir(), "x"), "rust", cache); err == nil {
+	if _, err := Init(filepath.Join(t.TempDir(), "x"), "cobol", cache); err == nil {
 		t.Error("unknown language accepted")
 	}
 }
@@ -118,7 +121,7 @@ func TestHashFollowsRepoImports(t *testing.T) {
 	dir := filepath.Join(root, "op")
 	hash := func() string {
 		t.Helper()
-		h, err := hashInputs(ctx, dir, LangGo, filepath.Join(dir, "op.wasm"))
+		h, err := hashInputs(ctx, dir, LangGo, filepath.Join(dir, "op.wasm"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,5 +138,47 @@ func TestHashFollowsRepoImports(t *testing.T) {
 	write(t, root, map[string]string{"helper/helper.go": "package helper\n\nfunc F() { println() }\n"})
 	if h := hash(); h == first {
 		t.Errorf("changing an imported package of the repository left the hash as it was: a stale module would be used")
+	}
+}
+
+// TestRustBuildCache: a Rust folder builds with the real rustc, a second
+// build of the same sources comes from the cache, and any change of a
+// source file (also one lib.rs includes as a module) builds again.
+func TestRustBuildCache(t *testing.T) {
+	cache := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "rop")
+	if _, err := Init(dir, LangRust, cache); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	build := func() *Result {
+		t.Helper()
+		res, err := Build(ctx, Options{Dir: dir, CacheDir: cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	first := build()
+	if first.Cached || first.Lang != LangRust {
+		t.Fatalf("first build: %+v", first)
+	}
+	b, err := os.ReadFile(first.Out)
+	if err != nil || len(b) < 8 || string(b[:4]) != "\x00asm" {
+		t.Fatalf("%s is not a WebAssembly module (%v)", first.Out, err)
+	}
+	if again := build(); !again.Cached || again.Hash != first.Hash {
+		t.Fatalf("second build: %+v", again)
+	}
+	write(t, dir, map[string]string{"helper.rs": "pub fn one() -> i64 { 1 }\n"})
+	lib, _ := os.ReadFile(filepath.Join(dir, "lib.rs"))
+	src := strings.Replace(string(lib), "\nuse weir::", "\nmod helper;\nuse weir::", 1)
+	write(t, dir, map[string]string{"lib.rs": strings.Replace(src, ".unwrap_or(0) + 1", ".unwrap_or(0) + helper::one()", 1)})
+	if changed := build(); changed.Cached || changed.Hash == first.Hash {
+		t.Fatalf("a changed crate came from the cache: %+v", changed)
+	}
+	write(t, dir, map[string]string{"helper.rs": "pub fn one() -> i64 { 2 - 1 }\n"})
+	if changed := build(); changed.Cached {
+		t.Fatalf("a changed module file came from the cache: %+v", changed)
 	}
 }
