@@ -185,7 +185,7 @@ func TestJobSubmitFollow(t *testing.T) {
 
 func TestJobManage(t *testing.T) {
 	c := startCluster(t)
-	c.jobs.FinishAfter = 0
+	c.jobs.SetSteps(0, 0)
 	dir := t.TempDir()
 	writeWC(t, dir)
 	spec := strings.Replace(strings.Replace(clusterSpec, "  up: {{UP}}\n", "", 1), "module: up,", "module: wc,", 1)
@@ -221,7 +221,7 @@ func TestJobManage(t *testing.T) {
 	}
 	// A job that fails while followed ends the command with status 1 and
 	// the reason.
-	c.jobs.FailAfter = 2
+	c.jobs.SetSteps(0, 2)
 	r = c.weir(t, "job", "submit", path, "--poll", "5ms")
 	if r.code != 1 || !strings.Contains(r.stderr, "job job-0003 failed: subtask 0 failed: the module trapped") || !strings.Contains(r.stdout, "state     failed") {
 		t.Errorf("followed failure: %d\n%s\n%s", r.code, r.stdout, r.stderr)

@@ -318,12 +318,12 @@ func TestSubmitRefuses(t *testing.T) {
 		t.Errorf("%d refused specs reached Jobs.Submit", n)
 	}
 	// Jobs' own errors choose the status.
-	e.jobs.FailSubmit = fmt.Errorf("%w: the job needs 9 slots, the cluster has 6", dispatcher.ErrInvalid)
+	e.jobs.SetFailSubmit(fmt.Errorf("%w: the job needs 9 slots, the cluster has 6", dispatcher.ErrInvalid))
 	var ae api.Error
 	if code := e.do(t, "POST", "/v1/jobs", "application/json", submitBody(t, spec), &ae); code != 400 || !strings.Contains(ae.Message, "9 slots") {
 		t.Errorf("Jobs' ErrInvalid: %d %+v", code, ae)
 	}
-	e.jobs.FailSubmit = fmt.Errorf("%w: shutting down", dispatcher.ErrUnavailable)
+	e.jobs.SetFailSubmit(fmt.Errorf("%w: shutting down", dispatcher.ErrUnavailable))
 	if code := e.do(t, "POST", "/v1/jobs", "application/json", submitBody(t, spec), &ae); code != 503 {
 		t.Errorf("Jobs' ErrUnavailable: %d %+v", code, ae)
 	}

@@ -110,7 +110,8 @@ type ModuleRef struct {
 
 // SubtaskStatus is one parallel instance of a task (a chain of operators).
 type SubtaskStatus struct {
-	// Task is the task's name (its chained operators' uids joined by "+").
+	// Task is the task's name: the plan vertex's name, its chained
+	// nodes' uids joined by " -> ".
 	Task string `json:"task"`
 	// Index is the subtask's index, 0 to Parallelism-1.
 	Index       int    `json:"index"`
