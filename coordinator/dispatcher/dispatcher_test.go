@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -386,6 +387,85 @@ func FuzzSubmitBody(f *testing.F) {
 			t.Fatalf("not an api.Error: %s", rec.Body)
 		}
 	})
+}
+
+func FuzzUpload(f *testing.F) {
+	f.Add([]byte{0, 'a', 's', 'm', 1, 0, 0, 0}, "wc", "1.0")
+	f.Add([]byte("(module)"), "..", "1")
+	f.Add([]byte{0, 'a', 's', 'm', 1, 0, 0, 0, 1, 4, 1, 0x60, 0, 0}, "a", "b/c")
+	reg, err := registry.Open(registry.Config{Dir: f.TempDir()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	h, err := dispatcher.NewHandler(dispatcher.Config{Jobs: &dispatchertest.Jobs{}, Workers: dispatchertest.NewWorkers()}, reg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, name, version string) {
+		rec := httptest.NewRecorder()
+		q := url.Values{"name": {name}, "version": {version}}
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/modules?"+q.Encode(), bytes.NewReader(body)))
+		if rec.Code >= 500 {
+			t.Fatalf("status %d for %q as %q@%q: %s", rec.Code, body, name, version, rec.Body)
+		}
+	})
+}
+
+// TestUploadTurns checks that uploads beyond ConcurrentUploads wait for a
+// turn before their bodies are read.
+func TestUploadTurns(t *testing.T) {
+	reg, err := registry.Open(registry.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := dispatcher.NewHandler(dispatcher.Config{Jobs: &dispatchertest.Jobs{}, Workers: dispatchertest.NewWorkers(), ConcurrentUploads: 1}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	first := make(chan int)
+	go func() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/modules?name=a&version=1", pr))
+		first <- rec.Code
+	}()
+	// Once the handler reads the first byte, the first upload holds the turn.
+	if _, err := pw.Write([]byte{0}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/modules?name=b&version=1", strings.NewReader("x")).WithContext(ctx))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("second upload while the first holds the turn: %d %s", rec.Code, rec.Body)
+	}
+	pw.Write([]byte("asm"))
+	pw.Close()
+	if code := <-first; code != http.StatusBadRequest { // 4 bytes are not a module
+		t.Errorf("first upload: %d", code)
+	}
+	// The turn is free again.
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/modules?name=b&version=1", strings.NewReader("x")))
+	if rec.Code != http.StatusBadRequest {
+		t.Errorf("upload after the turn was freed: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestInternalMount(t *testing.T) {
+	e := newEnv(t, func(c *dispatcher.Config) {
+		c.Internal = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "internal "+r.URL.Path) })
+	})
+	resp, err := http.Get(e.srv.URL + "/internal/heartbeat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "internal /internal/heartbeat" {
+		t.Errorf("got %q", b)
+	}
 }
 
 func TestRoutingErrors(t *testing.T) {

@@ -93,6 +93,9 @@ func (d *Dispatcher) mux() http.Handler {
 			h(w, r)
 		})
 	}
+	if d.cfg.Internal != nil {
+		mux.Handle("/internal/", d.cfg.Internal)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, &api.Error{Message: fmt.Sprintf("no route %s %s; the routes are listed at GET /v1/openapi.json", r.Method, r.URL.Path)})
 	})
@@ -464,6 +467,13 @@ func (d *Dispatcher) uploadModule(w http.ResponseWriter, r *http.Request) {
 	limit := d.reg.MaxModuleBytes()
 	if r.ContentLength > int64(limit) {
 		writeError(w, http.StatusRequestEntityTooLarge, &api.Error{Message: fmt.Sprintf("the module is %d bytes, more than the limit of %d", r.ContentLength, limit)})
+		return
+	}
+	select {
+	case d.uploads <- struct{}{}:
+		defer func() { <-d.uploads }()
+	case <-r.Context().Done():
+		writeError(w, http.StatusServiceUnavailable, &api.Error{Message: "gave up waiting for a turn to upload"})
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
