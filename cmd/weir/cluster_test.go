@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -13,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/viper"
 	"github.com/weirstream/weir/coordinator/dispatcher"
 	"github.com/weirstream/weir/coordinator/dispatcher/dispatchertest"
 	"github.com/weirstream/weir/internal/api"
@@ -270,6 +274,41 @@ func TestClusterStatus(t *testing.T) {
 	}
 	if r := c.weir(t, "cluster", "status", "--coordinator", "ftp://x"); r.code != 2 {
 		t.Errorf("bad URL: %d %s", r.code, r.stderr)
+	}
+}
+
+// TestSubmitInProcess is application mode's path: the spec's modules go
+// straight into the coordinator's registry and the job to Dispatcher.Submit.
+func TestSubmitInProcess(t *testing.T) {
+	c := startCluster(t)
+	dir := t.TempDir()
+	_, wc := writeWC(t, dir)
+	spec := strings.Replace(strings.Replace(clusterSpec, "  up: {{UP}}\n", "", 1), "module: up,", "module: wc,", 1)
+	spec = strings.Replace(spec, "operator: upper", "operator: split", 1)
+	path := filepath.Join(dir, "job.yaml")
+	os.WriteFile(path, []byte(spec), 0o644)
+	var stderr bytes.Buffer
+	a := &app{stdout: io.Discard, stderr: &stderr, cfg: viper.New()}
+	a.cfg.Set("cache-dir", cacheDir)
+	a.cfg.Set("output", "text")
+	ctx := context.Background()
+	req, err := a.submission(ctx, registryUploader{c.d.Registry(), api.DefaultTenant}, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.d.Submit(ctx, api.DefaultTenant, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != api.StateCreated || st.Modules["wc"].Digest != hexSHA(wc) {
+		t.Errorf("status %+v", st)
+	}
+	// A bad spec comes back as an *api.Error with its problems.
+	req.Spec = strings.Replace(req.Spec, "operator: count", "operator: cnt", 1)
+	_, err = c.d.Submit(ctx, api.DefaultTenant, req)
+	var ae *api.Error
+	if !errors.As(err, &ae) || len(ae.Problems) != 1 || !strings.Contains(ae.Problems[0].Message, `no operator "cnt"`) {
+		t.Errorf("bad spec: %v", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"bytes"
+	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -370,6 +371,18 @@ func (d *Dispatcher) submitJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, st)
+}
+
+// Submit validates and submits a job in-process, as POST /v1/jobs does:
+// for a coordinator that starts with its job (application mode). A
+// problem with the request is an *api.Error (with the spec's problems);
+// errors of Jobs.Submit are returned as they are.
+func (d *Dispatcher) Submit(ctx context.Context, tenant string, req api.SubmitRequest) (api.JobStatus, error) {
+	sub, apiErr := d.prepare(tenant, &req)
+	if apiErr != nil {
+		return api.JobStatus{}, apiErr
+	}
+	return d.cfg.Jobs.Submit(ctx, *sub)
 }
 
 // prepare validates a submission: the spec, its modules against the
