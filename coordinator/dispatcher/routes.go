@@ -264,7 +264,7 @@ func (d *Dispatcher) overview(w http.ResponseWriter, r *http.Request) {
 	}
 	o := api.Overview{Version: d.cfg.Version, ABI: wasmabi.Version, Jobs: map[api.State]int{}, Modules: d.reg.Len(t)}
 	for _, wk := range workers {
-		if wk.State != "alive" {
+		if wk.State != api.WorkerAlive {
 			continue
 		}
 		o.Workers++

@@ -126,7 +126,7 @@ func Describe(ctx context.Context, wasm []byte, lim Limits) (*Info, error) {
 	d := &describer{}
 	info, err := d.run(ctx, wasm, lim)
 	if err != nil {
-		if ctx.Err() != nil && !errors.Is(err, ErrNotWasm) && !errors.Is(err, ErrABI) {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, ErrNotWasm) && !errors.Is(err, ErrABI) {
 			return nil, fmt.Errorf("%w: describing took more than %v (%v)", ErrLimit, lim.Timeout, err)
 		}
 		return nil, err
