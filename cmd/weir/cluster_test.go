@@ -12,7 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 
@@ -20,7 +22,9 @@ import (
 	"github.com/weirstream/weir/coordinator/dispatcher"
 	"github.com/weirstream/weir/coordinator/dispatcher/dispatchertest"
 	"github.com/weirstream/weir/internal/api"
+	"github.com/weirstream/weir/internal/modinfo"
 	"github.com/weirstream/weir/internal/modinfo/modinfotest"
+	"github.com/weirstream/weir/wasmabi"
 )
 
 // cluster is a real Dispatcher over the fake Jobs, on a real port.
@@ -328,5 +332,36 @@ func TestRewriteModules(t *testing.T) {
 	}
 	if _, err := rewriteModules([]byte(src), map[string]string{"b": "j.b@1"}); err == nil {
 		t.Error("a block scalar path was rewritten")
+	}
+}
+
+// TestInspectAgreesWithRegistry checks the two describes — the worker's
+// host (weir module inspect) and the registry's sandbox (internal/modinfo)
+// — read the same operators and imports from a module.
+func TestInspectAgreesWithRegistry(t *testing.T) {
+	ops := modinfotest.Ops("a:map", "b:aggregate", "c:co_process")
+	ops[2].SideOutputs = []string{"late", "odd"}
+	b := modinfotest.Module(t, modinfotest.Options{Operators: ops, Imports: `(import "weir" "log" (func (param i32 i32 i32)))`})
+	path := filepath.Join(t.TempDir(), "m.wasm")
+	os.WriteFile(path, b, 0o644)
+	r := mustWeir(t, "module", "inspect", path, "-o", "json")
+	var inspected struct {
+		ABI       int                    `json:"abi"`
+		Operators []wasmabi.OperatorDesc `json:"operators"`
+		Imports   []string               `json:"imports"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &inspected); err != nil {
+		t.Fatal(err)
+	}
+	info, err := modinfo.Describe(context.Background(), b, modinfo.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(inspected.Imports)
+	if inspected.ABI != info.ABI || !reflect.DeepEqual(inspected.Operators, info.Operators) || !reflect.DeepEqual(inspected.Imports, info.Imports) {
+		t.Errorf("inspect: %+v\nmodinfo: %+v", inspected, info)
+	}
+	if !reflect.DeepEqual(info.Operators, ops) {
+		t.Errorf("operators %+v, want %+v", info.Operators, ops)
 	}
 }
