@@ -277,7 +277,7 @@ func (d *Dispatcher) overview(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, o)
 }
 
-// JobList is the body of GET /v1/jobs.
+// jobList is the body of GET /v1/jobs.
 type jobList struct {
 	Jobs []api.JobStatus `json:"jobs"`
 }
