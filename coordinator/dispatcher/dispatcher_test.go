@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/weirstream/weir/coordinator/registry"
 	"github.com/weirstream/weir/internal/api"
 	"github.com/weirstream/weir/internal/modinfo/modinfotest"
+	"github.com/weirstream/weir/wasmabi"
 )
 
 type env struct {
@@ -601,5 +603,57 @@ func TestRunClose(t *testing.T) {
 	}
 	if _, err := http.Get(d.URL() + "/v1/overview"); err == nil {
 		t.Error("still serving after Close")
+	}
+}
+
+// TestOpenAPISchemasMatchTypes checks that every schema of the document
+// has exactly the JSON fields of the Go type the API sends, so the
+// hand-written document cannot drift from internal/api.
+func TestOpenAPISchemasMatchTypes(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]json.RawMessage `json:"properties"`
+				Required   []string                   `json:"required"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	e := newEnv(t, nil)
+	if code := e.do(t, "GET", "/v1/openapi.json", "", nil, &doc); code != 200 {
+		t.Fatal(code)
+	}
+	types := map[string]any{
+		"Error": api.Error{}, "Problem": api.Problem{}, "SubmitRequest": api.SubmitRequest{}, "ModuleRef": api.ModuleRef{},
+		"JobStatus": api.JobStatus{}, "SubtaskStatus": api.SubtaskStatus{}, "SubtaskMetrics": api.SubtaskMetrics{},
+		"ChannelMetrics": api.ChannelMetrics{}, "WorkerStatus": api.WorkerStatus{}, "ModuleInfo": api.ModuleInfo{},
+		"Overview": api.Overview{}, "Operator": wasmabi.OperatorDesc{},
+	}
+	for name, v := range types {
+		s, ok := doc.Components.Schemas[name]
+		if !ok {
+			t.Errorf("no schema %s", name)
+			continue
+		}
+		var fields, props []string
+		rt := reflect.TypeOf(v)
+		for i := range rt.NumField() {
+			tag, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+			if tag != "" && tag != "-" {
+				fields = append(fields, tag)
+			}
+		}
+		for p := range s.Properties {
+			props = append(props, p)
+		}
+		sort.Strings(fields)
+		sort.Strings(props)
+		if !reflect.DeepEqual(fields, props) {
+			t.Errorf("schema %s has properties %v; the type %s has %v", name, props, rt, fields)
+		}
+		for _, r := range s.Required {
+			if _, ok := s.Properties[r]; !ok {
+				t.Errorf("schema %s requires %q, which it does not define", name, r)
+			}
+		}
 	}
 }
