@@ -15,6 +15,7 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/weirstream/weir/coordinator/jobspec"
+	"github.com/weirstream/weir/coordinator/registry"
 	"github.com/weirstream/weir/internal/api"
 	"github.com/weirstream/weir/internal/client"
 	"github.com/weirstream/weir/internal/modbuild"
@@ -298,9 +299,28 @@ Ctrl-C stops following, not the job (cancel it with ` + "`weir job cancel ID`" +
 	return cmd
 }
 
+// moduleUploader stores modules: the coordinator's API (*client.Client),
+// or the registry of a coordinator that starts with its own job
+// (registryUploader).
+type moduleUploader interface {
+	Upload(ctx context.Context, name, version string, wasm []byte) (api.ModuleInfo, bool, error)
+}
+
+// registryUploader uploads straight into a registry, for a coordinator
+// started with its job (application mode): a.submission with it, then
+// Dispatcher.Submit.
+type registryUploader struct {
+	reg    *registry.Registry
+	tenant string
+}
+
+func (u registryUploader) Upload(ctx context.Context, name, version string, wasm []byte) (api.ModuleInfo, bool, error) {
+	return u.reg.Put(ctx, u.tenant, name, version, wasm)
+}
+
 // submission reads a spec, uploads the modules it names by local path and
 // returns the request with the spec rewritten to name them NAME@VERSION.
-func (a *app) submission(ctx context.Context, c *client.Client, path string) (api.SubmitRequest, error) {
+func (a *app) submission(ctx context.Context, c moduleUploader, path string) (api.SubmitRequest, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return api.SubmitRequest{}, fmt.Errorf("reading job spec: %w", err)

@@ -2,21 +2,29 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 
+	"github.com/spf13/viper"
 	"github.com/weirstream/weir/coordinator/dispatcher"
 	"github.com/weirstream/weir/coordinator/dispatcher/dispatchertest"
 	"github.com/weirstream/weir/internal/api"
+	"github.com/weirstream/weir/internal/modinfo"
 	"github.com/weirstream/weir/internal/modinfo/modinfotest"
+	"github.com/weirstream/weir/wasmabi"
 )
 
 // cluster is a real Dispatcher over the fake Jobs, on a real port.
@@ -185,7 +193,7 @@ func TestJobSubmitFollow(t *testing.T) {
 
 func TestJobManage(t *testing.T) {
 	c := startCluster(t)
-	c.jobs.FinishAfter = 0
+	c.jobs.SetSteps(0, 0)
 	dir := t.TempDir()
 	writeWC(t, dir)
 	spec := strings.Replace(strings.Replace(clusterSpec, "  up: {{UP}}\n", "", 1), "module: up,", "module: wc,", 1)
@@ -221,7 +229,7 @@ func TestJobManage(t *testing.T) {
 	}
 	// A job that fails while followed ends the command with status 1 and
 	// the reason.
-	c.jobs.FailAfter = 2
+	c.jobs.SetSteps(0, 2)
 	r = c.weir(t, "job", "submit", path, "--poll", "5ms")
 	if r.code != 1 || !strings.Contains(r.stderr, "job job-0003 failed: subtask 0 failed: the module trapped") || !strings.Contains(r.stdout, "state     failed") {
 		t.Errorf("followed failure: %d\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -273,6 +281,41 @@ func TestClusterStatus(t *testing.T) {
 	}
 }
 
+// TestSubmitInProcess is application mode's path: the spec's modules go
+// straight into the coordinator's registry and the job to Dispatcher.Submit.
+func TestSubmitInProcess(t *testing.T) {
+	c := startCluster(t)
+	dir := t.TempDir()
+	_, wc := writeWC(t, dir)
+	spec := strings.Replace(strings.Replace(clusterSpec, "  up: {{UP}}\n", "", 1), "module: up,", "module: wc,", 1)
+	spec = strings.Replace(spec, "operator: upper", "operator: split", 1)
+	path := filepath.Join(dir, "job.yaml")
+	os.WriteFile(path, []byte(spec), 0o644)
+	var stderr bytes.Buffer
+	a := &app{stdout: io.Discard, stderr: &stderr, cfg: viper.New()}
+	a.cfg.Set("cache-dir", cacheDir)
+	a.cfg.Set("output", "text")
+	ctx := context.Background()
+	req, err := a.submission(ctx, registryUploader{c.d.Registry(), api.DefaultTenant}, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.d.Submit(ctx, api.DefaultTenant, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != api.StateCreated || st.Modules["wc"].Digest != hexSHA(wc) {
+		t.Errorf("status %+v", st)
+	}
+	// A bad spec comes back as an *api.Error with its problems.
+	req.Spec = strings.Replace(req.Spec, "operator: count", "operator: cnt", 1)
+	_, err = c.d.Submit(ctx, api.DefaultTenant, req)
+	var ae *api.Error
+	if !errors.As(err, &ae) || len(ae.Problems) != 1 || !strings.Contains(ae.Problems[0].Message, `no operator "cnt"`) {
+		t.Errorf("bad spec: %v", err)
+	}
+}
+
 func TestRewriteModules(t *testing.T) {
 	src := "name: j   # c\nmodules: {a: ./a.wasm, b: \"b c.wasm\", keep: x@1}\n# comment\nmodules2: z\n"
 	got, err := rewriteModules([]byte(src), map[string]string{"a": "j.a@sha256-1", "b": "j.b@v2"})
@@ -289,5 +332,36 @@ func TestRewriteModules(t *testing.T) {
 	}
 	if _, err := rewriteModules([]byte(src), map[string]string{"b": "j.b@1"}); err == nil {
 		t.Error("a block scalar path was rewritten")
+	}
+}
+
+// TestInspectAgreesWithRegistry checks the two describes — the worker's
+// host (weir module inspect) and the registry's sandbox (internal/modinfo)
+// — read the same operators and imports from a module.
+func TestInspectAgreesWithRegistry(t *testing.T) {
+	ops := modinfotest.Ops("a:map", "b:aggregate", "c:co_process")
+	ops[2].SideOutputs = []string{"late", "odd"}
+	b := modinfotest.Module(t, modinfotest.Options{Operators: ops, Imports: `(import "weir" "log" (func (param i32 i32 i32)))`})
+	path := filepath.Join(t.TempDir(), "m.wasm")
+	os.WriteFile(path, b, 0o644)
+	r := mustWeir(t, "module", "inspect", path, "-o", "json")
+	var inspected struct {
+		ABI       int                    `json:"abi"`
+		Operators []wasmabi.OperatorDesc `json:"operators"`
+		Imports   []string               `json:"imports"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &inspected); err != nil {
+		t.Fatal(err)
+	}
+	info, err := modinfo.Describe(context.Background(), b, modinfo.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(inspected.Imports)
+	if inspected.ABI != info.ABI || !reflect.DeepEqual(inspected.Operators, info.Operators) || !reflect.DeepEqual(inspected.Imports, info.Imports) {
+		t.Errorf("inspect: %+v\nmodinfo: %+v", inspected, info)
+	}
+	if !reflect.DeepEqual(info.Operators, ops) {
+		t.Errorf("operators %+v, want %+v", info.Operators, ops)
 	}
 }

@@ -84,9 +84,10 @@ var (
 
 // Defaults of Config.
 const (
-	DefaultAddr         = "127.0.0.1:8081"
-	DefaultMaxBodyBytes = 2*jobspec.MaxSpecBytes + 64<<10 // a spec, JSON-escaped
-	DefaultShutdownWait = 5 * time.Second
+	DefaultAddr              = "127.0.0.1:8081"
+	DefaultMaxBodyBytes      = 2*jobspec.MaxSpecBytes + 64<<10 // a spec, JSON-escaped
+	DefaultShutdownWait      = 5 * time.Second
+	DefaultConcurrentUploads = 4
 )
 
 // Config configures a Dispatcher.
@@ -101,6 +102,15 @@ type Config struct {
 	// MaxBodyBytes bounds JSON request bodies (default: twice the largest
 	// job spec, plus room).
 	MaxBodyBytes int64
+	// ConcurrentUploads bounds the module uploads read and checked at
+	// once (default 4); more wait their turn before their body is read,
+	// so memory stays under about ConcurrentUploads x MaxModuleBytes.
+	ConcurrentUploads int
+	// Internal, when set, serves every path under /internal/ on the same
+	// listener: room for the coordinator's own control traffic (worker
+	// registration, heartbeats) if it travels over HTTP. It is not part
+	// of the public API and not in the OpenAPI document.
+	Internal http.Handler
 	// Jobs and Workers are the job logic; both are required.
 	Jobs    Jobs
 	Workers Workers
@@ -133,6 +143,12 @@ func (c *Config) Validate() error {
 	if c.MaxBodyBytes < 0 {
 		return fmt.Errorf("dispatcher: negative body limit %d", c.MaxBodyBytes)
 	}
+	if c.ConcurrentUploads == 0 {
+		c.ConcurrentUploads = DefaultConcurrentUploads
+	}
+	if c.ConcurrentUploads < 0 {
+		return fmt.Errorf("dispatcher: negative upload concurrency %d", c.ConcurrentUploads)
+	}
 	if c.Version == "" {
 		c.Version = "dev"
 	}
@@ -154,6 +170,7 @@ type Dispatcher struct {
 	srv     *http.Server
 	handler http.Handler
 	routes  []route
+	uploads chan struct{} // a token per upload being read or checked
 
 	mu struct {
 		sync.Mutex
@@ -202,7 +219,7 @@ func NewHandler(cfg Config, reg *registry.Registry) (http.Handler, error) {
 }
 
 func newDispatcher(cfg Config, reg *registry.Registry) *Dispatcher {
-	d := &Dispatcher{cfg: cfg, reg: reg}
+	d := &Dispatcher{cfg: cfg, reg: reg, uploads: make(chan struct{}, cfg.ConcurrentUploads)}
 	d.routes = d.routeTable()
 	d.handler = d.mux()
 	return d

@@ -11,7 +11,9 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -22,6 +24,7 @@ import (
 	"github.com/weirstream/weir/coordinator/registry"
 	"github.com/weirstream/weir/internal/api"
 	"github.com/weirstream/weir/internal/modinfo/modinfotest"
+	"github.com/weirstream/weir/wasmabi"
 )
 
 type env struct {
@@ -318,12 +321,12 @@ func TestSubmitRefuses(t *testing.T) {
 		t.Errorf("%d refused specs reached Jobs.Submit", n)
 	}
 	// Jobs' own errors choose the status.
-	e.jobs.FailSubmit = fmt.Errorf("%w: the job needs 9 slots, the cluster has 6", dispatcher.ErrInvalid)
+	e.jobs.SetFailSubmit(fmt.Errorf("%w: the job needs 9 slots, the cluster has 6", dispatcher.ErrInvalid))
 	var ae api.Error
 	if code := e.do(t, "POST", "/v1/jobs", "application/json", submitBody(t, spec), &ae); code != 400 || !strings.Contains(ae.Message, "9 slots") {
 		t.Errorf("Jobs' ErrInvalid: %d %+v", code, ae)
 	}
-	e.jobs.FailSubmit = fmt.Errorf("%w: shutting down", dispatcher.ErrUnavailable)
+	e.jobs.SetFailSubmit(fmt.Errorf("%w: shutting down", dispatcher.ErrUnavailable))
 	if code := e.do(t, "POST", "/v1/jobs", "application/json", submitBody(t, spec), &ae); code != 503 {
 		t.Errorf("Jobs' ErrUnavailable: %d %+v", code, ae)
 	}
@@ -386,6 +389,85 @@ func FuzzSubmitBody(f *testing.F) {
 			t.Fatalf("not an api.Error: %s", rec.Body)
 		}
 	})
+}
+
+func FuzzUpload(f *testing.F) {
+	f.Add([]byte{0, 'a', 's', 'm', 1, 0, 0, 0}, "wc", "1.0")
+	f.Add([]byte("(module)"), "..", "1")
+	f.Add([]byte{0, 'a', 's', 'm', 1, 0, 0, 0, 1, 4, 1, 0x60, 0, 0}, "a", "b/c")
+	reg, err := registry.Open(registry.Config{Dir: f.TempDir()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	h, err := dispatcher.NewHandler(dispatcher.Config{Jobs: &dispatchertest.Jobs{}, Workers: dispatchertest.NewWorkers()}, reg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, name, version string) {
+		rec := httptest.NewRecorder()
+		q := url.Values{"name": {name}, "version": {version}}
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/modules?"+q.Encode(), bytes.NewReader(body)))
+		if rec.Code >= 500 {
+			t.Fatalf("status %d for %q as %q@%q: %s", rec.Code, body, name, version, rec.Body)
+		}
+	})
+}
+
+// TestUploadTurns checks that uploads beyond ConcurrentUploads wait for a
+// turn before their bodies are read.
+func TestUploadTurns(t *testing.T) {
+	reg, err := registry.Open(registry.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := dispatcher.NewHandler(dispatcher.Config{Jobs: &dispatchertest.Jobs{}, Workers: dispatchertest.NewWorkers(), ConcurrentUploads: 1}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	first := make(chan int)
+	go func() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/modules?name=a&version=1", pr))
+		first <- rec.Code
+	}()
+	// Once the handler reads the first byte, the first upload holds the turn.
+	if _, err := pw.Write([]byte{0}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/modules?name=b&version=1", strings.NewReader("x")).WithContext(ctx))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("second upload while the first holds the turn: %d %s", rec.Code, rec.Body)
+	}
+	pw.Write([]byte("asm"))
+	pw.Close()
+	if code := <-first; code != http.StatusBadRequest { // 4 bytes are not a module
+		t.Errorf("first upload: %d", code)
+	}
+	// The turn is free again.
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/modules?name=b&version=1", strings.NewReader("x")))
+	if rec.Code != http.StatusBadRequest {
+		t.Errorf("upload after the turn was freed: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestInternalMount(t *testing.T) {
+	e := newEnv(t, func(c *dispatcher.Config) {
+		c.Internal = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "internal "+r.URL.Path) })
+	})
+	resp, err := http.Get(e.srv.URL + "/internal/heartbeat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "internal /internal/heartbeat" {
+		t.Errorf("got %q", b)
+	}
 }
 
 func TestRoutingErrors(t *testing.T) {
@@ -521,5 +603,57 @@ func TestRunClose(t *testing.T) {
 	}
 	if _, err := http.Get(d.URL() + "/v1/overview"); err == nil {
 		t.Error("still serving after Close")
+	}
+}
+
+// TestOpenAPISchemasMatchTypes checks that every schema of the document
+// has exactly the JSON fields of the Go type the API sends, so the
+// hand-written document cannot drift from internal/api.
+func TestOpenAPISchemasMatchTypes(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]json.RawMessage `json:"properties"`
+				Required   []string                   `json:"required"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	e := newEnv(t, nil)
+	if code := e.do(t, "GET", "/v1/openapi.json", "", nil, &doc); code != 200 {
+		t.Fatal(code)
+	}
+	types := map[string]any{
+		"Error": api.Error{}, "Problem": api.Problem{}, "SubmitRequest": api.SubmitRequest{}, "ModuleRef": api.ModuleRef{},
+		"JobStatus": api.JobStatus{}, "SubtaskStatus": api.SubtaskStatus{}, "SubtaskMetrics": api.SubtaskMetrics{},
+		"ChannelMetrics": api.ChannelMetrics{}, "WorkerStatus": api.WorkerStatus{}, "ModuleInfo": api.ModuleInfo{},
+		"Overview": api.Overview{}, "Operator": wasmabi.OperatorDesc{},
+	}
+	for name, v := range types {
+		s, ok := doc.Components.Schemas[name]
+		if !ok {
+			t.Errorf("no schema %s", name)
+			continue
+		}
+		var fields, props []string
+		rt := reflect.TypeOf(v)
+		for i := range rt.NumField() {
+			tag, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+			if tag != "" && tag != "-" {
+				fields = append(fields, tag)
+			}
+		}
+		for p := range s.Properties {
+			props = append(props, p)
+		}
+		sort.Strings(fields)
+		sort.Strings(props)
+		if !reflect.DeepEqual(fields, props) {
+			t.Errorf("schema %s has properties %v; the type %s has %v", name, props, rt, fields)
+		}
+		for _, r := range s.Required {
+			if _, ok := s.Properties[r]; !ok {
+				t.Errorf("schema %s requires %q, which it does not define", name, r)
+			}
+		}
 	}
 }

@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"bytes"
+	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -92,6 +93,9 @@ func (d *Dispatcher) mux() http.Handler {
 			}
 			h(w, r)
 		})
+	}
+	if d.cfg.Internal != nil {
+		mux.Handle("/internal/", d.cfg.Internal)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, &api.Error{Message: fmt.Sprintf("no route %s %s; the routes are listed at GET /v1/openapi.json", r.Method, r.URL.Path)})
@@ -260,7 +264,7 @@ func (d *Dispatcher) overview(w http.ResponseWriter, r *http.Request) {
 	}
 	o := api.Overview{Version: d.cfg.Version, ABI: wasmabi.Version, Jobs: map[api.State]int{}, Modules: d.reg.Len(t), Control: d.cfg.ControlURL}
 	for _, wk := range workers {
-		if wk.State != "alive" {
+		if wk.State != api.WorkerAlive {
 			continue
 		}
 		o.Workers++
@@ -273,7 +277,7 @@ func (d *Dispatcher) overview(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, o)
 }
 
-// JobList is the body of GET /v1/jobs.
+// jobList is the body of GET /v1/jobs.
 type jobList struct {
 	Jobs []api.JobStatus `json:"jobs"`
 }
@@ -367,6 +371,18 @@ func (d *Dispatcher) submitJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, st)
+}
+
+// Submit validates and submits a job in-process, as POST /v1/jobs does:
+// for a coordinator that starts with its job (application mode). A
+// problem with the request is an *api.Error (with the spec's problems);
+// errors of Jobs.Submit are returned as they are.
+func (d *Dispatcher) Submit(ctx context.Context, tenant string, req api.SubmitRequest) (api.JobStatus, error) {
+	sub, apiErr := d.prepare(tenant, &req)
+	if apiErr != nil {
+		return api.JobStatus{}, apiErr
+	}
+	return d.cfg.Jobs.Submit(ctx, *sub)
 }
 
 // prepare validates a submission: the spec, its modules against the
@@ -464,6 +480,13 @@ func (d *Dispatcher) uploadModule(w http.ResponseWriter, r *http.Request) {
 	limit := d.reg.MaxModuleBytes()
 	if r.ContentLength > int64(limit) {
 		writeError(w, http.StatusRequestEntityTooLarge, &api.Error{Message: fmt.Sprintf("the module is %d bytes, more than the limit of %d", r.ContentLength, limit)})
+		return
+	}
+	select {
+	case d.uploads <- struct{}{}:
+		defer func() { <-d.uploads }()
+	case <-r.Context().Done():
+		writeError(w, http.StatusServiceUnavailable, &api.Error{Message: "gave up waiting for a turn to upload"})
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))

@@ -110,7 +110,8 @@ type ModuleRef struct {
 
 // SubtaskStatus is one parallel instance of a task (a chain of operators).
 type SubtaskStatus struct {
-	// Task is the task's name (its chained operators' uids joined by "+").
+	// Task is the task's name: the plan vertex's name, its chained
+	// nodes' uids joined by " -> ".
 	Task string `json:"task"`
 	// Index is the subtask's index, 0 to Parallelism-1.
 	Index       int    `json:"index"`
@@ -153,12 +154,18 @@ type ChannelMetrics struct {
 	Backlog int `json:"backlog"`
 }
 
+// Worker states.
+const (
+	WorkerAlive = "alive"
+	WorkerDead  = "dead" // missed its heartbeats; its slots are gone
+)
+
 // WorkerStatus is one worker: an element of GET /v1/workers.
 type WorkerStatus struct {
 	ID string `json:"id"`
 	// Address is where other workers reach its data plane.
 	Address string `json:"address"`
-	// State is "alive", or "dead" after missed heartbeats.
+	// State is WorkerAlive, or WorkerDead after missed heartbeats.
 	State         string    `json:"state"`
 	Slots         int       `json:"slots"`
 	SlotsUsed     int       `json:"slots_used"`

@@ -25,22 +25,20 @@ import (
 // DefaultURL is the coordinator a client talks to unless told otherwise.
 const DefaultURL = "http://127.0.0.1:8081"
 
-// Bounds on answers, so a misbehaving server cannot make the client
-// allocate without bound.
+// DefaultMaxModuleBytes bounds ModuleBytes answers by default, as the
+// coordinator bounds uploads.
+const DefaultMaxModuleBytes = 64 << 20
+
 const (
-	maxJSONBytes            = 64 << 20
-	DefaultMaxModuleBytes   = 64 << 20
-	defaultTimeout          = 5 * time.Minute // an upload of 64 MiB over a slow link
-	errorBodyPreview        = 512
-	userAgent               = "weir-client/1"
-	contentTypeJSON         = "application/json"
-	contentTypeWasm         = "application/wasm"
-	headerContentType       = "Content-Type"
-	headerAccept            = "Accept"
-	headerUserAgent         = "User-Agent"
-	jobsPath                = "/v1/jobs"
-	modulesPath             = "/v1/modules"
-	defaultCoordinatorHints = "is `weir coordinator` running there? (set --coordinator or WEIR_COORDINATOR)"
+	// maxJSONBytes bounds JSON answers, so a misbehaving server cannot
+	// make the client allocate without bound.
+	maxJSONBytes     = 64 << 20
+	defaultTimeout   = 5 * time.Minute // an upload of 64 MiB over a slow link
+	errorBodyPreview = 512
+	jobsPath         = "/v1/jobs"
+	modulesPath      = "/v1/modules"
+	contentTypeJSON  = "application/json"
+	unreachableHint  = "is `weir coordinator` running there? (set --coordinator or WEIR_COORDINATOR)"
 )
 
 // Options configure a Client.
@@ -142,16 +140,16 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		return nil, fmt.Errorf("client: %w", err)
 	}
 	if ctype != "" {
-		req.Header.Set(headerContentType, ctype)
+		req.Header.Set("Content-Type", ctype)
 	}
-	req.Header.Set(headerAccept, contentTypeJSON)
-	req.Header.Set(headerUserAgent, userAgent)
+	req.Header.Set("Accept", contentTypeJSON)
+	req.Header.Set("User-Agent", "weir-client/1")
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("%w at %s: %v; %s", ErrUnreachable, c.base, errors.Unwrap(err), defaultCoordinatorHints)
+		return nil, fmt.Errorf("%w at %s: %v; %s", ErrUnreachable, c.base, errors.Unwrap(err), unreachableHint)
 	}
 	return resp, nil
 }
@@ -234,7 +232,7 @@ func (c *Client) Workers(ctx context.Context) ([]api.WorkerStatus, error) {
 // whether it is new (false: the same bytes were there already).
 func (c *Client) Upload(ctx context.Context, name, version string, wasm []byte) (api.ModuleInfo, bool, error) {
 	var m api.ModuleInfo
-	status, err := c.do(ctx, "POST", modulesPath, url.Values{"name": {name}, "version": {version}}, contentTypeWasm, wasm, &m)
+	status, err := c.do(ctx, "POST", modulesPath, url.Values{"name": {name}, "version": {version}}, "application/wasm", wasm, &m)
 	return m, status == http.StatusCreated, err
 }
 

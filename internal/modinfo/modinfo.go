@@ -4,7 +4,7 @@
 // ABI contract (wasmabi.Imports), and instantiates the module once in a
 // fresh wazero runtime of its own (no filesystem, no network, fake clocks,
 // no host state) under a memory and a time limit, to run the version
-// handshake and the describe export.
+// handshake and the describe export, in wazero's interpreter.
 //
 // It exists so that the coordinator's module registry can validate uploads
 // without importing the worker's host (worker/wasmhost): the dependency
@@ -126,7 +126,7 @@ func Describe(ctx context.Context, wasm []byte, lim Limits) (*Info, error) {
 	d := &describer{}
 	info, err := d.run(ctx, wasm, lim)
 	if err != nil {
-		if ctx.Err() != nil && !errors.Is(err, ErrNotWasm) && !errors.Is(err, ErrABI) {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, ErrNotWasm) && !errors.Is(err, ErrABI) {
 			return nil, fmt.Errorf("%w: describing took more than %v (%v)", ErrLimit, lim.Timeout, err)
 		}
 		return nil, err
@@ -148,7 +148,12 @@ type hostError struct{ err error }
 func (h *hostError) Error() string { return h.err.Error() }
 
 func (d *describer) run(ctx context.Context, wasm []byte, lim Limits) (*Info, error) {
-	rc := wazero.NewRuntimeConfigCompiler().
+	// The interpreter, not the compiler: a describe runs a module once,
+	// and compiling a 2.4 MiB Go module to machine code costs several
+	// seconds where the interpreter's translation and the run together
+	// take about one (docs/RATIONALE.md, "Why does the registry describe
+	// modules in wazero's interpreter?").
+	rc := wazero.NewRuntimeConfigInterpreter().
 		WithMemoryLimitPages(lim.MemoryPages).
 		WithCloseOnContextDone(true)
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)

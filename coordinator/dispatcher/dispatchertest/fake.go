@@ -22,7 +22,8 @@ import (
 // finishes. Cancel and Stop end it at once.
 type Jobs struct {
 	// FinishAfter is the number of Gets after which a job finishes; 0
-	// means never (it runs until canceled or stopped).
+	// means never (it runs until canceled or stopped). Set it before use,
+	// or with SetSteps.
 	FinishAfter int
 	// FailAfter is the number of Gets after which a job fails (when it
 	// comes before FinishAfter); 0 means never.
@@ -54,6 +55,20 @@ func (f *Jobs) now() time.Time {
 	return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 }
 
+// SetSteps changes FinishAfter and FailAfter while the fake is in use.
+func (f *Jobs) SetSteps(finishAfter, failAfter int) {
+	f.mu.Lock()
+	f.FinishAfter, f.FailAfter = finishAfter, failAfter
+	f.mu.Unlock()
+}
+
+// SetFailSubmit changes FailSubmit while the fake is in use.
+func (f *Jobs) SetFailSubmit(err error) {
+	f.mu.Lock()
+	f.FailSubmit = err
+	f.mu.Unlock()
+}
+
 // Submissions returns what Submit was given, in order.
 func (f *Jobs) Submissions() []dispatcher.Submission {
 	f.mu.Lock()
@@ -63,11 +78,11 @@ func (f *Jobs) Submissions() []dispatcher.Submission {
 
 // Submit implements dispatcher.Jobs: one subtask per plan subtask.
 func (f *Jobs) Submit(_ context.Context, s dispatcher.Submission) (api.JobStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.FailSubmit != nil {
 		return api.JobStatus{}, f.FailSubmit
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.mu.jobs == nil {
 		f.mu.jobs = map[string]*job{}
 	}
