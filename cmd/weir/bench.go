@@ -102,6 +102,7 @@ Examples:
 				Native:      a.cfg.GetBool("native"),
 				Impls:       splitList(a.cfg.GetString("impl")),
 				RustDir:     a.cfg.GetString("rust-dir"),
+				Workers:     a.cfg.GetInt("workers"),
 				Runtime:     rc,
 				CacheDir:    a.cfg.GetString("cache-dir"),
 				Progress:    progress,
@@ -125,6 +126,7 @@ Examples:
 	nf.Bool("native", false, "also run each query with natively linked operators (--impl go,native)")
 	nf.String("impl", "", "implementations to run side by side, comma-separated: go, rust, native (default go, or go,native with --native)")
 	nf.String("rust-dir", "", "folder of the Rust operators for --impl rust (default <spec-dir>/rust)")
+	nf.Int("workers", 0, "also run each query on a coordinator and this many worker processes (one slot each, parallelism = workers)")
 	nf.String("spec-dir", "examples/nexmark", "folder of the qN.yaml job specs")
 	nf.String("cpuprofile", "", "write a CPU profile (go tool pprof) of the runs to this file")
 	addLimitFlags(nexmark)

@@ -41,6 +41,9 @@ type NexmarkOptions struct {
 	Runtime  wasmhost.Config
 	CacheDir string
 	Progress io.Writer
+	// Workers, when positive, also runs each query on a coordinator and
+	// that many worker processes (weir bench nexmark --workers N).
+	Workers int
 }
 
 // NexmarkRow is one run of one query.
@@ -106,6 +109,14 @@ func Nexmark(ctx context.Context, o NexmarkOptions) (*NexmarkReport, error) {
 			row, err := nexmarkRun(ctx, path, q, mode, o)
 			if err != nil {
 				return nil, fmt.Errorf("bench nexmark: %s (%s): %w", q, mode, err)
+			}
+			rep.Rows = append(rep.Rows, *row)
+		}
+		if o.Workers > 0 {
+			fmt.Fprintf(o.Progress, "%s on %d workers: %d events...\n", q, o.Workers, o.Events)
+			row, err := nexmarkCluster(ctx, path, q, o)
+			if err != nil {
+				return nil, fmt.Errorf("bench nexmark: %s on %d workers: %w", q, o.Workers, err)
 			}
 			rep.Rows = append(rep.Rows, *row)
 		}
@@ -235,20 +246,32 @@ func (r *NexmarkReport) WriteTable(w io.Writer) {
 	fmt.Fprintln(w, "events/s per core = events / (user+sys CPU seconds of the process, generator included)")
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "query\timpl\tbackend\tevents\toutputs\tseconds\tevents/s\tevents/s/core\tpeak RSS MiB\tp99 latency ms\t/native\t")
-	native := map[string]float64{}
+	fmt.Fprintln(tw, "query\timpl\tbackend\tevents\toutputs\tseconds\tevents/s\tevents/s/core\tpeak RSS MiB\tp99 latency ms\t/native\t/embedded go\t")
+	native, embedded := map[string]float64{}, map[string]float64{}
 	for _, row := range r.Rows {
-		if row.Mode == "native" {
+		switch row.Mode {
+		case "native":
 			native[row.Query] = row.EventsPerCoreSec
+		case "go":
+			embedded[row.Query] = row.EventsPerCoreSec
 		}
 	}
-	for _, row := range r.Rows {
-		ratio := "-"
-		if n, ok := native[row.Query]; ok && row.Mode != "native" && n > 0 {
-			ratio = fmt.Sprintf("%.2f", row.EventsPerCoreSec/n)
+	ratio := func(of float64, to map[string]float64, q string) string {
+		if n, ok := to[q]; ok && n > 0 {
+			return fmt.Sprintf("%.2f", of/n)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.2f\t%s\t%s\t%.0f\t%.1f\t%s\t\n", row.Query, row.Mode, row.Backend, row.Events, row.Outputs, row.Seconds,
-			humanRate(row.EventsPerSec), humanRate(row.EventsPerCoreSec), row.PeakRSSMiB, row.P99LatencyMs, ratio)
+		return "-"
+	}
+	for _, row := range r.Rows {
+		toNative, toEmbedded := "-", "-"
+		if row.Mode != "native" {
+			toNative = ratio(row.EventsPerCoreSec, native, row.Query)
+		}
+		if strings.Contains(row.Mode, "workers") {
+			toEmbedded = ratio(row.EventsPerCoreSec, embedded, row.Query)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.2f\t%s\t%s\t%.0f\t%.1f\t%s\t%s\t\n", row.Query, row.Mode, row.Backend, row.Events, row.Outputs, row.Seconds,
+			humanRate(row.EventsPerSec), humanRate(row.EventsPerCoreSec), row.PeakRSSMiB, row.P99LatencyMs, toNative, toEmbedded)
 	}
 	tw.Flush()
 }
