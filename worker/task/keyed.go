@@ -8,6 +8,7 @@ import (
 	"github.com/weirstream/weir/internal/keygroup"
 	"github.com/weirstream/weir/wasmabi"
 	"github.com/weirstream/weir/worker/state"
+	"github.com/weirstream/weir/worker/wasmhost"
 )
 
 // services is what one operator subtask reaches on the host: keyed state in
@@ -126,6 +127,10 @@ func (s *services) Timer(op wasmabi.TimerOp, domain wasmabi.TimeDomain, ts int64
 	}
 	t := timer{ts: ts, key: string(key)}
 	if op == wasmabi.TimerRegister {
+		if held := s.event.bytes + s.proc.bytes; held+timerBytes(len(key)) > MaxTimerBytes {
+			return fmt.Errorf("%w: the timers of operator %s subtask %d hold %d MiB (%d timers), the most an operator subtask may; delete timers that are no longer needed, or coalesce them (one per key and minute, say)",
+				wasmhost.ErrHostLimit, s.n.spec.UID, s.n.t.index, held>>20, s.event.len()+s.proc.len())
+		}
 		q.add(t)
 	} else {
 		q.remove(t)
@@ -143,7 +148,7 @@ func (s *services) Log(level int, msg string) {
 	case wasmabi.LogError:
 		l = slog.LevelError
 	}
-	s.n.t.run.log.Log(s.n.t.ctx, l, msg, "operator", s.n.spec.UID, "subtask", s.n.t.index)
+	s.n.t.run.logLine(s.n.spec.UID, s.n.t.index, l, msg)
 }
 
 func (s *services) Counter(name string, delta int64) {

@@ -16,7 +16,6 @@ import (
 	"github.com/weirstream/weir/internal/keygroup"
 	"github.com/weirstream/weir/wasmabi"
 	"github.com/weirstream/weir/worker/connector"
-	"github.com/weirstream/weir/worker/wasmhost"
 )
 
 // Defaults of Job's buffer settings.
@@ -42,6 +41,7 @@ type Run struct {
 	job      *Job
 	log      *slog.Logger
 	counters counterSet
+	logs     logBook // module logs per operator subtask (logs.go)
 	subtasks []*subtask
 	nodes    map[string]*NodeMetrics
 
@@ -65,6 +65,7 @@ type NodeMetrics struct {
 	In, Out     atomic.Int64
 	// Dropped counts late records a window dropped.
 	Dropped atomic.Int64
+	usage   usageMeters // of the operator's instances (usage.go)
 }
 
 // subtask is one parallel instance of a vertex.
@@ -387,11 +388,12 @@ func (n *node) open() error {
 		keyed := kind.Keyed() || kind == wasmabi.KindAggregate
 		n.svc = newServices(n, keyed)
 		if n.op, err = n.spec.New(n.t.ctx, n.t.index, n.svc); err != nil {
-			return fmt.Errorf("%s subtask %d: %w", n.spec.UID, n.t.index, err)
+			return n.annotate(err)
 		}
 		n.direct, _ = n.op.(directOperator)
+		n.meter()
 		if err = n.op.Open(n.spec.Params); err != nil {
-			return fmt.Errorf("%s subtask %d: open: %w", n.spec.UID, n.t.index, err)
+			return n.annotate(err)
 		}
 		if kind == wasmabi.KindAggregate {
 			n.win, err = newWindowOp(n, n.svc)
@@ -710,7 +712,7 @@ func (n *node) invoke(method wasmabi.Method, entries []byte, count int, input in
 	if n.direct != nil {
 		b, err := n.direct.Input(size)
 		if err != nil {
-			return nil, err
+			return nil, n.annotate(err)
 		}
 		buf = b
 	} else {
@@ -721,74 +723,15 @@ func (n *node) invoke(method wasmabi.Method, entries []byte, count int, input in
 	if input != 0 {
 		setPorts(buf[wasmabi.BatchHeaderSize:], uint16(input))
 	}
+	var out []byte
+	var err error
 	if n.direct != nil {
-		return n.direct.Invoke(method, size)
+		out, err = n.direct.Invoke(method, size)
+	} else {
+		n.scratch = buf
+		out, err = n.op.Call(method, buf)
 	}
-	n.scratch = buf
-	return n.op.Call(method, buf)
-}
-
-// recordError applies the node's error policy to a failed batch.
-func (n *node) recordError(err error, input int, entries []byte, count int) error {
-	var werr *wasmhost.Error
-	idx := -1
-	if errors.As(err, &werr) {
-		idx = werr.Record
-	}
-	where := fmt.Sprintf("operator %s, subtask %d", n.spec.UID, n.t.index)
-	kind := n.spec.Desc.Kind
-	// The planner allows skip and divert on stateless kinds only; one that
-	// declared operator state is not stateless either, as running the
-	// records before the failing one again would change it twice.
-	withState := n.svc != nil && len(n.svc.ids) > 0
-	stateless := kind.Stateless() && !withState
-	if n.spec.OnError == OnErrorFail || n.spec.OnError == "" || idx < 0 || idx >= count || !stateless || (werr != nil && werr.Poisoning()) {
-		if !stateless && n.spec.OnError != OnErrorFail && n.spec.OnError != "" {
-			why := fmt.Sprintf("a %s fails", kind)
-			if withState {
-				why = "an operator with operator state fails"
-			}
-			where += fmt.Sprintf(" (on_error: %s applies to map, filter and flat_map operators without state only; %s)", n.spec.OnError, why)
-		}
-		if idx >= 0 && idx < count {
-			return fmt.Errorf("%s: record %d of the subtask's input: %w", where, n.seen-int64(count)+int64(idx), err)
-		}
-		return fmt.Errorf("%s: %w", where, err)
-	}
-	// Skip or divert the failing record, and run the rest again: the
-	// operator is stateless, so its output for the records before it is
-	// the same the second time.
-	off := 0
-	for range idx {
-		off += entrySize(entries[off:])
-	}
-	bad := entries[off : off+entrySize(entries[off:])]
-	if n.spec.OnError == OnErrorDivert {
-		if p := n.portOf("errors"); p > 0 {
-			if err := n.deliver(p, bad, 1); err != nil {
-				return err
-			}
-		}
-	}
-	n.t.run.counters.add(n.spec.UID+".records_failed", 1)
-	n.t.run.log.Warn("record failed", "operator", n.spec.UID, "subtask", n.t.index, "error", err, "policy", string(n.spec.OnError))
-	if idx > 0 {
-		if err := n.receivePart(input, entries[:off], idx); err != nil {
-			return err
-		}
-	}
-	if rest := entries[off+len(bad):]; len(rest) > 0 {
-		return n.receivePart(input, rest, count-idx-1)
-	}
-	return nil
-}
-
-func (n *node) receivePart(input int, entries []byte, count int) error {
-	out, err := n.invoke(wasmabi.MethodProcess, entries, count, input)
-	if err != nil {
-		return n.recordError(err, input, entries, count)
-	}
-	return n.route(out)
+	return n.checked(method, entries, count, out, err)
 }
 
 func (n *node) portOf(name string) int {
@@ -957,7 +900,7 @@ func (n *node) fireTimers(q *timerQueue, domain wasmabi.TimeDomain, ts int64) er
 			n.timerIn = in
 			out, err := n.invoke(wasmabi.MethodTimers, in, len(batch), 0)
 			if err != nil {
-				return fmt.Errorf("operator %s, subtask %d: on_timer: %w", n.spec.UID, n.t.index, err)
+				return err
 			}
 			if err := n.route(out); err != nil {
 				return err
@@ -987,7 +930,7 @@ func (n *node) finish() error {
 		}
 		out, err := n.invoke(wasmabi.MethodFinish, nil, 0, 0)
 		if err != nil {
-			return fmt.Errorf("operator %s, subtask %d: finish: %w", n.spec.UID, n.t.index, err)
+			return err
 		}
 		if err := n.route(out); err != nil {
 			return err

@@ -25,9 +25,19 @@ type timerID struct {
 // timer twice a no-op. Timers live in memory; checkpointing them is the
 // checkpoint layer's job.
 type timerQueue struct {
-	h   timerHeap
-	set map[timerID]struct{}
+	h     timerHeap
+	set   map[timerID]struct{}
+	bytes int64 // what the live timers hold, by timerBytes
 }
+
+// MaxTimerBytes caps the memory the timers an operator subtask's module
+// registers may hold (both time domains, by timerBytes), so a module cannot
+// grow the host without bound by registering timers.
+const MaxTimerBytes = 16 << 20
+
+// timerBytes is what one timer with a key of n bytes holds: the key, its
+// heap entry and its set entry.
+func timerBytes(n int) int64 { return int64(2*n) + 160 }
 
 func newTimerQueue() *timerQueue { return &timerQueue{set: map[timerID]struct{}{}} }
 
@@ -37,11 +47,31 @@ func (q *timerQueue) add(t timer) {
 		return
 	}
 	q.set[id] = struct{}{}
+	q.bytes += timerBytes(len(t.key))
 	heap.Push(&q.h, t)
 }
 
 // remove deletes a timer; the heap entry is dropped lazily when it comes up.
-func (q *timerQueue) remove(t timer) { delete(q.set, timerID(t)) }
+func (q *timerQueue) remove(t timer) {
+	if _, ok := q.set[timerID(t)]; ok {
+		delete(q.set, timerID(t))
+		q.bytes -= timerBytes(len(t.key))
+	}
+	// Deleted timers leave their heap entries behind until they come up;
+	// compact when they outnumber the live ones, so register-and-delete
+	// cannot grow the heap past the bytes the cap counts.
+	if len(q.h) > 2*len(q.set)+1024 {
+		live := q.h[:0]
+		for _, e := range q.h {
+			if _, ok := q.set[timerID(e)]; ok {
+				live = append(live, e)
+			}
+		}
+		clear(q.h[len(live):])
+		q.h = live
+		heap.Init(&q.h)
+	}
+}
 
 // next returns the earliest live timer without removing it.
 func (q *timerQueue) next() (timer, bool) {
@@ -65,6 +95,7 @@ func (q *timerQueue) popDue(ts int64, dst []timer) []timer {
 		}
 		heap.Pop(&q.h)
 		delete(q.set, timerID(t))
+		q.bytes -= timerBytes(len(t.key))
 		dst = append(dst, t)
 	}
 }

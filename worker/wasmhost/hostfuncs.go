@@ -2,6 +2,7 @@ package wasmhost
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/tetratelabs/wazero"
@@ -92,11 +93,15 @@ func hostFail(inst *Instance, stack []uint64) {
 
 func hostLog(inst *Instance, stack []uint64) {
 	inst.logs++
-	if inst.logs > maxLogsCall || inst.svc == nil {
-		return // dropped: logging is not a channel for bulk data
+	if inst.svc == nil {
+		return
+	}
+	if inst.logs > maxLogsCall {
+		inst.logsDropped++ // logging is not a channel for bulk data
+		return
 	}
 	n := min(uint32(stack[2]), maxLogLine)
-	inst.svc.Log(int(int32(stack[0])), string(inst.read("log", stack[1], uint64(n))))
+	inst.svc.Log(int(int32(stack[0])), Printable(string(inst.read("log", stack[1], uint64(n)))))
 }
 
 func hostCounter(inst *Instance, stack []uint64) {
@@ -104,9 +109,19 @@ func hostCounter(inst *Instance, stack []uint64) {
 		abort("counter name of %d bytes, more than %d", uint32(stack[1]), maxNameBytes)
 	}
 	name := inst.read("counter", stack[0], stack[1])
-	if inst.svc != nil {
-		inst.svc.Counter(string(name), int64(stack[2]))
+	if inst.svc == nil {
+		return
 	}
+	if _, ok := inst.counterSet[string(name)]; !ok {
+		if len(inst.counterSet) >= MaxCounters {
+			panic(&hostPanic{fmt.Errorf("%w: counter %q would be the operator's %d-th distinct counter name; at most %d are kept (put variable parts in records, not in counter names)", ErrHostLimit, Printable(string(name)), MaxCounters+1, MaxCounters)})
+		}
+		if inst.counterSet == nil {
+			inst.counterSet = make(map[string]struct{})
+		}
+		inst.counterSet[string(name)] = struct{}{}
+	}
+	inst.svc.Counter(string(name), int64(stack[2]))
 }
 
 func (inst *Instance) services(what string) Services {
@@ -182,6 +197,9 @@ func hostTimer(inst *Instance, stack []uint64) {
 	}
 	key := inst.read("timer key", stack[3], stack[4])
 	if err := svc.Timer(op, domain, int64(stack[2]), key); err != nil {
+		if errors.Is(err, ErrHostLimit) {
+			panic(&hostPanic{err})
+		}
 		abort("timer: %v", err)
 	}
 }

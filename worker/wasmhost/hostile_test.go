@@ -150,7 +150,7 @@ func TestHostileModules(t *testing.T) {
 		{name: "malformed output", opts: watOpts{call: `(call $output (i32.const 1024) (i32.const 30)) (i32.const 0)`}, callErr: ErrBadOutput, want: "entry 0"},
 		{name: "output outside memory", opts: watOpts{call: `(call $output (i32.const 131000) (i32.const 1000)) (i32.const 0)`}, callErr: ErrHostCall, want: "outside the module's memory"},
 		{name: "output limit", opts: watOpts{call: `(loop $l (call $output (i32.const 0) (i32.const 65536)) (br $l)) (i32.const 0)`}, callErr: ErrOutputLimit, want: "1048576 bytes"},
-		{name: "operator error", opts: watOpts{call: `(call $fail (i32.const 2048) (i32.const 28)) (i32.const 1)`}, callErr: ErrOperator, want: "record 2 of the batch: wasmhost: operator failed: amount is negative"},
+		{name: "operator error", opts: watOpts{call: `(call $fail (i32.const 2048) (i32.const 28)) (i32.const 1)`}, callErr: ErrOperator, want: "process, record 2 of the batch: operator failed: amount is negative"},
 		{name: "unknown import", opts: watOpts{imports: `(import "env" "socket" (func (param i32) (result i32)))`}, loadErr: ErrImport, want: "env.socket"},
 		{name: "unknown weir import", opts: watOpts{imports: `(import "weir" "teleport" (func))`}, loadErr: ErrImport, want: "weir.teleport is not a weir ABI v1 function"},
 		{name: "wrong signature", opts: watOpts{imports: `(import "weir" "log" (func (param i64)))`}, loadErr: ErrImport, want: "wrong signature"},

@@ -8,9 +8,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/weirstream/weir/wasmabi"
@@ -28,26 +30,37 @@ type Instance struct {
 	svc    Services
 	desc   *wasmabi.Descriptor // set by handshake
 
-	wasm   api.Module
-	mem    api.Memory
-	fnCall api.Function
-	fnBuf  api.Function
-	ctx    context.Context
-	cancel context.CancelFunc
-	stop   api.MutableGlobal // the instrumented interrupt flag, if any
-	stack  [3]uint64
+	wasm       api.Module
+	mem        api.Memory
+	fnCall     api.Function
+	fnBuf      api.Function
+	ctx        context.Context
+	cancel     context.CancelFunc
+	caller     context.Context // the context the instance was made with
+	stopAfter  func() bool     // unregisters the stop on the caller's context
+	stack      [3]uint64
+	callStart  time.Time
+	meter      *Meter
+	reserved   int64 // bytes reserved from the budget
+	counterSet map[string]struct{}
+
+	stopMu      sync.Mutex
+	stop        api.MutableGlobal // the instrumented interrupt flag, if any; under stopMu
+	interrupted bool              // under stopMu
 
 	inPtr, inCap uint32
 
 	started  atomic.Int64 // the runtime's tick when the current call began; 0 when idle
 	timedOut atomic.Bool
+	canceled atomic.Bool // the caller's context ended
 
 	// Per call, written by the host functions.
-	method  wasmabi.Method
-	out     []byte
-	failMsg string
-	hostErr error
-	logs    int
+	method      wasmabi.Method
+	out         []byte
+	failMsg     string
+	hostErr     error
+	logs        int
+	logsDropped int
 
 	stderr tailBuffer
 	dead   error // set once the instance can no longer be used
@@ -71,39 +84,90 @@ func (m *Module) Instantiate(ctx context.Context, operator string, svc Services)
 }
 
 func (m *Module) instantiate(ctx context.Context, svc Services) (*Instance, error) {
-	inst := &Instance{mod: m, op: -1, svc: svc}
-	inst.ctx, inst.cancel = context.WithCancel(context.WithValue(context.Background(), instanceKey{}, inst))
+	inst := &Instance{mod: m, op: -1, svc: svc, meter: &Meter{}}
+	worst := m.rt.cfg.Limits.InstanceWorstCase()
+	if err := m.rt.cfg.Budget.Reserve(worst, "an instance of "+m.name); err != nil {
+		return nil, &Error{Module: m.name, Method: "instantiate", Record: -1, Err: err}
+	}
+	inst.reserved = worst
+	m.rt.cfg.Budget.count(1, 0)
+	inst.meter.worst.Store(worst)
+	inst.meter.host.Store(hostFixedBytes)
+	base := context.WithValue(context.Background(), instanceKey{}, inst)
+	if memoryAllocator != nil {
+		base = experimental.WithMemoryAllocator(base, memoryAllocator)
+	}
+	inst.ctx, inst.cancel = context.WithCancel(base)
+	// Ending the caller's context (Ctrl-C, a cancelled or failed job) stops
+	// a running call at its next loop check, not at the time limit.
+	inst.caller = ctx
+	inst.stopAfter = context.AfterFunc(ctx, func() { inst.interrupt(false) })
 	cfg := wazero.NewModuleConfig().
 		WithName(""). // anonymous: many instances of one module may live in one runtime
 		WithStderr(&inst.stderr).
 		WithStdout(&inst.stderr).
 		WithStartFunctions()
 	if err := m.rt.track(inst); err != nil {
+		inst.release()
 		return nil, &Error{Module: m.name, Method: "instantiate", Record: -1, Err: err}
 	}
-	inst.begin() // _initialize runs under the time limit too
+	stage := "instantiate"
+	inst.begin() // the start function and _initialize run under the time limit too
 	wm, err := m.rt.rt.InstantiateModule(inst.ctx, m.compiled, cfg)
 	if err == nil {
-		inst.stop, _ = wm.ExportedGlobal(InterruptExport).(api.MutableGlobal)
-		if m.initFunc {
+		inst.wasm = wm
+		inst.mem = wm.Memory()
+		stop, _ := wm.ExportedGlobal(InterruptExport).(api.MutableGlobal)
+		inst.stopMu.Lock()
+		inst.stop = stop
+		if inst.interrupted && stop != nil {
+			stop.Set(1)
+		}
+		inst.stopMu.Unlock()
+		if m.startFunc {
+			stage = "start function"
+			_, err = wm.ExportedFunction(StartExport).Call(inst.ctx)
+		}
+		if err == nil && m.initFunc {
+			stage = "_initialize"
 			_, err = wm.ExportedFunction("_initialize").Call(inst.ctx)
 		}
 	}
 	inst.end()
-	if err != nil {
-		m.rt.untrack(inst)
-		inst.cancel()
-		if wm != nil {
-			wm.Close(context.Background())
-		}
-		return nil, inst.classify("instantiate", err)
+	if err == nil && (inst.timedOut.Load() || inst.canceled.Load()) {
+		err = ErrTimeout // finished, but past the limit or after the cancel
 	}
-	inst.wasm = wm
-	inst.mem = wm.Memory()
+	if err != nil {
+		err = inst.classify(stage, err)
+		inst.dead = err
+		inst.Close()
+		return nil, err
+	}
 	inst.fnCall = wm.ExportedFunction(wasmabi.ExportCall)
 	inst.fnBuf = wm.ExportedFunction(wasmabi.ExportBuffer)
 	return inst, nil
 }
+
+// release gives back what instantiate reserved.
+func (inst *Instance) release() {
+	if inst.stopAfter != nil {
+		inst.stopAfter()
+	}
+	if inst.cancel != nil {
+		inst.cancel()
+	}
+	if inst.reserved > 0 {
+		inst.mod.rt.cfg.Budget.Release(inst.reserved)
+		inst.mod.rt.cfg.Budget.count(-1, 0)
+		inst.reserved = 0
+	}
+}
+
+// Meter is the instance's usage meter, readable from any goroutine.
+func (inst *Instance) Meter() *Meter { return inst.meter }
+
+// Usage is what the instance has used so far.
+func (inst *Instance) Usage() Usage { return inst.meter.Usage() }
 
 // handshake checks the module's ABI version and reads its descriptor.
 func (inst *Instance) handshake() error {
@@ -143,17 +207,47 @@ func (inst *Instance) callRaw(name string) (uint64, error) {
 // begin and end bracket every call into the module, for the watchdog. They
 // read the runtime's tick counter rather than the clock, which costs tens of
 // nanoseconds per call on some virtual machines.
-func (inst *Instance) begin() { inst.started.Store(inst.mod.rt.ticks.Load()) }
-func (inst *Instance) end()   { inst.started.Store(0) }
+//
+// They also meter the call: its time (one clock read each, per batch, not
+// per record), and the instance's memory after it.
+func (inst *Instance) begin() {
+	inst.callStart = time.Now()
+	inst.started.Store(inst.mod.rt.ticks.Load())
+}
+
+func (inst *Instance) end() {
+	inst.started.Store(0)
+	m := inst.meter
+	m.cpu.Add(int64(time.Since(inst.callStart)))
+	m.calls.Add(1)
+	if inst.mem != nil {
+		size := int64(inst.mem.Size())
+		m.mem.Store(size)
+		if size > m.peak.Load() {
+			m.peak.Store(size)
+		}
+	}
+	if h := int64(cap(inst.out)) + hostFixedBytes; h != m.host.Load() {
+		m.host.Store(h)
+	}
+}
 
 // interrupt stops the instance's current call: the instrumented loop check
 // traps at the next iteration (or wazero closes the module, with
-// Config.WazeroInterrupt). Called by the watchdog goroutine.
-func (inst *Instance) interrupt() {
-	inst.timedOut.Store(true)
+// Config.WazeroInterrupt). Called by the watchdog goroutine (timeout) or
+// when the caller's context ends.
+func (inst *Instance) interrupt(timeout bool) {
+	if timeout {
+		inst.timedOut.Store(true)
+	} else {
+		inst.canceled.Store(true)
+	}
+	inst.stopMu.Lock()
+	inst.interrupted = true
 	if inst.stop != nil {
 		inst.stop.Set(1)
 	}
+	inst.stopMu.Unlock()
 	inst.cancel()
 }
 
@@ -203,16 +297,19 @@ func (inst *Instance) Invoke(method wasmabi.Method, n int) ([]byte, error) {
 	}
 	inst.method = method
 	inst.out = inst.out[:0]
-	inst.failMsg, inst.hostErr, inst.logs = "", nil, 0
+	inst.failMsg, inst.hostErr, inst.logs, inst.logsDropped = "", nil, 0, 0
 	inst.stack = [3]uint64{uint64(inst.op), uint64(method), uint64(n)}
 	inst.begin()
 	err := inst.fnCall.CallWithStack(inst.ctx, inst.stack[:])
 	inst.end()
-	if err == nil && inst.timedOut.Load() {
-		err = ErrTimeout // finished, but past the limit: the flag is set now
+	if err == nil && (inst.timedOut.Load() || inst.canceled.Load()) {
+		err = ErrTimeout // finished, but past the limit or after a cancel: the flag is set now
 	}
 	if err != nil {
 		return nil, inst.poison(inst.classify(method.String(), err))
+	}
+	if inst.logsDropped > 0 && inst.svc != nil {
+		inst.svc.Log(wasmabi.LogWarn, fmt.Sprintf("(%d more log lines of this %s call dropped: at most %d per call)", inst.logsDropped, method, maxLogsCall))
 	}
 	if inst.stack[0] != wasmabi.CallOK {
 		return nil, inst.operatorError(method)
@@ -233,10 +330,20 @@ func (inst *Instance) Call(method wasmabi.Method, in []byte) ([]byte, error) {
 	return inst.Invoke(method, len(in))
 }
 
-// Open runs MethodOpen with the operator's parameters.
+// Open runs MethodOpen with the operator's parameters. Open may declare
+// state, log and count, but not emit: there is no input to answer yet and
+// no watermark, so records emitted during open are refused with
+// ErrContract rather than dropped or sent before the stream starts.
 func (inst *Instance) Open(params []byte) error {
-	_, err := inst.Call(wasmabi.MethodOpen, params)
-	return err
+	out, err := inst.Call(wasmabi.MethodOpen, params)
+	if err != nil {
+		return err
+	}
+	if len(out) > 0 {
+		n, _ := wasmabi.ScanEntries(out, recordsAndWatermarks, uint16(len(inst.opDesc.SideOutputs)))
+		return inst.poison(inst.fail("open", fmt.Errorf("%w: open emitted %d entries; emit records from process, timers or finish", ErrContract, n)))
+	}
+	return nil
 }
 
 // operatorError turns a failed weir_call into an *Error, reading a leading
@@ -275,6 +382,8 @@ func (inst *Instance) classify(method string, err error) error {
 	switch {
 	case errors.As(err, &herr):
 		err = herr.err
+	case inst.canceled.Load():
+		err = fmt.Errorf("%w: %w", ErrCanceled, context.Cause(inst.caller))
 	case inst.timedOut.Load():
 		err = fmt.Errorf("%w of %v", ErrTimeout, inst.mod.rt.cfg.Limits.CallTimeout)
 	case errors.As(err, &exit):
@@ -344,7 +453,10 @@ func (inst *Instance) Close() error {
 		inst.dead = &Error{Module: inst.mod.name, Operator: inst.opName(), Method: "call", Record: -1, Err: ErrClosed}
 	}
 	inst.mod.rt.untrack(inst)
-	inst.cancel()
+	inst.release()
+	inst.meter.mem.Store(0)
+	inst.meter.host.Store(0)
+	inst.meter.worst.Store(0)
 	if inst.wasm != nil {
 		return inst.wasm.Close(context.Background())
 	}

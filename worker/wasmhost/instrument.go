@@ -10,6 +10,12 @@ import (
 // iteration.
 const InterruptExport = "weir_interrupt"
 
+// StartExport is the name instrument exports a module's start function
+// under, after removing the start section: the host calls it right after
+// instantiation, under the time limit, instead of wazero calling it inside
+// instantiation where the interrupt flag cannot reach it yet.
+const StartExport = "weir_start"
+
 // ErrInstrument wraps every reason instrument refuses a module.
 var ErrInstrument = errors.New("wasmhost: cannot instrument module")
 
@@ -76,6 +82,7 @@ func instrument(wasm []byte) ([]byte, error) {
 
 	var importedGlobals, definedGlobals uint32
 	haveGlobalSec, haveMemory := false, false
+	startFunc := int64(-1)  // the start section's function, moved to StartExport
 	var typeParams []uint32 // parameter count by type index
 	var funcTypes []uint32  // type index by defined function
 	for _, s := range secs {
@@ -95,6 +102,12 @@ func instrument(wasm []byte) ([]byte, error) {
 			}
 		case secMemory:
 			haveMemory = true
+		case secStart:
+			sr := reader{b: s.body}
+			startFunc = int64(sr.u32())
+			if sr.err != nil || !sr.done() {
+				return nil, fmt.Errorf("%w: start section is malformed", ErrInstrument)
+			}
 		case secImport:
 			n, mems, err := countImports(s.body)
 			if err != nil {
@@ -135,7 +148,7 @@ func instrument(wasm []byte) ([]byte, error) {
 			haveGlobalSec = true
 		}
 		if !haveExportSec && before > order(secExport) {
-			body, _ := addExport([]byte{0}, fuel+1)
+			body, _ := addExport([]byte{0}, fuel+1, startFunc)
 			emit(secExport, body)
 			haveExportSec = true
 		}
@@ -145,6 +158,8 @@ func instrument(wasm []byte) ([]byte, error) {
 			placeMissing(order(s.id))
 		}
 		switch s.id {
+		case secStart:
+			// dropped: exported as StartExport instead
 		case secCustom:
 			name, _ := customName(s.body)
 			if name == "name" || name == "producers" || name == "target_features" {
@@ -157,7 +172,7 @@ func instrument(wasm []byte) ([]byte, error) {
 			body = append(body, s.body[sr.off:]...)
 			emit(s.id, append(body, newGlobals...))
 		case secExport:
-			body, err := addExport(s.body, fuel+1)
+			body, err := addExport(s.body, fuel+1, startFunc)
 			if err != nil {
 				return nil, err
 			}
@@ -268,13 +283,15 @@ func countImports(body []byte) (globals, memories uint32, err error) {
 	return globals, memories, nil
 }
 
-func addExport(body []byte, gidx uint32) ([]byte, error) {
+// addExport adds the export of the interrupt global gidx and, when
+// startFunc >= 0, of that function as StartExport.
+func addExport(body []byte, gidx uint32, startFunc int64) ([]byte, error) {
 	r := reader{b: body}
 	n := r.u32()
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		name := r.bytes(int(r.u32()))
-		if string(name) == InterruptExport {
-			return nil, fmt.Errorf("%w: the module already exports %q", ErrInstrument, InterruptExport)
+		if string(name) == InterruptExport || string(name) == StartExport {
+			return nil, fmt.Errorf("%w: the module already exports %q, a name the host reserves", ErrInstrument, name)
 		}
 		r.byte()
 		r.u32()
@@ -284,12 +301,23 @@ func addExport(body []byte, gidx uint32) ([]byte, error) {
 	}
 	first := reader{b: body}
 	first.u32()
-	out := appendU32(nil, n+1)
+	added := uint32(1)
+	if startFunc >= 0 {
+		added++
+	}
+	out := appendU32(nil, n+added)
 	out = append(out, body[first.off:]...)
 	out = appendU32(out, uint32(len(InterruptExport)))
 	out = append(out, InterruptExport...)
 	out = append(out, 0x03) // global
-	return appendU32(out, gidx), nil
+	out = appendU32(out, gidx)
+	if startFunc >= 0 {
+		out = appendU32(out, uint32(len(StartExport)))
+		out = append(out, StartExport...)
+		out = append(out, 0x00) // function
+		out = appendU32(out, uint32(startFunc))
+	}
+	return out, nil
 }
 
 // yieldEvery is how many function calls (and blocks of stepsPerFuel loop

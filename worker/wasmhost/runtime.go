@@ -29,24 +29,38 @@ import (
 	"github.com/weirstream/weir/wasmabi"
 )
 
-// Limits bound what one instance may use.
+// Limits bound what one instance may use. A zero field takes the default;
+// CallTimeout and CompileTimeout take NoTimeout for "no limit".
 type Limits struct {
-	// MemoryPages caps each instance's linear memory, in 64 KiB pages.
+	// MemoryPages caps each instance's linear memory, in 64 KiB pages
+	// (1 to 65536).
 	MemoryPages uint32
-	// CallTimeout caps the wall time of one call into the module. A
-	// negative value turns enforcement off, which makes tight loops faster
-	// but lets a looping module hang its task: only for trusted modules
-	// and benchmarks (see docs/RATIONALE.md).
+	// CallTimeout caps the wall time of every stage that runs module code:
+	// the start function and _initialize, the handshake and describe, open,
+	// every call (process, timers, finish, aggregate methods). NoTimeout
+	// turns enforcement off, which makes tight loops faster but lets a
+	// looping module hang its task: only for trusted modules and
+	// benchmarks (see docs/RATIONALE.md). Cancelling the context an
+	// instance was made with stops its calls either way.
 	CallTimeout time.Duration
+	// CompileTimeout caps compiling a module to machine code.
+	CompileTimeout time.Duration
 	// OutputBytes caps the bytes one call may emit.
 	OutputBytes int
+	// ModuleBytes caps the size of a module's WebAssembly.
+	ModuleBytes int
 }
+
+// NoTimeout as a CallTimeout or CompileTimeout means no time limit.
+const NoTimeout time.Duration = -1
 
 // DefaultLimits are the limits of a module that sets none.
 var DefaultLimits = Limits{
-	MemoryPages: 1024, // 64 MiB
-	CallTimeout: 10 * time.Second,
-	OutputBytes: 64 << 20,
+	MemoryPages:    1024, // 64 MiB
+	CallTimeout:    10 * time.Second,
+	CompileTimeout: 2 * time.Minute,
+	OutputBytes:    16 << 20,
+	ModuleBytes:    64 << 20,
 }
 
 // Config configures a Runtime.
@@ -55,6 +69,9 @@ type Config struct {
 	// module's content. Empty means an in-memory cache for this Runtime only.
 	CacheDir string
 	Limits   Limits
+	// Budget, when set, is the worker's memory budget that modules and
+	// instances of this Runtime reserve their worst case from.
+	Budget *Budget
 	// WazeroInterrupt enforces the time limit with wazero's
 	// WithCloseOnContextDone instead of weir's loop-header check. It is
 	// several times slower on loops and exists to measure that (weir bench
@@ -64,20 +81,36 @@ type Config struct {
 
 // Validate fills defaults and checks the values.
 func (c *Config) Validate() error {
-	if c.Limits.MemoryPages == 0 {
-		c.Limits.MemoryPages = DefaultLimits.MemoryPages
+	l := &c.Limits
+	if l.MemoryPages == 0 {
+		l.MemoryPages = DefaultLimits.MemoryPages
 	}
-	if c.Limits.MemoryPages > 65536 {
-		return fmt.Errorf("wasmhost: memory limit of %d pages is above the 65536 pages (4 GiB) of wasm32", c.Limits.MemoryPages)
+	if l.MemoryPages > 65536 {
+		return fmt.Errorf("wasmhost: memory limit of %d pages is above the 65536 pages (4 GiB) of wasm32", l.MemoryPages)
 	}
-	if c.Limits.CallTimeout == 0 {
-		c.Limits.CallTimeout = DefaultLimits.CallTimeout
+	if l.CallTimeout == 0 {
+		l.CallTimeout = DefaultLimits.CallTimeout
 	}
-	if c.Limits.OutputBytes == 0 {
-		c.Limits.OutputBytes = DefaultLimits.OutputBytes
+	if l.CompileTimeout == 0 {
+		l.CompileTimeout = DefaultLimits.CompileTimeout
 	}
-	if c.Limits.OutputBytes < 0 {
-		return fmt.Errorf("wasmhost: negative output limit %d", c.Limits.OutputBytes)
+	if l.CallTimeout < 0 {
+		l.CallTimeout = NoTimeout
+	}
+	if l.CompileTimeout < 0 {
+		l.CompileTimeout = NoTimeout
+	}
+	if l.OutputBytes == 0 {
+		l.OutputBytes = DefaultLimits.OutputBytes
+	}
+	if l.OutputBytes < 0 {
+		return fmt.Errorf("wasmhost: negative output limit %d", l.OutputBytes)
+	}
+	if l.ModuleBytes == 0 {
+		l.ModuleBytes = DefaultLimits.ModuleBytes
+	}
+	if l.ModuleBytes < 0 {
+		return fmt.Errorf("wasmhost: negative module size limit %d", l.ModuleBytes)
 	}
 	return nil
 }
@@ -106,6 +139,8 @@ type Runtime struct {
 	stopWatchdog context.CancelFunc
 	watchdogDone chan struct{}
 	ticks        atomic.Int64 // advanced by the watchdog; starts at 1, so 0 can mean idle
+
+	bg sync.WaitGroup // compilations that outlived their time limit
 
 	mu struct {
 		sync.Mutex
@@ -168,11 +203,33 @@ func (r *Runtime) Close() error {
 		return nil
 	}
 	r.mu.closed = true
+	live := make([]*Instance, 0, len(r.mu.running))
+	for inst := range r.mu.running {
+		live = append(live, inst)
+	}
 	r.mu.Unlock()
 	if r.stopWatchdog != nil {
 		r.stopWatchdog()
 		<-r.watchdogDone
 	}
+	// Stop calls still running (a caller that closes the runtime under a
+	// running task) before their memory is unmapped under them.
+	for _, inst := range live {
+		if inst.started.Load() != 0 {
+			inst.interrupt(false)
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		busy := false
+		for _, inst := range live {
+			busy = busy || inst.started.Load() != 0
+		}
+		if !busy {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	r.bg.Wait()
 	err := r.rt.Close(context.Background())
 	if cerr := r.cache.Close(context.Background()); err == nil {
 		err = cerr
@@ -201,7 +258,7 @@ func (r *Runtime) watchdog(ctx context.Context) {
 			r.mu.Lock()
 			for inst := range r.mu.running {
 				if s := inst.started.Load(); s != 0 && now-s > limitTicks {
-					inst.interrupt()
+					inst.interrupt(true)
 				}
 			}
 			r.mu.Unlock()
@@ -227,13 +284,15 @@ func (r *Runtime) untrack(inst *Instance) {
 
 // Module is a compiled, checked module. Instantiate makes instances of it.
 type Module struct {
-	rt       *Runtime
-	name     string
-	compiled wazero.CompiledModule
-	desc     *wasmabi.Descriptor
-	size     int
-	imports  []string // "module.name" of every import
-	initFunc bool     // exports _initialize (a WASI reactor)
+	rt        *Runtime
+	name      string
+	compiled  wazero.CompiledModule
+	desc      *wasmabi.Descriptor
+	size      int
+	imports   []string // "module.name" of every import
+	initFunc  bool     // exports _initialize (a WASI reactor)
+	startFunc bool     // has a start function, moved by instrument to StartExport
+	reserved  int64    // bytes reserved from the budget for the code
 }
 
 // Name is the module's name as given to Load.
@@ -256,7 +315,11 @@ func (r *Runtime) Load(ctx context.Context, name string, wasm []byte) (*Module, 
 		return &Error{Module: name, Method: method, Record: -1, Err: err}
 	}
 	size := len(wasm)
-	if r.cfg.Limits.CallTimeout > 0 && !r.cfg.WazeroInterrupt {
+	if size > r.cfg.Limits.ModuleBytes {
+		return nil, fail("load", fmt.Errorf("%w: %d bytes, more than the limit of %d", ErrInvalidModule, size, r.cfg.Limits.ModuleBytes))
+	}
+	instrumented := r.cfg.Limits.CallTimeout > 0 && !r.cfg.WazeroInterrupt
+	if instrumented {
 		var err error
 		if wasm, err = instrument(wasm); err != nil {
 			if isMagicErr(err) {
@@ -265,39 +328,95 @@ func (r *Runtime) Load(ctx context.Context, name string, wasm []byte) (*Module, 
 			return nil, fail("instrument", fmt.Errorf("%w: %v", ErrInvalidModule, err))
 		}
 	}
-	compiled, err := r.rt.CompileModule(ctx, wasm)
+	reserve := CodeWorstCase(size)
+	if err := r.cfg.Budget.Reserve(reserve, "module "+name); err != nil {
+		return nil, fail("load", err)
+	}
+	compiled, err := r.compile(ctx, wasm)
 	if err != nil {
+		r.cfg.Budget.Release(reserve)
+		var werr *Error
+		if errors.As(err, &werr) {
+			werr.Module = name
+			return nil, werr
+		}
 		if isMemoryLimitCompileErr(err) {
 			return nil, fail("compile", fmt.Errorf("%w: %v", ErrMemoryLimit, err))
 		}
 		return nil, fail("compile", fmt.Errorf("%w: %v", ErrInvalidModule, err))
 	}
-	m := &Module{rt: r, name: name, compiled: compiled, size: size}
+	r.cfg.Budget.count(0, 1)
+	m := &Module{rt: r, name: name, compiled: compiled, size: size, reserved: reserve}
 	if err := m.checkImports(); err != nil {
-		compiled.Close(ctx)
+		m.Close()
 		return nil, fail("check imports", err)
 	}
 	exports := compiled.ExportedFunctions()
 	for _, fn := range []string{wasmabi.ExportVersion, wasmabi.ExportDescribe, wasmabi.ExportBuffer, wasmabi.ExportCall} {
 		if _, ok := exports[fn]; !ok {
-			compiled.Close(ctx)
+			m.Close()
 			return nil, fail("check exports", fmt.Errorf("%w: the module does not export %s, so it was not built with a weir SDK for ABI v%d", ErrVersion, fn, wasmabi.Version))
 		}
 	}
 	_, m.initFunc = exports["_initialize"]
+	_, m.startFunc = exports[StartExport]
+	m.startFunc = m.startFunc && instrumented
 
 	probe, err := m.instantiate(ctx, nil)
 	if err != nil {
-		compiled.Close(ctx)
+		m.Close()
 		return nil, err
 	}
 	defer probe.Close()
 	if err := probe.handshake(); err != nil {
-		compiled.Close(ctx)
+		m.Close()
 		return nil, err
 	}
 	m.desc = probe.desc
 	return m, nil
+}
+
+// compile compiles wasm under the compile time limit. wazero cannot stop a
+// compilation, so one that runs out of time goes on in the background (its
+// length is bounded by ModuleBytes) and its result is dropped; Close waits
+// for it.
+func (r *Runtime) compile(ctx context.Context, wasm []byte) (wazero.CompiledModule, error) {
+	type result struct {
+		m   wazero.CompiledModule
+		err error
+	}
+	done := make(chan result, 1)
+	r.bg.Add(1)
+	go func() {
+		defer r.bg.Done()
+		m, err := r.rt.CompileModule(context.Background(), wasm)
+		done <- result{m, err}
+	}()
+	var timeout <-chan time.Time
+	if limit := r.cfg.Limits.CompileTimeout; limit > 0 {
+		t := time.NewTimer(limit)
+		defer t.Stop()
+		timeout = t.C
+	}
+	abandon := func() {
+		r.bg.Add(1)
+		go func() {
+			defer r.bg.Done()
+			if res := <-done; res.m != nil {
+				res.m.Close(context.Background())
+			}
+		}()
+	}
+	select {
+	case res := <-done:
+		return res.m, res.err
+	case <-timeout:
+		abandon()
+		return nil, &Error{Method: "compile", Record: -1, Err: fmt.Errorf("%w: compiling took longer than %v (a module this large or complex is refused; raise the compile time limit only for modules you trust)", ErrTimeout, r.cfg.Limits.CompileTimeout)}
+	case <-ctx.Done():
+		abandon()
+		return nil, &Error{Method: "compile", Record: -1, Err: fmt.Errorf("%w: %w", ErrCanceled, context.Cause(ctx))}
+	}
 }
 
 func isMagicErr(err error) bool { return strings.Contains(err.Error(), "magic number") }
@@ -377,6 +496,15 @@ func containsAny(s string, subs ...string) bool {
 
 // Close releases the compiled code. Instances made from it must be closed
 // first.
-func (m *Module) Close() error { return m.compiled.Close(context.Background()) }
+func (m *Module) Close() error {
+	if m.compiled == nil {
+		return nil
+	}
+	err := m.compiled.Close(context.Background())
+	m.compiled = nil
+	m.rt.cfg.Budget.Release(m.reserved)
+	m.rt.cfg.Budget.count(0, -1)
+	return err
+}
 
 var errNoServices = errors.New("state and timers are not available here")
