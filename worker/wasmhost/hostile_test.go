@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,10 +23,10 @@ const watModule = `(module
   (import "weir" "fail" (func $fail (param i32 i32)))
   {{IMPORTS}}
   (memory (export "memory") 2)
-  (data (i32.const 1024) "{\"sdk\":\"wat\",\"operators\":[{\"name\":\"id\",\"kind\":\"map\"}]}")
+  (data (i32.const 1024) "{{DESC}}")
   (data (i32.const 2048) "record 2: amount is negative")
   (func (export "weir_abi_version") (result i32) {{VERSION}})
-  (func (export "weir_describe") (call $output (i32.const 1024) (i32.const 54)))
+  (func (export "weir_describe") {{DESCRIBE}} (call $output (i32.const 1024) (i32.const {{DESCLEN}})))
   (func (export "weir_buffer") (param $size i32) (result i32)
     (local $need i32)
     ;; grow memory so that [65536, 65536+size) fits
@@ -41,7 +42,11 @@ const identityCall = `(if (i32.eq (local.get $method) (i32.const 1))
       (then (call $output (i32.const 65560) (i32.sub (local.get $len) (i32.const 24)))))
     (i32.const 0)`
 
-type watOpts struct{ call, version, imports string }
+// watOpts fill the template: call is weir_call's body, version
+// weir_abi_version's, imports more fields after the imports (functions,
+// a start section, exports), describe code run before weir_describe
+// outputs the descriptor, kind the operator's kind (default map).
+type watOpts struct{ call, version, imports, describe, kind string }
 
 func buildWAT(t testing.TB, o watOpts) []byte {
 	t.Helper()
@@ -51,7 +56,12 @@ func buildWAT(t testing.TB, o watOpts) []byte {
 	if o.version == "" {
 		o.version = "(i32.const 1)"
 	}
-	src := strings.NewReplacer("{{CALL}}", o.call, "{{VERSION}}", o.version, "{{IMPORTS}}", o.imports).Replace(watModule)
+	if o.kind == "" {
+		o.kind = "map"
+	}
+	desc := `{"sdk":"wat","operators":[{"name":"id","kind":"` + o.kind + `"}]}`
+	src := strings.NewReplacer("{{CALL}}", o.call, "{{VERSION}}", o.version, "{{IMPORTS}}", o.imports, "{{DESCRIBE}}", o.describe,
+		"{{DESC}}", strings.ReplaceAll(desc, `"`, `\"`), "{{DESCLEN}}", strconv.Itoa(len(desc))).Replace(watModule)
 	return mustWAT(t, src)
 }
 
