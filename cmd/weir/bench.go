@@ -84,6 +84,10 @@ Examples:
 				}
 				defer pprof.StopCPUProfile()
 			}
+			rc, err := a.runtimeConfig()
+			if err != nil {
+				return err
+			}
 			rep, err := bench.Nexmark(cmd.Context(), bench.NexmarkOptions{
 				SpecDir:     a.cfg.GetString("spec-dir"),
 				Queries:     splitList(a.cfg.GetString("query")),
@@ -91,7 +95,7 @@ Examples:
 				Parallelism: a.cfg.GetInt("parallelism"),
 				Backend:     a.cfg.GetString("backend"),
 				Native:      a.cfg.GetBool("native"),
-				Runtime:     a.runtimeConfig(),
+				Runtime:     rc,
 				CacheDir:    a.cfg.GetString("cache-dir"),
 				Progress:    progress,
 			})

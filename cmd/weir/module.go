@@ -112,20 +112,17 @@ SDK and the toolchain, so an unchanged operator builds instantly.`,
 func addLimitFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.Uint32("memory-pages", wasmhost.DefaultLimits.MemoryPages, "memory limit per instance, in 64 KiB pages")
-	f.Duration("call-timeout", wasmhost.DefaultLimits.CallTimeout, "time limit per call into the module")
+	f.Duration("call-timeout", wasmhost.DefaultLimits.CallTimeout, "time limit per call into the module, and per start function, describe and open (negative: no limit, trusted modules only)")
 	f.Int("output-limit", wasmhost.DefaultLimits.OutputBytes, "output bytes limit per call")
 }
 
 // runtime makes a wasmhost runtime with the configured limits and cache.
 func (a *app) runtime(ctx context.Context) (*wasmhost.Runtime, error) {
-	return wasmhost.NewRuntime(ctx, wasmhost.Config{
-		CacheDir: filepath.Join(a.cfg.GetString("cache-dir"), "wazero"),
-		Limits: wasmhost.Limits{
-			MemoryPages: a.cfg.GetUint32("memory-pages"),
-			CallTimeout: a.cfg.GetDuration("call-timeout"),
-			OutputBytes: a.cfg.GetInt("output-limit"),
-		},
-	})
+	cfg, err := a.runtimeConfig()
+	if err != nil {
+		return nil, err
+	}
+	return wasmhost.NewRuntime(ctx, cfg)
 }
 
 // openModule makes a runtime and loads a .wasm file into it, with errors
@@ -221,6 +218,11 @@ window per key over the whole input.
 			}
 			for _, name := range sortedNames(res.Counters) {
 				fmt.Fprintf(a.stderr, "counter %s = %d\n", name, res.Counters[name])
+			}
+			for _, u := range res.Usage {
+				fmt.Fprintf(a.stderr, "usage %s: memory %s (peak %s of the %s limit), host buffers %s, worst case %s; cpu %s in %d calls\n",
+					u.Operator, formatBytes(u.Memory), formatBytes(u.PeakMemory), formatBytes(u.MemoryLimit), formatBytes(u.HostBytes), formatBytes(u.WorstCase),
+					u.CPU.Round(time.Microsecond), u.Calls)
 			}
 			fmt.Fprintf(a.stderr, "%d records in, %d out through %s\n", res.Inputs, len(res.Records), strings.Join(ops, " -> "))
 			return nil

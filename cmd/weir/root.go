@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,9 @@ type app struct {
 	// > config file > defaults. It is bound to the flags of the command
 	// being run.
 	cfg *viper.Viper
+	// term and logger print module logs during `weir run` (logs.go).
+	term   *terminal
+	logger *slog.Logger
 }
 
 // usageError is a mistake on the command line (exit status 2).

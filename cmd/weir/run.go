@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -57,6 +58,9 @@ type RunResult struct {
 	DurationMs int64            `json:"duration_ms"`
 	Nodes      []NodeResult     `json:"nodes"`
 	Counters   map[string]int64 `json:"counters,omitempty"`
+	// Logs counts each operator subtask's log lines, and those the rate
+	// limit kept off the terminal.
+	Logs []task.LogStats `json:"logs,omitempty"`
 }
 
 // NodeResult is one node's totals.
@@ -67,21 +71,44 @@ type NodeResult struct {
 	In          int64  `json:"records_in"`
 	Out         int64  `json:"records_out"`
 	Dropped     int64  `json:"late_dropped,omitempty"`
+	// Usage is what the operator's instances used (WebAssembly operators).
+	Usage *wasmhost.Usage `json:"usage,omitempty"`
 }
 
-func (a *app) runtimeConfig() wasmhost.Config {
-	return wasmhost.Config{
-		CacheDir: filepath.Join(a.cfg.GetString("cache-dir"), "wazero"),
-		Limits: wasmhost.Limits{
-			MemoryPages: a.cfg.GetUint32("memory-pages"),
-			CallTimeout: a.cfg.GetDuration("call-timeout"),
-			OutputBytes: a.cfg.GetInt("output-limit"),
-		},
+// runtimeConfig is the WebAssembly host's configuration from the limit
+// flags (and their WEIR_* variables and config keys). Zero is never a
+// silent default: --memory-pages, --output-limit and --call-timeout of 0
+// are refused, and a negative --call-timeout says "no limit" explicitly.
+func (a *app) runtimeConfig() (wasmhost.Config, error) {
+	l := wasmhost.Limits{
+		MemoryPages: a.cfg.GetUint32("memory-pages"),
+		CallTimeout: a.cfg.GetDuration("call-timeout"),
+		OutputBytes: a.cfg.GetInt("output-limit"),
 	}
+	if a.cfg.IsSet("memory-pages") && l.MemoryPages == 0 {
+		return wasmhost.Config{}, usagef("--memory-pages 0: give the memory limit per instance, 1 to 65536 pages of 64 KiB (default %d, %d MiB)", wasmhost.DefaultLimits.MemoryPages, wasmhost.DefaultLimits.MemoryPages/16)
+	}
+	if l.MemoryPages > 65536 {
+		return wasmhost.Config{}, usagef("--memory-pages %d: at most 65536 pages (4 GiB), the most a 32-bit module can address", l.MemoryPages)
+	}
+	if a.cfg.IsSet("call-timeout") && l.CallTimeout == 0 {
+		return wasmhost.Config{}, usagef("--call-timeout 0: give a time limit per call such as 10s, or a negative value (-1s) for no limit, for trusted modules only")
+	}
+	if l.CallTimeout < 0 {
+		l.CallTimeout = wasmhost.NoTimeout
+	}
+	if a.cfg.IsSet("output-limit") && l.OutputBytes <= 0 {
+		return wasmhost.Config{}, usagef("--output-limit %d: give the most bytes one call may emit, such as %d", l.OutputBytes, wasmhost.DefaultLimits.OutputBytes)
+	}
+	return wasmhost.Config{CacheDir: filepath.Join(a.cfg.GetString("cache-dir"), "wazero"), Limits: l}, nil
 }
 
 // prepareJob loads and plans a job spec.
 func (a *app) prepareJob(ctx context.Context, path string, native bool, edit func(*jobspec.Job) error) (*minicluster.Job, error) {
+	rc, err := a.runtimeConfig()
+	if err != nil {
+		return nil, err
+	}
 	spec, err := jobspec.Load(path)
 	if err != nil {
 		return nil, err
@@ -93,13 +120,16 @@ func (a *app) prepareJob(ctx context.Context, path string, native bool, edit fun
 	}
 	return minicluster.Prepare(ctx, spec, minicluster.Options{
 		Native:        native,
-		Runtime:       a.runtimeConfig(),
+		Runtime:       rc,
 		BuildCacheDir: a.cfg.GetString("cache-dir"),
 		BuildLog:      io.Discard,
+		Logger:        a.logger,
 	})
 }
 
 func (a *app) runJob(ctx context.Context, path string) error {
+	a.term = &terminal{w: a.stderr}
+	a.logger = slog.New(&logHandler{t: a.term, debug: a.cfg.GetBool("debug")})
 	job, err := a.prepareJob(ctx, path, a.cfg.GetBool("native"), nil)
 	if err != nil {
 		return err
@@ -151,8 +181,13 @@ func summarize(name string, run *task.Run, d time.Duration, err error) RunResult
 		res.Status, res.Error = "failed", err.Error()
 	}
 	for _, m := range run.Metrics() {
-		res.Nodes = append(res.Nodes, NodeResult{UID: m.UID, Kind: m.Kind.String(), Parallelism: m.Parallelism, In: m.In.Load(), Out: m.Out.Load(), Dropped: m.Dropped.Load()})
+		nr := NodeResult{UID: m.UID, Kind: m.Kind.String(), Parallelism: m.Parallelism, In: m.In.Load(), Out: m.Out.Load(), Dropped: m.Dropped.Load()}
+		if u := m.Usage(); u.Calls > 0 {
+			nr.Usage = &u
+		}
+		res.Nodes = append(res.Nodes, nr)
 	}
+	res.Logs = run.LogStats()
 	if len(res.Counters) == 0 {
 		res.Counters = nil
 	}
@@ -162,7 +197,7 @@ func summarize(name string, run *task.Run, d time.Duration, err error) RunResult
 func printSummary(w io.Writer, res RunResult) {
 	fmt.Fprintf(w, "job %s %s in %s\n", res.Job, res.Status, (time.Duration(res.DurationMs) * time.Millisecond).String())
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "node\tkind\tparallelism\trecords in\trecords out\t")
+	fmt.Fprintln(tw, "node\tkind\tparallelism\trecords in\trecords out\tpeak memory\tcpu\t")
 	for _, n := range res.Nodes {
 		in, out := fmt.Sprint(n.In), fmt.Sprint(n.Out)
 		if n.Kind == "source" {
@@ -171,9 +206,18 @@ func printSummary(w io.Writer, res RunResult) {
 		if n.Kind == "sink" {
 			out = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t\n", n.UID, n.Kind, n.Parallelism, in, out)
+		mem, cpu := "-", "-"
+		if u := n.Usage; u != nil {
+			mem, cpu = formatBytes(u.PeakMemory), u.CPU.Round(time.Microsecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t\n", n.UID, n.Kind, n.Parallelism, in, out, mem, cpu)
 	}
 	tw.Flush()
+	for _, l := range res.Logs {
+		if l.Dropped > 0 {
+			fmt.Fprintf(w, "logs: %s subtask %d logged %d lines; %d were not shown (more than 20 a second)\n", l.Operator, l.Subtask, l.Lines, l.Dropped)
+		}
+	}
 	if len(res.Counters) > 0 {
 		names := make([]string, 0, len(res.Counters))
 		for k := range res.Counters {
@@ -191,14 +235,13 @@ func printSummary(w io.Writer, res RunResult) {
 func (a *app) progress(run *task.Run, start time.Time, stop <-chan struct{}) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	lines := 0
 	prev := map[string]int64{}
 	for {
 		select {
 		case <-stop:
-			if lines > 0 {
-				fmt.Fprintf(a.stderr, "\x1b[%dA\x1b[J", lines)
-			}
+			a.term.mu.Lock()
+			a.term.eraseLocked()
+			a.term.mu.Unlock()
 			return
 		case <-tick.C:
 		}
@@ -218,13 +261,21 @@ func (a *app) progress(run *task.Run, start time.Time, stop <-chan struct{}) {
 		for _, t := range run.Tasks() {
 			fmt.Fprintf(&b, "  task %-40s watermark %-24s backpressure %3.0f%%\n", t.Name, formatWatermark(t.Watermark), 100*t.Backpress)
 		}
-		if lines > 0 {
-			fmt.Fprintf(a.stderr, "\x1b[%dA\x1b[J", lines)
-		}
 		s := b.String()
-		fmt.Fprint(a.stderr, s)
-		lines = strings.Count(s, "\n")
+		a.term.mu.Lock()
+		a.term.eraseLocked()
+		fmt.Fprint(a.term.w, s)
+		a.term.lines = strings.Count(s, "\n")
+		a.term.mu.Unlock()
 	}
+}
+
+// formatBytes prints a byte count in KiB or MiB.
+func formatBytes(n int64) string {
+	if n < 1<<20 {
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
 func formatWatermark(wm int64) string {

@@ -240,7 +240,7 @@ sinks: [{uid: o, connector: file, options: {path: out-%s.jsonl}, input: p}]
 `, op, input, policy, policy))
 	}
 	r := weir(t, "run", spec("fail"))
-	if r.code != 1 || !strings.Contains(r.stderr, "operator p, subtask 0") || !strings.Contains(r.stderr, "record 3") || !strings.Contains(r.stderr, "cannot take boom") {
+	if r.code != 1 || !strings.Contains(r.stderr, "operator p subtask 0") || !strings.Contains(r.stderr, "record 3") || !strings.Contains(r.stderr, "cannot take boom") {
 		t.Fatalf("exit %d, stderr %q; want the operator, subtask, record offset 3 and the reason", r.code, r.stderr)
 	}
 	mustWeir(t, "run", spec("skip"))

@@ -78,6 +78,17 @@ type Result struct {
 	Logs       []LogLine        `json:"logs,omitempty"`
 	Counters   map[string]int64 `json:"counters,omitempty"`
 	Inputs     int              `json:"inputs"`
+	// Usage is what each operator's instance used, by operator, in the
+	// order of the chain.
+	Usage []OperatorUsage `json:"usage"`
+}
+
+// OperatorUsage is the usage of one operator's instance.
+type OperatorUsage struct {
+	Operator string `json:"operator"`
+	wasmhost.Usage
+	// MemoryLimit is the linear memory limit, in bytes.
+	MemoryLimit int64 `json:"memory_limit_bytes"`
 }
 
 // InputError is a malformed input line.
@@ -166,6 +177,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if len(res.Counters) == 0 {
 		res.Counters = nil
 	}
+	limit := int64(o.Module.Limits().MemoryPages) * 65536
+	for _, st := range r.stages {
+		res.Usage = append(res.Usage, OperatorUsage{Operator: st.desc.Name, Usage: st.inst.Usage(), MemoryLimit: limit})
+	}
 	return res, nil
 }
 
@@ -194,7 +209,11 @@ func (r *runner) push(i int, entries []wasmabi.Entry, wm int64, src []inRecord) 
 		if st.desc.Kind == wasmabi.KindAggregate {
 			err = r.aggAdd(st, entries)
 		} else {
-			out, err = st.inst.Call(wasmabi.MethodProcess, r.batch(st, entries))
+			in := r.batch(st, entries)
+			out, err = st.inst.Call(wasmabi.MethodProcess, in)
+			if err == nil {
+				err = st.inst.CheckOutput(wasmabi.MethodProcess, in[wasmabi.BatchHeaderSize:], len(entries), out)
+			}
 		}
 		if err != nil {
 			return r.locate(err, i, src)
@@ -337,6 +356,9 @@ func (r *runner) finish(i int) error {
 		}
 	}
 	out, err := st.inst.Call(wasmabi.MethodFinish, r.batch(st, nil))
+	if err == nil {
+		err = st.inst.CheckOutput(wasmabi.MethodFinish, nil, 0, out)
+	}
 	if err != nil {
 		return err
 	}

@@ -63,7 +63,7 @@ func (n *node) locate(err error, entries []byte, count, idx int, first int64) er
 			off += entrySize(entries[off:])
 		}
 		var e wasmabi.Entry
-		if _, rerr := wasmabi.ReadEntry(entries[off:], &e); rerr == nil {
+		if _, rerr := wasmabi.ReadEntry(entries[off:], &e); rerr == nil && len(e.Key) > 0 {
 			werr.Key = append([]byte{}, e.Key...)
 		}
 		werr.Record, werr.Offset = idx, first+int64(idx)

@@ -301,6 +301,9 @@ func (m *Module) Name() string { return m.name }
 // Descriptor is what the module declared about its operators.
 func (m *Module) Descriptor() *wasmabi.Descriptor { return m.desc }
 
+// Limits are the limits its instances run under.
+func (m *Module) Limits() Limits { return m.rt.cfg.Limits }
+
 // Size is the module's size in bytes.
 func (m *Module) Size() int { return m.size }
 
