@@ -91,7 +91,9 @@ func (e *Error) Error() string {
 		b.WriteString(" (key " + QuoteKey(e.Key) + ")")
 	}
 	b.WriteString(": ")
-	b.WriteString(strings.TrimPrefix(e.Err.Error(), pkgPrefix))
+	// Sentinels and errors wrapped in them carry the package prefix; say it
+	// to no user.
+	b.WriteString(strings.ReplaceAll(e.Err.Error(), pkgPrefix, ""))
 	if e.Detail != "" {
 		b.WriteString(" (stderr: " + e.Detail + ")")
 	}
