@@ -220,9 +220,9 @@ window per key over the whole input.
 				fmt.Fprintf(a.stderr, "counter %s = %d\n", name, res.Counters[name])
 			}
 			for _, u := range res.Usage {
-				fmt.Fprintf(a.stderr, "usage %s: memory %s (peak %s of the %s limit), host buffers %s, worst case %s; cpu %s in %d calls\n",
+				fmt.Fprintf(a.stderr, "usage %s: memory %s (peak %s of the %s limit), host buffers %s, worst case %s; fuel %d, cpu ~%s in %d calls\n",
 					u.Operator, formatBytes(u.Memory), formatBytes(u.PeakMemory), formatBytes(u.MemoryLimit), formatBytes(u.HostBytes), formatBytes(u.WorstCase),
-					u.CPU.Round(time.Microsecond), u.Calls)
+					u.Fuel, u.CPU.Round(time.Millisecond), u.Calls)
 			}
 			fmt.Fprintf(a.stderr, "%d records in, %d out through %s\n", res.Inputs, len(res.Records), strings.Join(ops, " -> "))
 			return nil

@@ -61,6 +61,8 @@ type RunResult struct {
 	// Logs counts each operator subtask's log lines, and those the rate
 	// limit kept off the terminal.
 	Logs []task.LogStats `json:"logs,omitempty"`
+	// Usage sums the usage of every WebAssembly instance of the job.
+	Usage wasmhost.Usage `json:"usage"`
 }
 
 // NodeResult is one node's totals.
@@ -188,6 +190,7 @@ func summarize(name string, run *task.Run, d time.Duration, err error) RunResult
 		res.Nodes = append(res.Nodes, nr)
 	}
 	res.Logs = run.LogStats()
+	res.Usage = run.Usage()
 	if len(res.Counters) == 0 {
 		res.Counters = nil
 	}
@@ -197,7 +200,7 @@ func summarize(name string, run *task.Run, d time.Duration, err error) RunResult
 func printSummary(w io.Writer, res RunResult) {
 	fmt.Fprintf(w, "job %s %s in %s\n", res.Job, res.Status, (time.Duration(res.DurationMs) * time.Millisecond).String())
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "node\tkind\tparallelism\trecords in\trecords out\tpeak memory\tcpu\t")
+	fmt.Fprintln(tw, "node\tkind\tparallelism\trecords in\trecords out\tpeak memory\tfuel\tcpu\t")
 	for _, n := range res.Nodes {
 		in, out := fmt.Sprint(n.In), fmt.Sprint(n.Out)
 		if n.Kind == "source" {
@@ -206,13 +209,16 @@ func printSummary(w io.Writer, res RunResult) {
 		if n.Kind == "sink" {
 			out = "-"
 		}
-		mem, cpu := "-", "-"
+		mem, fuel, cpu := "-", "-", "-"
 		if u := n.Usage; u != nil {
-			mem, cpu = formatBytes(u.PeakMemory), u.CPU.Round(time.Microsecond).String()
+			mem, fuel, cpu = formatBytes(u.PeakMemory), fmt.Sprint(u.Fuel), "~"+u.CPU.Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t\n", n.UID, n.Kind, n.Parallelism, in, out, mem, cpu)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t\n", n.UID, n.Kind, n.Parallelism, in, out, mem, fuel, cpu)
 	}
 	tw.Flush()
+	if u := res.Usage; u.Calls > 0 {
+		fmt.Fprintf(w, "modules: peak memory %s, fuel %d, cpu ~%s in %d calls\n", formatBytes(u.PeakMemory), u.Fuel, u.CPU.Round(time.Millisecond), u.Calls)
+	}
 	for _, l := range res.Logs {
 		if l.Dropped > 0 {
 			fmt.Fprintf(w, "logs: %s subtask %d logged %d lines; %d were not shown (more than 20 a second)\n", l.Operator, l.Subtask, l.Lines, l.Dropped)

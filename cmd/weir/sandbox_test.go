@@ -95,7 +95,7 @@ func TestModuleTestUsage(t *testing.T) {
 		Usage []struct {
 			Operator string `json:"operator"`
 			Calls    int64  `json:"calls"`
-			CPU      int64  `json:"cpu_ns"`
+			Fuel     int64  `json:"fuel"`
 			Memory   int64  `json:"memory_bytes"`
 			Worst    int64  `json:"worst_case_bytes"`
 		} `json:"usage"`
@@ -106,7 +106,7 @@ func TestModuleTestUsage(t *testing.T) {
 	// Calls into the module: instantiation, weir_buffer once (the input
 	// fits its first buffer), open, process (one batch), finish. Memory:
 	// the module's 2 pages.
-	if len(res.Usage) != 1 || res.Usage[0].Calls != 5 || res.Usage[0].CPU <= 0 || res.Usage[0].Memory != 2*65536 || res.Usage[0].Worst < 64<<20 {
+	if len(res.Usage) != 1 || res.Usage[0].Calls != 5 || res.Usage[0].Fuel <= 0 || res.Usage[0].Memory != 2*65536 || res.Usage[0].Worst < 64<<20 {
 		t.Errorf("usage %+v", res.Usage)
 	}
 }

@@ -35,3 +35,13 @@ func (m *NodeMetrics) Usage() wasmhost.Usage {
 	}
 	return u
 }
+
+// Usage is what the job's WebAssembly instances on this worker used, over
+// all operators: the per-job account.
+func (r *Run) Usage() wasmhost.Usage {
+	var u wasmhost.Usage
+	for _, m := range r.Metrics() {
+		u = u.Add(m.Usage())
+	}
+	return u
+}

@@ -121,8 +121,15 @@ func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 // Usage is what an instance has used so far.
 type Usage struct {
+	// Fuel is the work the module's calls did, exactly and
+	// deterministically: one unit per function entry and per 1024 loop
+	// iterations (see instrument). 0 without a call time limit, when
+	// modules are not instrumented.
+	Fuel int64 `json:"fuel"`
 	// CPU is the time spent inside the module's calls (its code and the
-	// host functions it called), measured on the calling goroutine.
+	// host functions it called), estimated from the watchdog's ticks: exact
+	// on average over many calls, in steps of the tick (the call time
+	// limit / 8, at most 100 ms) for few. 0 without a call time limit.
 	CPU   time.Duration `json:"cpu_ns"`
 	Calls int64         `json:"calls"`
 	// Memory is the instance's linear memory now (0 once closed), and
@@ -138,18 +145,18 @@ type Usage struct {
 
 // Add sums usages (of the subtasks of one operator).
 func (u Usage) Add(v Usage) Usage {
-	return Usage{CPU: u.CPU + v.CPU, Calls: u.Calls + v.Calls, Memory: u.Memory + v.Memory,
+	return Usage{Fuel: u.Fuel + v.Fuel, CPU: u.CPU + v.CPU, Calls: u.Calls + v.Calls, Memory: u.Memory + v.Memory,
 		PeakMemory: u.PeakMemory + v.PeakMemory, HostBytes: u.HostBytes + v.HostBytes, WorstCase: u.WorstCase + v.WorstCase}
 }
 
 // Meter is an instance's Usage, updated by the instance after every call
 // and readable from any goroutine. It outlives the instance.
 type Meter struct {
-	cpu, calls, mem, peak, host, worst atomic.Int64
+	fuel, cpu, calls, mem, peak, host, worst atomic.Int64
 }
 
 // Usage reads the meter.
 func (m *Meter) Usage() Usage {
-	return Usage{CPU: time.Duration(m.cpu.Load()), Calls: m.calls.Load(), Memory: m.mem.Load(),
+	return Usage{Fuel: m.fuel.Load(), CPU: time.Duration(m.cpu.Load()), Calls: m.calls.Load(), Memory: m.mem.Load(),
 		PeakMemory: m.peak.Load(), HostBytes: m.host.Load(), WorstCase: m.worst.Load()}
 }

@@ -16,6 +16,17 @@ const InterruptExport = "weir_interrupt"
 // instantiation where the interrupt flag cannot reach it yet.
 const StartExport = "weir_start"
 
+// FuelExport and RefillsExport are the globals instrument adds to count a
+// module's work: fuel goes down by one at every function entry and every
+// stepsPerFuel loop iterations, and is refilled to yieldEvery (counting the
+// refill) when it reaches zero. A call's fuel is then
+// refills*yieldEvery + fuel before - fuel after: exact, deterministic, and
+// free to read (two global loads at each end of a call).
+const (
+	FuelExport    = "weir_fuel"
+	RefillsExport = "weir_fuel_refills"
+)
+
 // ErrInstrument wraps every reason instrument refuses a module.
 var ErrInstrument = errors.New("wasmhost: cannot instrument module")
 
@@ -127,7 +138,7 @@ func instrument(wasm []byte) ([]byte, error) {
 	if !haveMemory {
 		return nil, fmt.Errorf("%w: the module has no memory", ErrInstrument)
 	}
-	fuel := importedGlobals + definedGlobals // then stop = fuel+1
+	fuel := importedGlobals + definedGlobals // then stop = fuel+1, refills = fuel+2
 	check := loopCheck(fuel)
 
 	out := make([]byte, 0, len(wasm)+len(wasm)/16+64)
@@ -139,12 +150,13 @@ func instrument(wasm []byte) ([]byte, error) {
 	}
 	newGlobals := append([]byte{0x7f, 0x01, 0x41}, appendS32(nil, yieldEvery)...) // fuel: i32, mutable, i32.const yieldEvery
 	newGlobals = append(newGlobals, 0x0b, 0x7f, 0x01, 0x41, 0x00, 0x0b)           // stop: i32, mutable, i32.const 0
+	newGlobals = append(newGlobals, 0x7f, 0x01, 0x41, 0x00, 0x0b)                 // refills: i32, mutable, i32.const 0
 	haveExportSec := false
 	// placeMissing adds a global or export section that the module lacks,
 	// at its place in the section order, before a section that comes later.
 	placeMissing := func(before int) {
 		if !haveGlobalSec && before > order(secGlobal) {
-			emit(secGlobal, append([]byte{2}, newGlobals...))
+			emit(secGlobal, append([]byte{3}, newGlobals...))
 			haveGlobalSec = true
 		}
 		if !haveExportSec && before > order(secExport) {
@@ -168,7 +180,7 @@ func instrument(wasm []byte) ([]byte, error) {
 		case secGlobal:
 			sr := reader{b: s.body}
 			sr.u32()
-			body := appendU32(nil, definedGlobals+2)
+			body := appendU32(nil, definedGlobals+3)
 			body = append(body, s.body[sr.off:]...)
 			emit(s.id, append(body, newGlobals...))
 		case secExport:
@@ -290,7 +302,7 @@ func addExport(body []byte, gidx uint32, startFunc int64) ([]byte, error) {
 	n := r.u32()
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		name := r.bytes(int(r.u32()))
-		if string(name) == InterruptExport || string(name) == StartExport {
+		if string(name) == InterruptExport || string(name) == StartExport || string(name) == FuelExport || string(name) == RefillsExport {
 			return nil, fmt.Errorf("%w: the module already exports %q, a name the host reserves", ErrInstrument, name)
 		}
 		r.byte()
@@ -301,7 +313,7 @@ func addExport(body []byte, gidx uint32, startFunc int64) ([]byte, error) {
 	}
 	first := reader{b: body}
 	first.u32()
-	added := uint32(1)
+	added := uint32(3)
 	if startFunc >= 0 {
 		added++
 	}
@@ -311,6 +323,12 @@ func addExport(body []byte, gidx uint32, startFunc int64) ([]byte, error) {
 	out = append(out, InterruptExport...)
 	out = append(out, 0x03) // global
 	out = appendU32(out, gidx)
+	for i, name := range []string{FuelExport, RefillsExport} {
+		out = appendU32(out, uint32(len(name)))
+		out = append(out, name...)
+		out = append(out, 0x03)
+		out = appendU32(out, gidx-1+uint32(2*i)) // fuel is gidx-1, refills gidx+1
+	}
 	if startFunc >= 0 {
 		out = appendU32(out, uint32(len(StartExport)))
 		out = append(out, StartExport...)
@@ -332,23 +350,29 @@ const stepsPerFuel = 1 << 10
 const maxLocals = 50000
 
 // loopCheck is the global check inserted at function entries, for the fuel
-// global fuel and the stop flag fuel+1.
+// global fuel, the stop flag fuel+1 and the refill count fuel+2 (which the
+// host reads, with fuel, to meter the work a call did).
 func loopCheck(fuel uint32) []byte {
 	g := appendU32(nil, fuel)
 	stop := appendU32(nil, fuel+1)
+	refills := appendU32(nil, fuel+2)
 	var c []byte
-	c = append(append(c, 0x23), g...)     // global.get fuel
-	c = append(c, 0x41, 0x01, 0x6b)       // i32.const 1, i32.sub
-	c = append(append(c, 0x24), g...)     // global.set fuel
-	c = append(append(c, 0x23), g...)     // global.get fuel
-	c = append(c, 0x45, 0x04, 0x40)       // i32.eqz, if
-	c = append(append(c, 0x23), stop...)  // global.get stop
-	c = append(c, 0x04, 0x40, 0x00, 0x0b) // if unreachable end
-	c = append(c, 0x41, 0x00, 0x40, 0x00) // i32.const 0, memory.grow 0
-	c = append(c, 0x1a, 0x41)             // drop, i32.const
-	c = appendS32(c, yieldEvery)          // yieldEvery
-	c = append(append(c, 0x24), g...)     // global.set fuel
-	return append(c, 0x0b)                // end
+	c = append(append(c, 0x23), g...)       // global.get fuel
+	c = append(c, 0x41, 0x01, 0x6b)         // i32.const 1, i32.sub
+	c = append(append(c, 0x24), g...)       // global.set fuel
+	c = append(append(c, 0x23), g...)       // global.get fuel
+	c = append(c, 0x45, 0x04, 0x40)         // i32.eqz, if
+	c = append(append(c, 0x23), stop...)    // global.get stop
+	c = append(c, 0x04, 0x40, 0x00, 0x0b)   // if unreachable end
+	c = append(c, 0x41, 0x00, 0x40, 0x00)   // i32.const 0, memory.grow 0
+	c = append(c, 0x1a)                     // drop
+	c = append(append(c, 0x23), refills...) // global.get refills
+	c = append(c, 0x41, 0x01, 0x6a)         // i32.const 1, i32.add
+	c = append(append(c, 0x24), refills...) // global.set refills
+	c = append(c, 0x41)                     // i32.const
+	c = appendS32(c, yieldEvery)            // yieldEvery
+	c = append(append(c, 0x24), g...)       // global.set fuel
+	return append(c, 0x0b)                  // end
 }
 
 // resetSteps appends steps = stepsPerFuel for the step counter local l.

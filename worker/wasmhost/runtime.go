@@ -138,7 +138,8 @@ type Runtime struct {
 
 	stopWatchdog context.CancelFunc
 	watchdogDone chan struct{}
-	ticks        atomic.Int64 // advanced by the watchdog; starts at 1, so 0 can mean idle
+	ticks        atomic.Int64  // advanced by the watchdog; starts at 1, so 0 can mean idle
+	tick         time.Duration // the watchdog's period; 0 without a watchdog
 
 	bg sync.WaitGroup // compilations that outlived their time limit
 
@@ -186,6 +187,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		wctx, cancel := context.WithCancel(context.Background())
 		r.stopWatchdog = cancel
 		r.watchdogDone = make(chan struct{})
+		r.tick = watchdogTick(cfg.Limits.CallTimeout)
 		go r.watchdog(wctx)
 	}
 	return r, nil
@@ -245,7 +247,7 @@ func (r *Runtime) Close() error {
 func (r *Runtime) watchdog(ctx context.Context) {
 	defer close(r.watchdogDone)
 	limit := r.cfg.Limits.CallTimeout
-	tick := min(max(limit/8, time.Millisecond), 100*time.Millisecond)
+	tick := r.tick
 	limitTicks := int64((limit + tick - 1) / tick)
 	t := time.NewTicker(tick)
 	defer t.Stop()
@@ -264,6 +266,11 @@ func (r *Runtime) watchdog(ctx context.Context) {
 			r.mu.Unlock()
 		}
 	}
+}
+
+// watchdogTick is the watchdog's period for a call time limit.
+func watchdogTick(limit time.Duration) time.Duration {
+	return min(max(limit/8, time.Millisecond), 100*time.Millisecond)
 }
 
 func (r *Runtime) track(inst *Instance) error {

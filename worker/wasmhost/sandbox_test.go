@@ -303,12 +303,36 @@ func TestUsage(t *testing.T) {
 	u := inst.Usage()
 	// The module starts with 2 pages and weir_buffer grows it to hold
 	// 64 KiB (the smallest input buffer) at 64 KiB: 2 pages.
-	if u.Calls < 3 || u.CPU <= 0 || u.Memory != 2*65536 || u.PeakMemory != 2*65536 || u.HostBytes < hostFixedBytes || u.WorstCase != limits.InstanceWorstCase() {
+	if u.Calls < 3 || u.Fuel <= 0 || u.Memory != 2*65536 || u.PeakMemory != 2*65536 || u.HostBytes < hostFixedBytes || u.WorstCase != limits.InstanceWorstCase() {
 		t.Fatalf("usage %+v", u)
 	}
 	inst.Close()
 	if u := inst.Usage(); u.Memory != 0 || u.Calls < 3 {
 		t.Fatalf("after close: %+v", u)
+	}
+}
+
+// TestFuel: a call's fuel is exact: one unit per function entry and per
+// 1024 loop iterations, whatever the refills of the counter in between.
+func TestFuel(t *testing.T) {
+	const iterations = 10 << 20
+	call := fmt.Sprintf(`(local $i i32)
+    (loop $l
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const %d))))
+    (i32.const 0)`, iterations)
+	_, inst := instantiateWAT(t, Limits{CallTimeout: time.Minute}, watOpts{call: call})
+	// The first call also asks weir_buffer for the input buffer.
+	if _, err := inst.Call(wasmabi.MethodProcess, batchOf("a")); err != nil {
+		t.Fatal(err)
+	}
+	before := inst.Usage().Fuel
+	if _, err := inst.Call(wasmabi.MethodProcess, batchOf("a")); err != nil {
+		t.Fatal(err)
+	}
+	// weir_call's entry, and one unit per 1024 iterations.
+	if got, want := inst.Usage().Fuel-before, int64(1+iterations/1024); got != want {
+		t.Fatalf("fuel of the call = %d, want %d", got, want)
 	}
 }
 
