@@ -58,7 +58,7 @@ const NoTimeout time.Duration = -1
 var DefaultLimits = Limits{
 	MemoryPages:    1024, // 64 MiB
 	CallTimeout:    10 * time.Second,
-	CompileTimeout: 2 * time.Minute,
+	CompileTimeout: 10 * time.Minute, // generous: wazero compiles a 3 MB Go module in seconds, but minutes under -race on a loaded machine
 	OutputBytes:    16 << 20,
 	ModuleBytes:    64 << 20,
 }
