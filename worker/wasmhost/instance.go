@@ -40,8 +40,9 @@ type Instance struct {
 	stack      [3]uint64
 	fuelG      api.Global // the instrumented fuel and refill counters, if any
 	refillsG   api.Global
-	fuel0      uint64 // their values at the end of the last call
+	fuel0      uint64 // their values at the last syncMeter
 	refills0   uint64
+	syncedTick int64 // the watchdog tick of the last syncMeter
 	meter      *Meter
 	reserved   int64 // bytes reserved from the budget
 	counterSet map[string]struct{}
@@ -173,8 +174,14 @@ func (inst *Instance) release() {
 // Meter is the instance's usage meter, readable from any goroutine.
 func (inst *Instance) Meter() *Meter { return inst.meter }
 
-// Usage is what the instance has used so far.
-func (inst *Instance) Usage() Usage { return inst.meter.Usage() }
+// Usage is what the instance has used so far, exactly. Other goroutines
+// read the Meter, which calls bring up to date once per watchdog tick.
+func (inst *Instance) Usage() Usage {
+	if !inst.closed {
+		inst.syncMeter(inst.mod.rt.ticks.Load())
+	}
+	return inst.meter.Usage()
+}
 
 // handshake checks the module's ABI version and reads its descriptor.
 func (inst *Instance) handshake() error {
@@ -224,30 +231,39 @@ func (inst *Instance) begin() {
 
 func (inst *Instance) end() {
 	rt := inst.mod.rt
+	now := rt.ticks.Load()
 	m := inst.meter
 	// Time: the watchdog ticks the call saw. A call of d crosses d/tick
 	// tick boundaries on average, so the sum over many calls is an
 	// unbiased estimate of their time, for the price of a load.
-	m.cpu.Add((rt.ticks.Load() - inst.started.Load()) * int64(rt.tick))
+	m.cpu.Add((now - inst.started.Load()) * int64(rt.tick))
 	inst.started.Store(0)
+	m.calls.Add(1)
+	if now != inst.syncedTick {
+		inst.syncMeter(now)
+	}
+}
+
+// syncMeter brings the meter's fuel and memory up to date. Reading wazero's
+// globals costs about 70 ns each, so calls do it at most once per watchdog
+// tick; Usage and Close do it always. Linear memory never shrinks, so its
+// size now is also its peak.
+func (inst *Instance) syncMeter(tick int64) {
+	inst.syncedTick = tick
+	m := inst.meter
 	if inst.fuelG != nil {
-		// Only calls run module code, so the counters at the start of a
-		// call are those at the end of the last one.
+		// The counters only move while module code runs, so the fuel since
+		// the last sync is the refills since then plus the fuel spent.
 		f, r := inst.fuelG.Get(), inst.refillsG.Get()
 		m.fuel.Add(int64(uint32(r)-uint32(inst.refills0))*yieldEvery + int64(int32(uint32(inst.fuel0))) - int64(int32(uint32(f))))
 		inst.fuel0, inst.refills0 = f, r
 	}
-	m.calls.Add(1)
-	if inst.mem != nil {
+	if inst.mem != nil && !inst.closed {
 		size := int64(inst.mem.Size())
 		m.mem.Store(size)
-		if size > m.peak.Load() {
-			m.peak.Store(size)
-		}
+		m.peak.Store(size)
 	}
-	if h := int64(cap(inst.out)) + hostFixedBytes; h != m.host.Load() {
-		m.host.Store(h)
-	}
+	m.host.Store(int64(cap(inst.out)) + hostFixedBytes)
 }
 
 // interrupt stops the instance's current call: the instrumented loop check
@@ -465,6 +481,9 @@ func (inst *Instance) poison(err error) error {
 func (inst *Instance) Close() error {
 	if inst.closed {
 		return nil
+	}
+	if inst.wasm != nil {
+		inst.syncMeter(inst.mod.rt.ticks.Load())
 	}
 	inst.closed = true
 	if inst.dead == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -153,6 +154,36 @@ func TestCancelStopsCall(t *testing.T) {
 	if d := time.Since(start); d > 20*time.Second {
 		t.Errorf("the call took %v to stop, the time limit is a minute", d)
 	}
+	healthy(t)
+}
+
+// TestCancelStopsStartFunction: a cancel reaches a start function too,
+// which runs before its instance exists for the caller (here the probe
+// instance of Load).
+func TestCancelStopsStartFunction(t *testing.T) {
+	rt := newRuntime(t, Limits{CallTimeout: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		// Cancel once a call is running: the start function.
+		for {
+			rt.mu.Lock()
+			busy := false
+			for inst := range rt.mu.running {
+				busy = busy || inst.started.Load() != 0
+			}
+			rt.mu.Unlock()
+			if busy {
+				cancel()
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			runtime.Gosched()
+		}
+	}()
+	_, err := rt.Load(ctx, "hostile.wasm", buildWAT(t, watOpts{imports: `(func $spin ` + spin + `) (start $spin)`}))
+	wantStage(t, err, ErrCanceled, "start function", false)
 	healthy(t)
 }
 
