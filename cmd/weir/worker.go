@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/weirstream/weir/worker/agent"
+	"github.com/weirstream/weir/worker/wasmhost"
 )
 
 func newWorkerCmd(a *app) *cobra.Command {
@@ -42,6 +43,7 @@ Ctrl-C cancels the running tasks and leaves.
 	f.String("work-dir", "", "folder for the module cache and state (default: a temporary folder)")
 	f.String("id", "", "the worker's id in the cluster (default host-pid)")
 	f.Bool("allow-native", false, "let jobs use operators linked into this binary (benchmarks only)")
+	f.Int64("memory-budget", 8<<30, "bytes every module and instance on this worker may cost at worst, together (docs/abi.md); a deploy past it fails with the figures")
 	return cmd
 }
 
@@ -82,6 +84,7 @@ func (a *app) runWorker(ctx context.Context) error {
 		ID: v.GetString("id"), Coordinator: controlURL, Slots: v.GetInt("slots"), DataAddr: v.GetString("data-listen"),
 		CADir: filepath.Join(v.GetString("data-dir"), "cluster"), Dir: v.GetString("work-dir"),
 		AllowNative: v.GetBool("allow-native"), Logger: log,
+		Runtime: wasmhost.Config{Budget: wasmhost.NewBudget(v.GetInt64("memory-budget"))},
 	})
 	if err != nil {
 		return err
