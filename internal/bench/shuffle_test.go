@@ -16,14 +16,14 @@ func TestShuffleSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Runs) != 4 {
-		t.Fatalf("%d runs, want 4", len(rep.Runs))
+	if len(rep.Runs) != 5 {
+		t.Fatalf("%d runs, want 5", len(rep.Runs))
 	}
 	for i, r := range rep.Runs {
 		if r.RecordsPerSec <= 0 || r.MBPerSec <= 0 {
 			t.Fatalf("run %d: %+v", i, r)
 		}
-		if latency := i >= 2; latency != (r.TargetPerSec > 0) || latency && (r.P99Ms < r.P50Ms || r.P50Ms <= 0) {
+		if latency := i >= 3; latency != (r.TargetPerSec > 0) || latency && (r.P99Ms < r.P50Ms || r.P50Ms <= 0) {
 			t.Fatalf("run %d: %+v", i, r)
 		}
 	}
