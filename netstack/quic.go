@@ -160,7 +160,6 @@ type Transport struct {
 		// (and is replaced) when one is added.
 		chans   map[ChannelID]*remoteIn
 		changed chan struct{}
-		outs    map[*remoteOut]struct{}
 	}
 }
 
@@ -222,7 +221,6 @@ func New(opts Options) (*Transport, error) {
 	t.mu.dials = map[string]*dialCall{}
 	t.mu.chans = map[ChannelID]*remoteIn{}
 	t.mu.changed = make(chan struct{})
-	t.mu.outs = map[*remoteOut]struct{}{}
 	t.wg.Add(1)
 	go t.acceptConns()
 	return t, nil
