@@ -39,8 +39,12 @@ type ShuffleOptions struct {
 	LatencyFor    time.Duration // length of the latency run; default 3s
 	Exclusive     int           // credits per channel; default 2
 	Floating      int           // floating buffers of the gate; default 8
-	Rounds        int           // throughput runs per link, the best counting; default 5
-	Progress      io.Writer     // one line per finished run; nil: quiet
+	// Pool is the number of buffers the producer fills (Dial's pool);
+	// default 2: buffers waiting for credit at the producer are latency,
+	// and two keep a channel busy (one filling, one going out).
+	Pool     int
+	Rounds   int       // throughput runs per link, the best counting; default 5
+	Progress io.Writer // one line per finished run; nil: quiet
 }
 
 func (o *ShuffleOptions) ensureDefaults() {
@@ -70,6 +74,9 @@ func (o *ShuffleOptions) ensureDefaults() {
 	}
 	if o.Rounds == 0 {
 		o.Rounds = 5
+	}
+	if o.Pool == 0 {
+		o.Pool = 2
 	}
 }
 
@@ -186,7 +193,7 @@ func openQUIC(ctx context.Context, ca *netstack.CA, opts ShuffleOptions) (*shuff
 	if _, err = b.ListenGate(gate, netstack.GateOptions{Exclusive: opts.Exclusive, Floating: opts.Floating, BufferSize: opts.BufferSize},
 		netstack.RemoteChannel{ID: "bench/shuffle/0/0", Ch: gate.AddChannel(nil)}); err == nil {
 		var sp netstack.Subpartition
-		if sp, err = a.Dial(ctx, b.Addr(), "bench/shuffle/0/0", opts.Exclusive+opts.Floating, opts.BufferSize); err == nil {
+		if sp, err = a.Dial(ctx, b.Addr(), "bench/shuffle/0/0", opts.Pool, opts.BufferSize); err == nil {
 			return &shuffleLink{sp: sp, gate: gate, close: func() error {
 				err := sp.Close()
 				return errors.Join(err, a.Close(), b.Close())
