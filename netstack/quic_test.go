@@ -572,3 +572,54 @@ func TestOptionsValidate(t *testing.T) {
 		t.Fatalf("an id twice: %v", err)
 	}
 }
+
+// A producer's worker that goes away fails the consumer's channels (the
+// task runtime fails the task), and a consumer's that goes away fails the
+// producer's sends.
+func TestQUICPeerGoneFailsChannels(t *testing.T) {
+	checkNoLeak(t)
+	a, b := newTransport(t, Options{}), newTransport(t, Options{})
+	c := newTransport(t, Options{})
+	gate := NewInputGate()
+	if _, err := b.ListenGate(gate, GateOptions{BufferSize: 64}, RemoteChannel{ID: "p0", Ch: gate.AddChannel(nil)}, RemoteChannel{ID: "p1", Ch: gate.AddChannel(nil)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []ChannelID{"p0", "p1"} {
+		sp, err := a.Dial(context.Background(), b.Addr(), id, 2, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		must(t, sp.SendEvent(Event{Kind: 1}))
+	}
+	for range 2 {
+		if _, m := next(t, gate); m.Err != nil || m.Event.Kind != 1 {
+			t.Fatalf("before the loss: %+v", m)
+		}
+	}
+	must(t, a.Close())
+	failed := map[int]bool{}
+	for len(failed) < 2 {
+		ch, m := next(t, gate)
+		if m.Err == nil {
+			t.Fatalf("channel %d: %+v, want its failure", ch, m)
+		}
+		failed[ch] = true
+	}
+
+	// The other way round: c produces to b, b goes away.
+	gate2 := NewInputGate()
+	if _, err := b.ListenGate(gate2, GateOptions{BufferSize: 64}, RemoteChannel{ID: "q", Ch: gate2.AddChannel(nil)}); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := c.Dial(context.Background(), b.Addr(), "q", 2, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, sp.SendEvent(Event{Kind: 1}))
+	next(t, gate2)
+	must(t, b.Close())
+	waitFor(t, "sends to fail", func() bool { return sp.SendEvent(Event{}) != nil })
+	if err := sp.Close(); err == nil {
+		t.Fatal("Close of a channel whose consumer went away reports no failure")
+	}
+}
