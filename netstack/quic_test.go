@@ -285,6 +285,26 @@ func TestQUICLateRegistrationAndRefusal(t *testing.T) {
 			gate.Release(ch, m.Buf)
 		}
 	}
+	// A second producer for a channel, and a producer with buffers over
+	// the consumer's size, are refused with the reason.
+	second, err := a.Dial(context.Background(), b.Addr(), "late", 2, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate2 := NewInputGate()
+	if _, err := b.ListenGate(gate2, GateOptions{BufferSize: 64}, RemoteChannel{ID: "small", Ch: gate2.AddChannel(nil)}); err != nil {
+		t.Fatal(err)
+	}
+	big, err := a.Dial(context.Background(), b.Addr(), "small", 2, 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for sp, want := range map[Subpartition]string{second: `channel "late" already had a producer`, big: "buffer size 128 exceeds the consumer's 64"} {
+		waitFor(t, "a refusal", func() bool { return sp.SendEvent(Event{}) != nil })
+		if err := sp.Close(); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("refusal %v, want %q", err, want)
+		}
+	}
 	waitFor(t, "the orphan channel to be refused", func() bool {
 		return errors.Is(orphan.SendEvent(Event{}), ErrRefused)
 	})
