@@ -332,6 +332,7 @@ func (in *remoteIn) finish(s *quic.Stream, err error) {
 		return
 	}
 	err = fmt.Errorf("netstack: receiving channel %q: %w", in.id, err)
+	_ = g.gate.Push(in.ch, Message{Err: err})
 	if errors.Is(err, ErrProtocol) {
 		in.wmu.Lock()
 		refuse(s, closeFailed, err.Error())
@@ -340,7 +341,6 @@ func (in *remoteIn) finish(s *quic.Stream, err error) {
 		s.CancelWrite(codeClosed)
 		s.CancelRead(codeClosed)
 	}
-	_ = g.gate.Push(in.ch, Message{Err: err})
 }
 
 // Release takes a processed buffer back: credit for the channel, or a
