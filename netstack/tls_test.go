@@ -2,6 +2,7 @@ package netstack
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"os"
@@ -78,4 +79,37 @@ func TestParseCARejects(t *testing.T) {
 	if _, err := ParseCA(leafPEM, nil); err == nil || !strings.Contains(err.Error(), "not a CA") {
 		t.Fatalf("a leaf as CA: %v", err)
 	}
+}
+
+// A worker given its leaf and only the CA's certificate (no key), as a
+// production cluster would hand them out, joins the cluster.
+func TestTransportWithGivenLeaf(t *testing.T) {
+	checkNoLeak(t)
+	certPEM, _, err := testCA().PEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := ParseCA(certPEM, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := testCA().Issue("given")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newTransport(t, Options{CA: verifier, Certificate: &leaf})
+	b := newTransport(t, Options{})
+	gate := NewInputGate()
+	if _, err := b.ListenGate(gate, GateOptions{BufferSize: 64}, RemoteChannel{ID: "g", Ch: gate.AddChannel(nil)}); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := a.Dial(context.Background(), b.Addr(), "g", 1, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, sp.SendEvent(Event{Kind: 7}))
+	if _, m := next(t, gate); m.Event.Kind != 7 {
+		t.Fatalf("got %+v", m)
+	}
+	must(t, sp.Close())
 }
