@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -141,6 +142,48 @@ func FuzzReadFrame(f *testing.F) {
 			if err2 != nil || !reflect.DeepEqual(f2, frames) || !reflect.DeepEqual(p2, payloads) {
 				t.Fatalf("re-encoding changed the frames: %v\n%+v\n%+v", err2, frames, f2)
 			}
+		}
+	})
+}
+
+// FuzzReceiver feeds arbitrary bytes to a consumer channel's read loop,
+// as a hostile producer would send them after its hello: it ends with nil
+// (a close frame) or an error, never a panic, and the gate never holds
+// more buffers than the credits allow, whatever the bytes say.
+func FuzzReceiver(f *testing.F) {
+	f.Add(appendData(appendData(nil, 1, 5, []byte("ab")), 2, 0, []byte("cd")))
+	f.Add(appendData(appendCount(nil, frameBacklog, 9), 1, 9, []byte("x")))
+	f.Add(appendClose(appendEvent(nil, Event{Kind: 3, Priority: true}), closeDone, ""))
+	f.Add(appendData(appendData(appendData(appendData(nil, 1, 0, nil), 1, 0, nil), 1, 0, nil), 1, 0, nil))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		const exclusive, floating, size = 2, 1, 16
+		gate := NewInputGate()
+		g := &RemoteGate{gate: gate, opts: GateOptions{Exclusive: exclusive, Floating: floating, BufferSize: size}, limit: 2*exclusive + floating}
+		for i := range 2 {
+			g.chans = append(g.chans, &remoteIn{g: g, idx: i, ch: gate.AddChannel(nil), id: ChannelID(fmt.Sprint(i)), wake: make(chan struct{}, 1)})
+			gate.SetTransport(i, g.chans[i])
+		}
+		g.mu.credits, g.mu.grants = NewReceiverCredits(2, exclusive, floating, nil)
+		g.dispatchLocked()
+		err := g.chans[0].read(nil, bufio.NewReader(bytes.NewReader(data)))
+		if err != nil && !errors.Is(err, ErrProtocol) {
+			t.Fatalf("error %v is not ErrProtocol", err)
+		}
+		bufs := 0
+		for {
+			_, m, ok := gate.Next()
+			if !ok {
+				break
+			}
+			if m.Buf != nil {
+				bufs++
+				if len(m.Buf.B) > size {
+					t.Fatalf("buffer of %d bytes over the size %d", len(m.Buf.B), size)
+				}
+			}
+		}
+		if bufs > exclusive+floating {
+			t.Fatalf("%d buffers on one channel, credits allow %d", bufs, exclusive+floating)
 		}
 	})
 }

@@ -13,8 +13,12 @@
 // explicit grant.
 //
 // Two transports implement the same seam: the in-process one (NewLocal),
-// which hands buffers over by pointer, and the QUIC one between workers.
-// The task runtime never knows which one a channel uses. The credit
+// which hands buffers over by pointer, and the QUIC one between workers
+// (New, one Transport per worker process: ListenGate registers a gate's
+// remote channels by ChannelID on the consumer's worker, Dial opens the
+// producer's end to the consumer's Transport.Addr). The task runtime
+// never knows which one a channel uses; a remote channel that fails
+// yields a Message with Err set. The credit
 // bookkeeping both sides keep is a deterministic core (SenderCredits,
 // ReceiverCredits): events in, actions out, no goroutines or clocks.
 //

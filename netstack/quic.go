@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -160,7 +161,6 @@ type Transport struct {
 		// (and is replaced) when one is added.
 		chans   map[ChannelID]*remoteIn
 		changed chan struct{}
-		outs    map[*remoteOut]struct{}
 	}
 }
 
@@ -222,7 +222,6 @@ func New(opts Options) (*Transport, error) {
 	t.mu.dials = map[string]*dialCall{}
 	t.mu.chans = map[ChannelID]*remoteIn{}
 	t.mu.changed = make(chan struct{})
-	t.mu.outs = map[*remoteOut]struct{}{}
 	t.wg.Add(1)
 	go t.acceptConns()
 	return t, nil
@@ -444,10 +443,14 @@ func (t *Transport) unregister(in *remoteIn) {
 	t.mu.Unlock()
 }
 
-// refuse tells the producer why, then ends the stream both ways.
+// refuse tells the producer why, then ends the stream both ways. It
+// reads on (discarding, for at most a second) until the producer ends its
+// side, so that the producer reads the reason before its writes fail.
 func refuse(s *quic.Stream, code uint8, msg string) {
 	_ = s.SetWriteDeadline(time.Now().Add(time.Second))
 	_, _ = s.Write(appendClose(nil, code, msg))
 	_ = s.Close()
+	_ = s.SetReadDeadline(time.Now().Add(time.Second))
+	_, _ = io.Copy(io.Discard, s)
 	s.CancelRead(codeProtocol)
 }

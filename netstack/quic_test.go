@@ -285,6 +285,26 @@ func TestQUICLateRegistrationAndRefusal(t *testing.T) {
 			gate.Release(ch, m.Buf)
 		}
 	}
+	// A second producer for a channel, and a producer with buffers over
+	// the consumer's size, are refused with the reason.
+	second, err := a.Dial(context.Background(), b.Addr(), "late", 2, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate2 := NewInputGate()
+	if _, err := b.ListenGate(gate2, GateOptions{BufferSize: 64}, RemoteChannel{ID: "small", Ch: gate2.AddChannel(nil)}); err != nil {
+		t.Fatal(err)
+	}
+	big, err := a.Dial(context.Background(), b.Addr(), "small", 2, 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for sp, want := range map[Subpartition]string{second: `channel "late" already had a producer`, big: "buffer size 128 exceeds the consumer's 64"} {
+		waitFor(t, "a refusal", func() bool { return sp.SendEvent(Event{}) != nil })
+		if err := sp.Close(); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("refusal %v, want %q", err, want)
+		}
+	}
 	waitFor(t, "the orphan channel to be refused", func() bool {
 		return errors.Is(orphan.SendEvent(Event{}), ErrRefused)
 	})
@@ -570,5 +590,56 @@ func TestOptionsValidate(t *testing.T) {
 	}
 	if _, err := tr.ListenGate(g, GateOptions{}, RemoteChannel{ID: "w", Ch: 0}, RemoteChannel{ID: "w", Ch: 0}); err == nil || !strings.Contains(err.Error(), "named twice") {
 		t.Fatalf("an id twice: %v", err)
+	}
+}
+
+// A producer's worker that goes away fails the consumer's channels (the
+// task runtime fails the task), and a consumer's that goes away fails the
+// producer's sends.
+func TestQUICPeerGoneFailsChannels(t *testing.T) {
+	checkNoLeak(t)
+	a, b := newTransport(t, Options{}), newTransport(t, Options{})
+	c := newTransport(t, Options{})
+	gate := NewInputGate()
+	if _, err := b.ListenGate(gate, GateOptions{BufferSize: 64}, RemoteChannel{ID: "p0", Ch: gate.AddChannel(nil)}, RemoteChannel{ID: "p1", Ch: gate.AddChannel(nil)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []ChannelID{"p0", "p1"} {
+		sp, err := a.Dial(context.Background(), b.Addr(), id, 2, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		must(t, sp.SendEvent(Event{Kind: 1}))
+	}
+	for range 2 {
+		if _, m := next(t, gate); m.Err != nil || m.Event.Kind != 1 {
+			t.Fatalf("before the loss: %+v", m)
+		}
+	}
+	must(t, a.Close())
+	failed := map[int]bool{}
+	for len(failed) < 2 {
+		ch, m := next(t, gate)
+		if m.Err == nil {
+			t.Fatalf("channel %d: %+v, want its failure", ch, m)
+		}
+		failed[ch] = true
+	}
+
+	// The other way round: c produces to b, b goes away.
+	gate2 := NewInputGate()
+	if _, err := b.ListenGate(gate2, GateOptions{BufferSize: 64}, RemoteChannel{ID: "q", Ch: gate2.AddChannel(nil)}); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := c.Dial(context.Background(), b.Addr(), "q", 2, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, sp.SendEvent(Event{Kind: 1}))
+	next(t, gate2)
+	must(t, b.Close())
+	waitFor(t, "sends to fail", func() bool { return sp.SendEvent(Event{}) != nil })
+	if err := sp.Close(); err == nil {
+		t.Fatal("Close of a channel whose consumer went away reports no failure")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/quic-go/quic-go"
 )
@@ -122,11 +123,15 @@ func (t *Transport) ListenGate(gate *InputGate, opts GateOptions, chans ...Remot
 	}
 	g.mu.credits, g.mu.grants = NewReceiverCredits(len(chans), opts.Exclusive, opts.Floating, nil)
 	g.dispatchLocked()
-	if err := t.register(g.chans); err != nil {
-		return nil, err
-	}
+	// The gate must know where releases go before a producer can push.
 	for _, in := range g.chans {
 		gate.SetTransport(in.ch, in)
+	}
+	if err := t.register(g.chans); err != nil {
+		for _, in := range g.chans {
+			gate.SetTransport(in.ch, nil)
+		}
+		return nil, err
 	}
 	return g, nil
 }
@@ -308,7 +313,18 @@ func (in *remoteIn) finish(s *quic.Stream, err error) {
 	g.mu.grants = g.mu.credits.Ended(in.idx, g.mu.grants)
 	g.dispatchLocked()
 	g.mu.Unlock()
-	if err == nil || closed || errors.Is(err, ErrClosed) {
+	if err == nil {
+		// The producer's FIN follows its close frame: wait for it (a
+		// second at most) rather than stop its sending half-way.
+		in.wmu.Lock()
+		_ = s.Close()
+		in.wmu.Unlock()
+		_ = s.SetReadDeadline(time.Now().Add(time.Second))
+		_, _ = io.Copy(io.Discard, s)
+		s.CancelRead(codeClosed)
+		return
+	}
+	if closed || errors.Is(err, ErrClosed) {
 		in.wmu.Lock()
 		_ = s.Close()
 		in.wmu.Unlock()
@@ -316,17 +332,15 @@ func (in *remoteIn) finish(s *quic.Stream, err error) {
 		return
 	}
 	err = fmt.Errorf("netstack: receiving channel %q: %w", in.id, err)
+	_ = g.gate.Push(in.ch, Message{Err: err})
 	if errors.Is(err, ErrProtocol) {
 		in.wmu.Lock()
-		_, _ = s.Write(appendClose(nil, closeFailed, err.Error()))
-		_ = s.Close()
+		refuse(s, closeFailed, err.Error())
 		in.wmu.Unlock()
-		s.CancelRead(codeProtocol)
 	} else {
 		s.CancelWrite(codeClosed)
 		s.CancelRead(codeClosed)
 	}
-	_ = g.gate.Push(in.ch, Message{Err: err})
 }
 
 // Release takes a processed buffer back: credit for the channel, or a

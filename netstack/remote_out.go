@@ -107,7 +107,6 @@ func (t *Transport) Dial(ctx context.Context, addr string, id ChannelID, pool, s
 		s.CancelWrite(codeClosed)
 		return nil, ErrClosed
 	}
-	t.mu.outs[o] = struct{}{}
 	t.wg.Add(2)
 	t.mu.Unlock()
 	go o.writeLoop()
@@ -381,9 +380,6 @@ func (o *remoteOut) Close() error {
 		// us reading; stop the reader.
 		o.s.CancelRead(codeClosed)
 		<-o.read
-		o.t.mu.Lock()
-		delete(o.t.mu.outs, o)
-		o.t.mu.Unlock()
 	})
 	o.mu.Lock()
 	defer o.mu.Unlock()
