@@ -19,6 +19,7 @@ import (
 	"github.com/weirstream/weir/coordinator/dispatcher"
 	"github.com/weirstream/weir/coordinator/slots"
 	"github.com/weirstream/weir/internal/client"
+	"github.com/weirstream/weir/internal/deploy"
 )
 
 // defaultDataDir is where a coordinator keeps its registry and the
@@ -73,6 +74,7 @@ finished), as a container image of the job would.
 	f.Duration("heartbeat-interval", 500*time.Millisecond, "how often workers send heartbeats")
 	f.Int("max-slots", 0, "slots the cluster can ever have (0: no limit with standalone); a job needing more fails at once")
 	f.String("job", "", "application mode: run this job spec and exit with its result")
+	f.Duration("flush-interval", 5*time.Millisecond, "the longest a partly filled network buffer waits while its task is busy")
 	return cmd
 }
 
@@ -90,7 +92,8 @@ func (a *app) runCoordinator(ctx context.Context) error {
 		HeartbeatInterval: v.GetDuration("heartbeat-interval"),
 		Slots: slots.Config{Provider: provider, HeartbeatTimeout: v.GetDuration("heartbeat-timeout"), MaxSlots: v.GetInt("max-slots"),
 			SlotsPerWorker: v.GetInt("worker-slots"), MaxWorkers: v.GetInt("max-workers"), IdleTimeout: v.GetDuration("idle-timeout")},
-		Logger: log,
+		Buffers: deploy.Buffers{FlushInterval: deploy.Duration(v.GetDuration("flush-interval"))},
+		Logger:  log,
 	}
 	switch provider {
 	case slots.ProviderStandalone:

@@ -101,6 +101,10 @@ sinks:
 			t.Errorf("word %q: count %d, want %d", w, got[w], n)
 		}
 	}
+	// SIGTERM: a worker leaves cleanly, and the coordinator sees it go.
+	if err := c.Worker("w2").Stop(30 * time.Second); err != nil {
+		t.Fatalf("worker w2 on SIGTERM: %v", err)
+	}
 }
 
 // A worker SIGKILLed while the job runs: the job restarts on the slots

@@ -120,6 +120,21 @@ func (p *Proc) Kill() {
 	<-p.done
 }
 
+// Stop sends SIGTERM and waits up to timeout for the process to exit,
+// returning its exit error (nil for a clean exit).
+func (p *Proc) Stop(timeout time.Duration) error {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		if st := p.cmd.ProcessState; !st.Success() {
+			return fmt.Errorf("%s exited with %v", p.Name, st)
+		}
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("%s did not exit within %v of SIGTERM", p.Name, timeout)
+	}
+}
+
 // Output is what the process printed so far.
 func (p *Proc) Output() string { return p.out.String() }
 
