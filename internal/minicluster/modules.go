@@ -67,6 +67,10 @@ func (m *Modules) load(ctx context.Context, name string) (*wasmhost.Module, erro
 	}
 	mod, err := m.rt.Load(ctx, filepath.Base(path), b)
 	if err != nil {
+		var werr *wasmhost.Error
+		if errors.As(err, &werr) {
+			return nil, m.job.Errorf(spec.Field, "%v", err) // it names the module and stage itself
+		}
 		return nil, m.job.Errorf(spec.Field, "module %s: %v", spec.Path, err)
 	}
 	sum := sha256.Sum256(b)
