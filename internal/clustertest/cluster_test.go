@@ -2,6 +2,7 @@ package clustertest
 
 import (
 	"bufio"
+	"flag"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -18,6 +19,13 @@ import (
 var weirBin string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		// Real processes: they run once, in the full suite, not again in
+		// the short one under the race detector.
+		fmt.Println("clustertest: multi-process tests run without -short")
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "weir-clustertest-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -49,6 +57,7 @@ func repo(t *testing.T, p string) string {
 // counts spread over both, two sink subtasks. The final count of every
 // word equals an independent count of the sample text.
 func TestWordcountAcrossWorkers(t *testing.T) {
+	skipShort(t)
 	c := Start(t, weirBin, Options{Workers: 2, Slots: 2})
 	dir := t.TempDir()
 	spec := filepath.Join(dir, "wc.yaml")
@@ -110,6 +119,7 @@ sinks:
 // A worker SIGKILLed while the job runs: the job restarts on the slots
 // left and ends with every key counted exactly as the source made it.
 func TestWorkerKilledJobRestarts(t *testing.T) {
+	skipShort(t)
 	c := Start(t, weirBin, Options{Workers: 3, Slots: 2})
 	dir := t.TempDir()
 	spec := filepath.Join(dir, "gen.yaml")
@@ -260,6 +270,7 @@ func writeFile(t *testing.T, path, s string) {
 // stays under slowSinkRSS although the input is larger than that — and
 // every line arrives exactly once.
 func TestSlowSinkBackpressure(t *testing.T) {
+	skipShort(t)
 	// The input is 160 MiB; a worker holding it would exceed the bound.
 	// The bound is a worker's own footprint (Go runtime, wazero, QUIC,
 	// about 40-60 MiB here) plus the buffers credits allow in flight.
@@ -338,5 +349,11 @@ sinks:
 		if !seen[fmt.Sprintf("%08d-%s", i, pad)] {
 			t.Fatalf("line %08d is missing", i)
 		}
+	}
+}
+
+func skipShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process: runs in the full suite (without -short)")
 	}
 }
