@@ -36,6 +36,10 @@ var rsStates = []struct {
 
 const rsMaxPar = 16
 
+// rsPebbleOptions are the options of the pebble backends of the rescaling
+// tests; TestRescaleWriteCache changes them.
+var rsPebbleOptions = testPebbleOptions
+
 type rsKey struct {
 	st  int
 	key string
@@ -134,7 +138,7 @@ func rsOpen(t *testing.T, kind string, c *fakeClock, job string, index, p int) *
 	if kind == "heap" {
 		b = NewHeap(c.clock)
 	} else {
-		pb, err := OpenPebble(t.TempDir(), c.clock, testPebbleOptions)
+		pb, err := OpenPebble(t.TempDir(), c.clock, rsPebbleOptions)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -443,6 +447,23 @@ func TestRescaleDifferential(t *testing.T) {
 				rescale(t, seed, ops, keys, p, p2)
 			})
 		}
+	}
+}
+
+// TestRescaleWriteCache runs one rescale with pebble's pending writes off
+// and with a bound so small that most writes flush before the barrier.
+func TestRescaleWriteCache(t *testing.T) {
+	var keys []string
+	for i := 0; i < 40; i++ {
+		keys = append(keys, fmt.Sprintf("key-%d", i))
+	}
+	defer func(o PebbleOptions) { rsPebbleOptions = o }(rsPebbleOptions)
+	for _, wc := range []int64{-1, 64} {
+		t.Run(fmt.Sprint(wc), func(t *testing.T) {
+			rsPebbleOptions = testPebbleOptions
+			rsPebbleOptions.WriteCache = wc
+			rescale(t, 50+uint64(wc), 800, keys, 2, 3)
+		})
 	}
 }
 
