@@ -672,16 +672,16 @@ func TestRestoreRefuses(t *testing.T) {
 	for _, kind := range []string{"heap", "pebble"} {
 		dst := rsOpen(t, kind, c, "j", 0, 1)
 		err := dst.b.Restore("j", snapshot.Subtask{Index: 0, Parallelism: 1, MaxParallelism: 32}, open())
-		if !errorsIs(err, snapshot.ErrMismatch) || !strings.Contains(err.Error(), "max parallelism") {
+		if !errors.Is(err, snapshot.ErrMismatch) || !strings.Contains(err.Error(), "max parallelism") {
 			t.Fatalf("%s: restore at another max parallelism: %v", kind, err)
 		}
 		if err := dst.b.Restore("j", snapshot.Subtask{Index: 0, Parallelism: 1, MaxParallelism: rsMaxPar}, open()); err != nil {
 			t.Fatal(err)
 		}
-		if err := dst.b.Restore("j", snapshot.Subtask{Index: 0, Parallelism: 1, MaxParallelism: rsMaxPar}, open()); !errorsIs(err, ErrNotEmpty) {
+		if err := dst.b.Restore("j", snapshot.Subtask{Index: 0, Parallelism: 1, MaxParallelism: rsMaxPar}, open()); !errors.Is(err, ErrNotEmpty) {
 			t.Fatalf("%s: restore twice: %v, want ErrNotEmpty", kind, err)
 		}
-		if _, err := dst.b.RegisterState(Name{Job: "j", Operator: "op", State: "v"}, wasmabi.StateList, Options{}); !errorsIs(err, ErrKind) {
+		if _, err := dst.b.RegisterState(Name{Job: "j", Operator: "op", State: "v"}, wasmabi.StateList, Options{}); !errors.Is(err, ErrKind) {
 			t.Fatalf("%s: restored value state registered as list: %v, want ErrKind", kind, err)
 		}
 	}

@@ -169,7 +169,7 @@ func (s *timerStore) AddTimer(id TimersID, kg uint16, d wasmabi.TimeDomain, ts i
 	if err != nil {
 		return err
 	}
-	if err := errorsJoin(checkKeyGroup(kg), checkDomain(d)); err != nil {
+	if err := firstErr(checkKeyGroup(kg), checkDomain(d)); err != nil {
 		return err
 	}
 	sh := o.shard(kg)
@@ -191,7 +191,7 @@ func (s *timerStore) DeleteTimer(id TimersID, kg uint16, d wasmabi.TimeDomain, t
 	if err != nil {
 		return err
 	}
-	if err := errorsJoin(checkKeyGroup(kg), checkDomain(d)); err != nil {
+	if err := firstErr(checkKeyGroup(kg), checkDomain(d)); err != nil {
 		return err
 	}
 	sh := o.shards[kg]
@@ -226,7 +226,7 @@ func (s *timerStore) NextTimer(id TimersID, r keygroup.Range, d wasmabi.TimeDoma
 	if err != nil {
 		return 0, false, err
 	}
-	if err := errorsJoin(checkRange(r), checkDomain(d)); err != nil {
+	if err := firstErr(checkRange(r), checkDomain(d)); err != nil {
 		return 0, false, err
 	}
 	best, found := "", false
@@ -252,7 +252,7 @@ func (s *timerStore) PopDueTimers(id TimersID, r keygroup.Range, d wasmabi.TimeD
 	if err != nil {
 		return dst, err
 	}
-	if err := errorsJoin(checkRange(r), checkDomain(d)); err != nil {
+	if err := firstErr(checkRange(r), checkDomain(d)); err != nil {
 		return dst, err
 	}
 	limit := string(appendTimerKey(nil, upTo, nil, nil))
@@ -341,7 +341,8 @@ func checkRange(r keygroup.Range) error {
 	return nil
 }
 
-func errorsJoin(a, b error) error {
+// firstErr returns a if it is an error, else b.
+func firstErr(a, b error) error {
 	if a != nil {
 		return a
 	}
