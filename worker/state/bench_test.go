@@ -228,3 +228,24 @@ func BenchmarkSnapshotSync(b *testing.B) {
 		b.ReportMetric(float64(sync.Nanoseconds())/float64(b.N), "sync-ns/op")
 	})
 }
+
+// BenchmarkAddTimerExisting registers again a timer that exists, as a
+// window operator does for every record of a window (one of 10k keys).
+func BenchmarkAddTimerExisting(b *testing.B) {
+	s := newBenchSlots()
+	be := NewHeap(nil)
+	id, _ := be.RegisterTimers("j", "op")
+	for i := range s.keys {
+		if err := be.AddTimer(id, s.kgs[i], wasmabi.EventTime, 1000, s.keys[i], []byte("window")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		j := i % benchKeys
+		if err := be.AddTimer(id, s.kgs[j], wasmabi.EventTime, 1000, s.keys[j], []byte("window")); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

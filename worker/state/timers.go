@@ -58,6 +58,7 @@ type timerShard struct {
 	// due is a min-heap of timer keys; entries deleted from set are dropped
 	// lazily when they come up.
 	due [2]timerHeap
+	key []byte // scratch: the timer key of the current call
 }
 
 type timerHeap []string
@@ -173,7 +174,13 @@ func (s *timerStore) AddTimer(id TimersID, kg uint16, d wasmabi.TimeDomain, ts i
 		return err
 	}
 	sh := o.shard(kg)
-	return sh.add(d, string(appendTimerKey(nil, ts, key, ns)))
+	sh.key = appendTimerKey(sh.key[:0], ts, key, ns)
+	// A window operator registers its window's timer for every record:
+	// the common case is a timer that exists, found without allocating.
+	if _, dup := sh.set[d][string(sh.key)]; dup {
+		return nil
+	}
+	return sh.add(d, string(sh.key))
 }
 
 func (sh *timerShard) add(d wasmabi.TimeDomain, k string) error {
@@ -198,9 +205,9 @@ func (s *timerStore) DeleteTimer(id TimersID, kg uint16, d wasmabi.TimeDomain, t
 	if sh == nil {
 		return nil
 	}
-	k := appendTimerKey(nil, ts, key, ns)
-	if _, ok := sh.set[d][string(k)]; ok {
-		delete(sh.writable(d), string(k))
+	sh.key = appendTimerKey(sh.key[:0], ts, key, ns)
+	if _, ok := sh.set[d][string(sh.key)]; ok {
+		delete(sh.writable(d), string(sh.key))
 	}
 	return nil
 }
