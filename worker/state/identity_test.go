@@ -97,5 +97,3 @@ func TestNameEncoding(t *testing.T) {
 		t.Fatalf("union list registered again as list: %v, want ErrKind", err)
 	}
 }
-
-func errorsIs(err, target error) bool { return errors.Is(err, target) }

@@ -388,6 +388,44 @@ func (p *Pebble) flush(s *pebbleState) error {
 	return nil
 }
 
+// flushShards gives the pending writes of several shards to pebble in one
+// batch: one commit instead of one per shard (a snapshot flushes every
+// shard of its key groups).
+func (p *Pebble) flushShards(shards []*pebbleState) error {
+	b := p.db.NewBatch()
+	var err error
+	n := 0
+	for _, s := range shards {
+		if s.appends != nil && !s.appends.Empty() {
+			if err = b.Apply(s.appends, nil); err != nil {
+				break
+			}
+			n++
+		}
+		for k, w := range s.dirty {
+			if w.del {
+				err = b.Delete([]byte(k), nil)
+			} else {
+				err = b.Set([]byte(k), w.v, nil)
+			}
+			if err != nil {
+				break
+			}
+			n++
+		}
+	}
+	if err == nil && n > 0 {
+		err = p.db.Apply(b, pebble.NoSync)
+	}
+	for _, s := range shards {
+		p.forget(s) // pebble refusing a batch fails the job: nothing to retry
+	}
+	if err = errors.Join(err, b.Close()); err != nil {
+		return fmt.Errorf("state: writing pending writes: %w", err)
+	}
+	return nil
+}
+
 // forget drops the shard's pending writes.
 func (p *Pebble) forget(s *pebbleState) {
 	if s.appends != nil {

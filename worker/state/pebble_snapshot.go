@@ -28,15 +28,17 @@ func (p *Pebble) Snapshot(job, operator string, sub snapshot.Subtask) (*Snapshot
 		plan.now = p.clock()
 	}
 	r := sub.Range()
+	var shards []*pebbleState
 	for _, st := range plan.states {
 		reg := p.states.get(st.id)
 		for kg := r.Start; kg <= r.End; kg++ {
-			if s := reg.shards[kg]; s != nil {
-				if err := p.flush(s); err != nil {
-					return nil, fmt.Errorf("state: snapshotting operator %q: %w", operator, err)
-				}
+			if s := reg.shards[kg]; s != nil && (len(s.dirty) > 0 || (s.appends != nil && !s.appends.Empty())) {
+				shards = append(shards, s)
 			}
 		}
+	}
+	if err := p.flushShards(shards); err != nil {
+		return nil, fmt.Errorf("state: snapshotting operator %q: %w", operator, err)
 	}
 	snap := p.db.NewSnapshot()
 	if o := p.lookup(job, operator); o != nil {

@@ -36,6 +36,10 @@ var rsStates = []struct {
 
 const rsMaxPar = 16
 
+// rsPebbleOptions are the options of the pebble backends of the rescaling
+// tests; TestRescaleWriteCache changes them.
+var rsPebbleOptions = testPebbleOptions
+
 type rsKey struct {
 	st  int
 	key string
@@ -134,7 +138,7 @@ func rsOpen(t *testing.T, kind string, c *fakeClock, job string, index, p int) *
 	if kind == "heap" {
 		b = NewHeap(c.clock)
 	} else {
-		pb, err := OpenPebble(t.TempDir(), c.clock, testPebbleOptions)
+		pb, err := OpenPebble(t.TempDir(), c.clock, rsPebbleOptions)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -446,6 +450,23 @@ func TestRescaleDifferential(t *testing.T) {
 	}
 }
 
+// TestRescaleWriteCache runs one rescale with pebble's pending writes off
+// and with a bound so small that most writes flush before the barrier.
+func TestRescaleWriteCache(t *testing.T) {
+	var keys []string
+	for i := 0; i < 40; i++ {
+		keys = append(keys, fmt.Sprintf("key-%d", i))
+	}
+	defer func(o PebbleOptions) { rsPebbleOptions = o }(rsPebbleOptions)
+	for _, wc := range []int64{-1, 64} {
+		t.Run(fmt.Sprint(wc), func(t *testing.T) {
+			rsPebbleOptions = testPebbleOptions
+			rsPebbleOptions.WriteCache = wc
+			rescale(t, 50+uint64(wc), 800, keys, 2, 3)
+		})
+	}
+}
+
 func rescale(t *testing.T, seed uint64, ops int, keys []string, p, p2 int) {
 	c := &fakeClock{}
 	kinds := []string{"heap", "pebble"}
@@ -651,16 +672,16 @@ func TestRestoreRefuses(t *testing.T) {
 	for _, kind := range []string{"heap", "pebble"} {
 		dst := rsOpen(t, kind, c, "j", 0, 1)
 		err := dst.b.Restore("j", snapshot.Subtask{Index: 0, Parallelism: 1, MaxParallelism: 32}, open())
-		if !errorsIs(err, snapshot.ErrMismatch) || !strings.Contains(err.Error(), "max parallelism") {
+		if !errors.Is(err, snapshot.ErrMismatch) || !strings.Contains(err.Error(), "max parallelism") {
 			t.Fatalf("%s: restore at another max parallelism: %v", kind, err)
 		}
 		if err := dst.b.Restore("j", snapshot.Subtask{Index: 0, Parallelism: 1, MaxParallelism: rsMaxPar}, open()); err != nil {
 			t.Fatal(err)
 		}
-		if err := dst.b.Restore("j", snapshot.Subtask{Index: 0, Parallelism: 1, MaxParallelism: rsMaxPar}, open()); !errorsIs(err, ErrNotEmpty) {
+		if err := dst.b.Restore("j", snapshot.Subtask{Index: 0, Parallelism: 1, MaxParallelism: rsMaxPar}, open()); !errors.Is(err, ErrNotEmpty) {
 			t.Fatalf("%s: restore twice: %v, want ErrNotEmpty", kind, err)
 		}
-		if _, err := dst.b.RegisterState(Name{Job: "j", Operator: "op", State: "v"}, wasmabi.StateList, Options{}); !errorsIs(err, ErrKind) {
+		if _, err := dst.b.RegisterState(Name{Job: "j", Operator: "op", State: "v"}, wasmabi.StateList, Options{}); !errors.Is(err, ErrKind) {
 			t.Fatalf("%s: restored value state registered as list: %v, want ErrKind", kind, err)
 		}
 	}

@@ -58,6 +58,7 @@ type timerShard struct {
 	// due is a min-heap of timer keys; entries deleted from set are dropped
 	// lazily when they come up.
 	due [2]timerHeap
+	key []byte // scratch: the timer key of the current call
 }
 
 type timerHeap []string
@@ -169,11 +170,17 @@ func (s *timerStore) AddTimer(id TimersID, kg uint16, d wasmabi.TimeDomain, ts i
 	if err != nil {
 		return err
 	}
-	if err := errorsJoin(checkKeyGroup(kg), checkDomain(d)); err != nil {
+	if err := firstErr(checkKeyGroup(kg), checkDomain(d)); err != nil {
 		return err
 	}
 	sh := o.shard(kg)
-	return sh.add(d, string(appendTimerKey(nil, ts, key, ns)))
+	sh.key = appendTimerKey(sh.key[:0], ts, key, ns)
+	// A window operator registers its window's timer for every record:
+	// the common case is a timer that exists, found without allocating.
+	if _, dup := sh.set[d][string(sh.key)]; dup {
+		return nil
+	}
+	return sh.add(d, string(sh.key))
 }
 
 func (sh *timerShard) add(d wasmabi.TimeDomain, k string) error {
@@ -191,16 +198,16 @@ func (s *timerStore) DeleteTimer(id TimersID, kg uint16, d wasmabi.TimeDomain, t
 	if err != nil {
 		return err
 	}
-	if err := errorsJoin(checkKeyGroup(kg), checkDomain(d)); err != nil {
+	if err := firstErr(checkKeyGroup(kg), checkDomain(d)); err != nil {
 		return err
 	}
 	sh := o.shards[kg]
 	if sh == nil {
 		return nil
 	}
-	k := appendTimerKey(nil, ts, key, ns)
-	if _, ok := sh.set[d][string(k)]; ok {
-		delete(sh.writable(d), string(k))
+	sh.key = appendTimerKey(sh.key[:0], ts, key, ns)
+	if _, ok := sh.set[d][string(sh.key)]; ok {
+		delete(sh.writable(d), string(sh.key))
 	}
 	return nil
 }
@@ -226,7 +233,7 @@ func (s *timerStore) NextTimer(id TimersID, r keygroup.Range, d wasmabi.TimeDoma
 	if err != nil {
 		return 0, false, err
 	}
-	if err := errorsJoin(checkRange(r), checkDomain(d)); err != nil {
+	if err := firstErr(checkRange(r), checkDomain(d)); err != nil {
 		return 0, false, err
 	}
 	best, found := "", false
@@ -252,7 +259,7 @@ func (s *timerStore) PopDueTimers(id TimersID, r keygroup.Range, d wasmabi.TimeD
 	if err != nil {
 		return dst, err
 	}
-	if err := errorsJoin(checkRange(r), checkDomain(d)); err != nil {
+	if err := firstErr(checkRange(r), checkDomain(d)); err != nil {
 		return dst, err
 	}
 	limit := string(appendTimerKey(nil, upTo, nil, nil))
@@ -341,7 +348,8 @@ func checkRange(r keygroup.Range) error {
 	return nil
 }
 
-func errorsJoin(a, b error) error {
+// firstErr returns a if it is an error, else b.
+func firstErr(a, b error) error {
 	if a != nil {
 		return a
 	}
