@@ -2,8 +2,8 @@ package clustertest
 
 import (
 	"bufio"
-	"flag"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
