@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -659,4 +660,67 @@ func progressBlock(st api.JobStatus) string {
 		fmt.Fprintf(&b, "  %-32s %d/%d running  in %12d  out %12d  backpressure %3.0f%%\n", name, t.running, t.total, t.in, t.out, t.backpressure)
 	}
 	return b.String()
+}
+
+func newJobLogsCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "logs ID [--operator OP] [--follow]",
+		Short: "Print the log lines a job's modules wrote (weir.Log), per operator subtask",
+		Long: `Prints the job's module log lines that the coordinator keeps (the latest few
+thousand), oldest first, as "time [operator/subtask] level: message". Workers
+send them with their heartbeats, rate-limited per operator subtask (see
+docs/abi.md). --follow keeps printing new lines until the job ends.
+
+  weir job logs 3f2a9c0d1e4b
+  weir job logs 3f2a9c0d1e4b --operator count --follow
+  weir job logs 3f2a9c0d1e4b --output json`,
+		Args: exactArgs(1, "ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx, id, op := cmd.Context(), args[0], a.cfg.GetString("operator")
+			var after int64
+			tick := time.NewTicker(500 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				l, err := c.Logs(ctx, id, op, after)
+				if err != nil {
+					return a.apiErrors("", err)
+				}
+				if l.Lost > 0 && !a.jsonOut() {
+					fmt.Fprintf(a.stderr, "(%d earlier lines are no longer kept)\n", l.Lost)
+				}
+				for _, line := range l.Lines {
+					if a.jsonOut() {
+						if err := json.NewEncoder(a.stdout).Encode(line); err != nil {
+							return err
+						}
+						continue
+					}
+					fmt.Fprintf(a.stdout, "%s [%s/%d] %s: %s\n", line.Time.Format("15:04:05.000"), line.Operator, line.Subtask, strings.ToLower(line.Level), line.Message)
+				}
+				after = l.Next
+				if !a.cfg.GetBool("follow") {
+					return nil
+				}
+				st, err := c.Job(ctx, id)
+				if err != nil {
+					return a.apiErrors("", err)
+				}
+				if st.State.Terminal() && len(l.Lines) == 0 {
+					return nil
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-tick.C:
+				}
+			}
+		},
+	}
+	cmd.Flags().String("operator", "", "only this operator's lines (its uid)")
+	cmd.Flags().BoolP("follow", "f", false, "keep printing new lines until the job ends")
+	return cmd
 }

@@ -31,7 +31,7 @@ On a coordinator (--coordinator, WEIR_COORDINATOR; default ` + client.DefaultURL
   weir job cancel ID               cancel a job
   weir job stop ID                 stop a job gracefully`,
 	}
-	cmd.AddCommand(newJobValidateCmd(a), newJobPlanCmd(a), newJobSubmitCmd(a), newJobListCmd(a), newJobInfoCmd(a), newJobCancelCmd(a), newJobStopCmd(a))
+	cmd.AddCommand(newJobValidateCmd(a), newJobPlanCmd(a), newJobSubmitCmd(a), newJobListCmd(a), newJobInfoCmd(a), newJobCancelCmd(a), newJobStopCmd(a), newJobLogsCmd(a))
 	return cmd
 }
 

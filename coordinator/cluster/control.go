@@ -10,6 +10,7 @@ import (
 
 	"github.com/weirstream/weir/coordinator/execgraph"
 	"github.com/weirstream/weir/coordinator/slots"
+	"github.com/weirstream/weir/internal/api"
 	"github.com/weirstream/weir/internal/control"
 )
 
@@ -70,6 +71,12 @@ func (c *Cluster) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	for _, t := range hb.Tasks {
 		c.taskReport(hb.Worker, t)
 	}
+	if len(hb.Logs) > control.MaxLogs {
+		hb.Logs = hb.Logs[:control.MaxLogs]
+	}
+	for _, l := range hb.Logs {
+		c.taskLog(hb.Worker, l)
+	}
 	reply(w, control.HeartbeatReply{Known: true})
 }
 
@@ -95,6 +102,22 @@ func (c *Cluster) taskReport(worker string, t control.TaskReport) {
 		return
 	}
 	c.jobStep(j, execgraph.TaskState{Now: c.now(), Subtask: id, Attempt: t.Attempt, State: st, Cause: t.Cause})
+}
+
+// taskLog keeps a module log line of a job the worker runs; c.mu is held.
+func (c *Cluster) taskLog(worker string, l control.LogLine) {
+	j := c.mu.jobs[l.Job]
+	if j == nil || !j.runsOn(worker) {
+		return
+	}
+	if len(l.Message) > control.MaxLogLine {
+		l.Message = l.Message[:control.MaxLogLine]
+	}
+	j.logSeq++
+	j.logs = append(j.logs, api.LogLine{Seq: j.logSeq, Time: l.Time, Attempt: l.Attempt, Operator: l.Operator, Subtask: l.Subtask, Level: l.Level, Message: l.Message})
+	if len(j.logs) > jobLogLines {
+		j.logs = append(j.logs[:0], j.logs[len(j.logs)-jobLogLines/2:]...)
+	}
 }
 
 func (c *Cluster) handleCommands(w http.ResponseWriter, r *http.Request) {

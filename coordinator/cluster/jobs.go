@@ -32,6 +32,45 @@ type job struct {
 	// reported is the last state and metrics each subtask's worker told.
 	reported map[execgraph.SubtaskID]control.TaskReport
 	done     chan struct{}
+	// logs are the job's latest module log lines, logSeq the last line's
+	// number.
+	logs   []api.LogLine
+	logSeq int64
+}
+
+// jobLogLines is how many log lines the coordinator keeps per job, at
+// most (it drops the older half when full).
+const jobLogLines = 4000
+
+// runsOn reports whether some subtask of the job's attempt is on worker.
+func (j *job) runsOn(worker string) bool {
+	for _, s := range j.assign {
+		if s.Worker == worker {
+			return true
+		}
+	}
+	return false
+}
+
+// Logs returns the job's module log lines after seq after
+// (dispatcher.Jobs).
+func (c *Cluster) Logs(ctx context.Context, tenant, id, operator string, after int64) (api.JobLogs, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	j, err := c.lookup(tenant, id)
+	if err != nil {
+		return api.JobLogs{}, err
+	}
+	out := api.JobLogs{Next: max(after, j.logSeq), Lines: []api.LogLine{}}
+	if len(j.logs) > 0 && after < j.logs[0].Seq-1 {
+		out.Lost = j.logs[0].Seq - 1 - after
+	}
+	for _, l := range j.logs {
+		if l.Seq > after && (operator == "" || l.Operator == operator) {
+			out.Lines = append(out.Lines, l)
+		}
+	}
+	return out, nil
 }
 
 // Submit starts a job (dispatcher.Jobs).

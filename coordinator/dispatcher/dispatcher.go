@@ -51,6 +51,9 @@ type Jobs interface {
 	// flight drain through and the job ends finished. Stopping a job that
 	// has ended is ErrConflict.
 	Stop(ctx context.Context, tenant, id string) (api.JobStatus, error)
+	// Logs returns the job's module log lines after seq after, of one
+	// operator (every operator when operator is empty).
+	Logs(ctx context.Context, tenant, id, operator string, after int64) (api.JobLogs, error)
 }
 
 // Workers is the cluster's workers, behind GET /v1/workers and the

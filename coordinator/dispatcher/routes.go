@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"strconv"
 	"bytes"
 	"context"
 	_ "embed"
@@ -52,6 +53,7 @@ func (d *Dispatcher) routeTable() []route {
 		{"GET", "/v1/jobs/{id}", d.getJob},
 		{"PATCH", "/v1/jobs/{id}", d.patchJob},
 		{"POST", "/v1/jobs/{id}/stop", d.stopJob},
+		{"GET", "/v1/jobs/{id}/logs", d.jobLogs},
 		{"GET", "/v1/workers", d.listWorkers},
 		{"POST", "/v1/modules", d.uploadModule},
 		{"GET", "/v1/modules", d.listModules},
@@ -353,6 +355,34 @@ func (d *Dispatcher) stopJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, st)
+}
+
+func (d *Dispatcher) jobLogs(w http.ResponseWriter, r *http.Request) {
+	id, ok := jobID(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	var after int64
+	if s := q.Get("after"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			writeJSON(w, http.StatusBadRequest, api.Error{Message: fmt.Sprintf("after=%q: want a line number (the next of an earlier answer)", s), Field: "after"})
+			return
+		}
+		after = n
+	}
+	op := q.Get("operator")
+	if len(op) > 256 {
+		writeJSON(w, http.StatusBadRequest, api.Error{Message: "operator: longer than 256 bytes", Field: "operator"})
+		return
+	}
+	logs, err := d.cfg.Jobs.Logs(r.Context(), tenant(r), id, op, after)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, logs)
 }
 
 func (d *Dispatcher) submitJob(w http.ResponseWriter, r *http.Request) {

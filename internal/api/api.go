@@ -210,3 +210,27 @@ type Overview struct {
 	// certificates); `weir worker --coordinator` finds it here.
 	Control string `json:"control,omitempty"`
 }
+
+// LogLine is one line a job's module logged, as GET /v1/jobs/{id}/logs
+// returns it.
+type LogLine struct {
+	// Seq numbers the job's lines from 1; ask for after=Seq to get the
+	// next ones.
+	Seq      int64     `json:"seq"`
+	Time     time.Time `json:"time"`
+	Attempt  int       `json:"attempt"`
+	Operator string    `json:"operator"`
+	Subtask  int       `json:"subtask"`
+	Level    string    `json:"level"`
+	Message  string    `json:"message"`
+}
+
+// JobLogs is GET /v1/jobs/{id}/logs: the job's recent module log lines.
+type JobLogs struct {
+	Lines []LogLine `json:"lines"`
+	// Next is the Seq to ask after for lines that come later.
+	Next int64 `json:"next"`
+	// Lost counts lines the coordinator no longer keeps (it keeps the
+	// last few thousand of a job).
+	Lost int64 `json:"lost"`
+}

@@ -16,6 +16,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -210,6 +211,18 @@ func (c *Client) Cancel(ctx context.Context, id string) (api.JobStatus, error) {
 	var st api.JobStatus
 	_, err := c.do(ctx, "PATCH", jobsPath+"/"+url.PathEscape(id), url.Values{"mode": {"cancel"}}, "", nil, &st)
 	return st, err
+}
+
+// Logs is GET /v1/jobs/{id}/logs: the job's module log lines after seq
+// after, of one operator or (operator "") all.
+func (c *Client) Logs(ctx context.Context, id, operator string, after int64) (api.JobLogs, error) {
+	var l api.JobLogs
+	q := url.Values{"after": {strconv.FormatInt(after, 10)}}
+	if operator != "" {
+		q.Set("operator", operator)
+	}
+	_, err := c.do(ctx, "GET", jobsPath+"/"+url.PathEscape(id)+"/logs", q, "", nil, &l)
+	return l, err
 }
 
 // Stop is POST /v1/jobs/{id}/stop.

@@ -2,11 +2,14 @@ package clustertest
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -355,5 +358,77 @@ sinks:
 func skipShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process: runs in the full suite (without -short)")
+	}
+}
+
+// A module's log lines reach `weir job logs` from the workers, each once.
+func TestJobLogs(t *testing.T) {
+	skipShort(t)
+	c := Start(t, weirBin, Options{Workers: 2, Slots: 1})
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "logs.yaml")
+	writeFile(t, spec, fmt.Sprintf(`name: logs
+parallelism: 2
+modules:
+  logs: %s
+sources:
+  - uid: gen
+    connector: datagen
+    options: {count: 2000, keys: 4, seed: 1}
+operators:
+  - uid: tally
+    module: logs
+    operator: tally
+    inputs: [{from: gen, partition: key_by}]
+sinks:
+  - uid: out
+    connector: discard
+    input: tally
+`, repo(t, "examples/logs")))
+	id := c.Submit(spec)
+	if st := c.Wait(id, 3*time.Minute); st.State != api.StateFinished {
+		t.Fatalf("job %s: %s (%s)", id, st.State, st.Message)
+	}
+	// The last heartbeats carry the last lines: wait until they stop coming.
+	var lines []api.LogLine
+	c.WaitFor("the log lines", time.Minute, func() bool {
+		out, err := exec.Command(c.bin, "job", "logs", id, "--operator", "tally", "--output", "json", "--coordinator", c.URL).Output()
+		if err != nil {
+			t.Fatalf("weir job logs: %v", err)
+		}
+		var got []api.LogLine
+		dec := json.NewDecoder(bytes.NewReader(out))
+		for dec.More() {
+			var l api.LogLine
+			if err := dec.Decode(&l); err != nil {
+				t.Fatalf("weir job logs printed %q: %v", out, err)
+			}
+			got = append(got, l)
+		}
+		done := len(got) > 0 && len(got) == len(lines)
+		lines = got
+		return done
+	})
+	// 2000 records over 4 keys: at least 16 lines "key K reached N", N
+	// counting up by 100 per key, each once.
+	reached := map[string][]int{}
+	for _, l := range lines {
+		var k string
+		var n int
+		if _, err := fmt.Sscanf(l.Message, "key %s reached %d", &k, &n); err != nil || l.Operator != "tally" {
+			t.Fatalf("line %+v is not one of tally's", l)
+		}
+		reached[k] = append(reached[k], n)
+	}
+	if len(lines) < 16 || len(reached) != 4 {
+		t.Fatalf("%d lines over %d keys, want at least 16 over 4", len(lines), len(reached))
+	}
+	for k, ns := range reached {
+		sort.Ints(ns)
+		for i, n := range ns {
+			if n != (i+1)*100 {
+				t.Fatalf("key %s reached %v: not 100, 200, ... once each", k, ns)
+			}
+		}
 	}
 }

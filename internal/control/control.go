@@ -22,6 +22,8 @@ const (
 const (
 	MaxBody    = 32 << 20 // a command batch carries descriptors
 	MaxTasks   = 4096     // reports per heartbeat
+	MaxLogs    = 2000     // log lines per heartbeat
+	MaxLogLine = 4096     // bytes of a log line's message
 	MaxIDBytes = 128
 )
 
@@ -44,6 +46,19 @@ type Registered struct {
 type Heartbeat struct {
 	Worker string       `json:"worker"`
 	Tasks  []TaskReport `json:"tasks,omitempty"`
+	// Logs are the module log lines since the last heartbeat.
+	Logs []LogLine `json:"logs,omitempty"`
+}
+
+// LogLine is one line a module logged.
+type LogLine struct {
+	Job      string    `json:"job"`
+	Attempt  int       `json:"attempt"`
+	Operator string    `json:"operator"`
+	Subtask  int       `json:"subtask"`
+	Time     time.Time `json:"time"`
+	Level    string    `json:"level"`
+	Message  string    `json:"message"`
 }
 
 // HeartbeatReply tells a worker whether the coordinator knows it; an

@@ -89,6 +89,7 @@ type deployment struct {
 	lastAt time.Time
 	// reported is set once a heartbeat told the coordinator of the end.
 	reported bool
+	logSeen  map[task.LogStream]int64
 }
 
 // New sets a worker up: its certificate, QUIC transport and WebAssembly
@@ -219,7 +220,7 @@ func (a *Agent) heartbeats(ctx context.Context) error {
 		case <-wake:
 		}
 		var reply control.HeartbeatReply
-		if err := a.post(ctx, control.PathHeartbeat, control.Heartbeat{Worker: a.cfg.ID, Tasks: a.reports()}, &reply); err != nil {
+		if err := a.post(ctx, control.PathHeartbeat, control.Heartbeat{Worker: a.cfg.ID, Tasks: a.reports(), Logs: a.logs()}, &reply); err != nil {
 			if ctx.Err() == nil {
 				a.log.Warn("heartbeat", "err", err)
 			}

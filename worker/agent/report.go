@@ -85,3 +85,30 @@ func metrics(task string, m, prev task.SubtaskMetrics, since time.Duration) api.
 	}
 	return out
 }
+
+// logs returns the module log lines of every deployment since the last
+// heartbeat, at most control.MaxLogs.
+func (a *Agent) logs() []control.LogLine {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []control.LogLine
+	for _, dep := range a.mu.deps {
+		if dep.run == nil {
+			continue
+		}
+		if dep.logSeen == nil {
+			dep.logSeen = map[task.LogStream]int64{}
+		}
+		for _, l := range dep.run.LogsAfter(dep.logSeen) {
+			if len(out) == control.MaxLogs {
+				return out
+			}
+			msg := l.Message
+			if len(msg) > control.MaxLogLine {
+				msg = msg[:control.MaxLogLine]
+			}
+			out = append(out, control.LogLine{Job: dep.d.Job, Attempt: dep.d.Attempt, Operator: l.Operator, Subtask: l.Subtask, Time: l.Time, Level: l.Level.String(), Message: msg})
+		}
+	}
+	return out
+}

@@ -168,3 +168,35 @@ func (r *Run) LogStats() []LogStats {
 	})
 	return out
 }
+
+// LogStream names one operator subtask's log stream.
+type LogStream struct {
+	Operator string
+	Subtask  int
+}
+
+// LogsAfter returns the lines each stream got after the first seen[k]
+// (those still in its ring, oldest first) and moves seen past them: a
+// reader shipping logs elsewhere (a worker's heartbeats) calls it
+// repeatedly with the same map.
+func (r *Run) LogsAfter(seen map[LogStream]int64) []LogLine {
+	r.logs.mu.Lock()
+	streams := make(map[LogStream]*logStream, len(r.logs.streams))
+	for k, s := range r.logs.streams {
+		streams[LogStream{k.op, k.subtask}] = s
+	}
+	r.logs.mu.Unlock()
+	var out []LogLine
+	for k, s := range streams {
+		s.mu.Lock()
+		n := s.lines - seen[k]
+		seen[k] = s.lines
+		s.mu.Unlock()
+		if n <= 0 {
+			continue
+		}
+		lines := s.snapshot()
+		out = append(out, lines[max(0, len(lines)-int(n)):]...)
+	}
+	return out
+}

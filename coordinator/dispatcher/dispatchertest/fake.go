@@ -192,6 +192,25 @@ func (f *Jobs) Cancel(_ context.Context, tenant, id string) (api.JobStatus, erro
 	return f.finish(tenant, id, api.StateCanceled, "canceled by request")
 }
 
+// Logs implements dispatcher.Jobs: one line per Get so far.
+func (f *Jobs) Logs(_ context.Context, tenant, id, operator string, after int64) (api.JobLogs, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	j, err := f.find(tenant, id)
+	if err != nil {
+		return api.JobLogs{}, err
+	}
+	out := api.JobLogs{Next: after}
+	for seq := after + 1; seq <= int64(j.polls); seq++ {
+		l := api.LogLine{Seq: seq, Time: f.now(), Operator: "op", Level: "INFO", Message: fmt.Sprintf("poll %d", seq)}
+		if operator == "" || operator == l.Operator {
+			out.Lines = append(out.Lines, l)
+		}
+		out.Next = seq
+	}
+	return out, nil
+}
+
 // Stop implements dispatcher.Jobs.
 func (f *Jobs) Stop(_ context.Context, tenant, id string) (api.JobStatus, error) {
 	return f.finish(tenant, id, api.StateFinished, "stopped by request")
