@@ -3,6 +3,7 @@ package clustertest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -429,6 +430,69 @@ sinks:
 			if n != (i+1)*100 {
 				t.Fatalf("key %s reached %v: not 100, 200, ... once each", k, ns)
 			}
+		}
+	}
+}
+
+// Application mode with the process provider: `weir coordinator --job`
+// starts its own workers, runs the one job with a correct result, and
+// exits 0 with the job's final status on stdout.
+func TestApplicationModeProcessProvider(t *testing.T) {
+	skipShort(t)
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "wc.yaml")
+	writeFile(t, spec, fmt.Sprintf(`name: wordcount-app
+parallelism: 2
+modules:
+  wc: %s
+sources:
+  - uid: lines
+    connector: file
+    options: {path: %s, format: lines}
+    parallelism: 1
+operators:
+  - uid: split
+    module: wc
+    operator: split
+    parallelism: 1
+    input: lines
+  - uid: count
+    module: wc
+    operator: count
+    parallelism: 3
+    inputs: [{from: split, partition: key_by}]
+sinks:
+  - uid: out
+    connector: file
+    options: {path: %s}
+    parallelism: 1
+    input: count
+`, repo(t, "examples/wordcount"), repo(t, "examples/wordcount/sample.txt"), filepath.Join(dir, "out.jsonl")))
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, weirBin, "coordinator", "--job", spec, "--provider", "process", "--worker-slots", "2",
+		"--listen", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--data-dir", filepath.Join(dir, "data"), "--output", "json")
+	cmd.Env = append(os.Environ(), "WEIR_CACHE_DIR="+filepath.Join(dir, "cache"))
+	cmd.WaitDelay = 10 * time.Second
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("weir coordinator --job: %v\n%s", err, tail(errOut.String(), 60))
+	}
+	var st api.JobStatus
+	if err := json.Unmarshal(out.Bytes(), &st); err != nil || st.State != api.StateFinished {
+		t.Fatalf("the job's result: %q (%v)", out.String(), err)
+	}
+	if !strings.Contains(errOut.String(), "started a worker") {
+		t.Fatalf("the coordinator started no worker:\n%s", tail(errOut.String(), 40))
+	}
+	got, want := finalCounts(t, dir), countWords(t, repo(t, "examples/wordcount/sample.txt"))
+	if len(got) != len(want) {
+		t.Fatalf("%d words counted, want %d", len(got), len(want))
+	}
+	for w, n := range want {
+		if got[w] != n {
+			t.Errorf("word %q: count %d, want %d", w, got[w], n)
 		}
 	}
 }
