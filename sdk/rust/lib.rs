@@ -1282,15 +1282,22 @@ impl Writer {
         self.json_name(sep, name);
         self.json_str(s)
     }
+    /// Writes `sep"name":` with one capacity check.
     #[inline(always)]
     fn json_name(&mut self, sep: u8, name: &str) {
         let b = &mut self.buf;
-        b.reserve(name.len() + 4);
-        put_byte(b, sep);
-        put_byte(b, b'"');
-        put(b, name.as_bytes());
-        put_byte(b, b'"');
-        put_byte(b, b':');
+        let n = name.len();
+        b.reserve(n + 4);
+        unsafe {
+            let len = b.len();
+            let p = b.as_mut_ptr().add(len);
+            *p = sep;
+            *p.add(1) = b'"';
+            copy_small(p.add(2), name.as_ptr(), n);
+            *p.add(2 + n) = b'"';
+            *p.add(3 + n) = b':';
+            b.set_len(len + n + 4);
+        }
     }
 }
 
