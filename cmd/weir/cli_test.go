@@ -416,15 +416,15 @@ func TestBenchABI(t *testing.T) {
 		}
 		seen[fmt.Sprintf("%s/%s/%s/%d", row.Impl, row.Op, row.Deadline, row.Batch)] = true
 	}
-	// native: 2 ops x 2 batches; go and c: 2 ops x 2 batches x 3 enforcement modes.
-	if len(rep.Rows) != 4+2*2*2*3 || len(seen) != len(rep.Rows) {
-		t.Errorf("%d rows (%d distinct), want 28", len(rep.Rows), len(seen))
+	// native: 2 ops x 2 batches; go, c and rust: 2 ops x 2 batches x 3 enforcement modes.
+	if len(rep.Rows) != 4+3*2*2*3 || len(seen) != len(rep.Rows) {
+		t.Errorf("%d rows (%d distinct), want 40", len(rep.Rows), len(seen))
 	}
 	if rep.GoInstantiateMs <= 0 {
 		t.Error("no instantiation time")
 	}
 	table := mustWeir(t, "bench", "abi", "--records", "1024", "--batch", "1024").stdout
-	for _, s := range []string{"ns/record", "c-wasm", "go-wasm", "native", "second instance"} {
+	for _, s := range []string{"ns/record", "c-wasm", "go-wasm", "rust-wasm", "native", "second instance"} {
 		if !strings.Contains(table, s) {
 			t.Errorf("table lacks %q:\n%s", s, table)
 		}

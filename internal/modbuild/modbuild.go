@@ -175,9 +175,15 @@ func hashInputs(ctx context.Context, dir string, lang Lang, out string, rust *ru
 	h := sha256.New()
 	fmt.Fprintf(h, "lang=%s go=%s abi=%d sdk=%s\n", lang, runtime.Version(), wasmabi.Version, SDKHash())
 	if rust != nil {
-		fmt.Fprintf(h, "rustc=%s target=%s features=%s\n%s\n", rust.Rustc, rust.Target, rustsdk.Features, rust.Version)
+		fmt.Fprintf(h, "rustc=%s target=%s features=%s crate=%s\n%s\n", rust.Rustc, rust.Target, rustsdk.Features, rustsdk.CrateName(dir), rust.Version)
 	}
-	if err := hashTree(h, dir, out, true); err != nil {
+	if lang == LangRust {
+		// A crate is its .rs files; job specs, samples and a job's output
+		// beside lib.rs (examples/wordcount-rust) must not force a rebuild.
+		if err := hashRustSources(h, dir); err != nil {
+			return "", err
+		}
+	} else if err := hashTree(h, dir, out, true); err != nil {
 		return "", err
 	}
 	if root, inRepo := weirRoot(dir); inRepo && lang == LangGo {
@@ -251,6 +257,42 @@ func hashTree(h io.Writer, dir, out string, deep bool) error {
 			return fmt.Errorf("modbuild: %w", err)
 		}
 		fmt.Fprintf(h, "%s %d\n", f, len(b))
+		h.Write(b)
+	}
+	return nil
+}
+
+// hashRustSources adds the names and contents of the .rs files under dir
+// to h, in a fixed order, leaving out hidden folders, testdata and cargo's
+// target folder.
+func hashRustSources(h io.Writer, dir string) error {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != dir && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "target") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(p, ".rs") {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("modbuild: reading %s: %w", dir, err)
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("modbuild: %w", err)
+		}
+		rel, _ := filepath.Rel(dir, f)
+		fmt.Fprintf(h, "%s %d\n", rel, len(b))
 		h.Write(b)
 	}
 	return nil

@@ -170,6 +170,12 @@ func TestRustBuildCache(t *testing.T) {
 	if again := build(); !again.Cached || again.Hash != first.Hash {
 		t.Fatalf("second build: %+v", again)
 	}
+	// Files that are not Rust sources (a job's output, samples) do not
+	// change the crate.
+	write(t, dir, map[string]string{"out/counts.jsonl": "{}\n", "sample.jsonl": "changed\n"})
+	if again := build(); !again.Cached || again.Hash != first.Hash {
+		t.Fatalf("a non-Rust file changed the build: %+v", again)
+	}
 	write(t, dir, map[string]string{"helper.rs": "pub fn one() -> i64 { 1 }\n"})
 	lib, _ := os.ReadFile(filepath.Join(dir, "lib.rs"))
 	src := strings.Replace(string(lib), "\nuse weir::", "\nmod helper;\nuse weir::", 1)

@@ -1282,15 +1282,22 @@ impl Writer {
         self.json_name(sep, name);
         self.json_str(s)
     }
+    /// Writes `sep"name":` with one capacity check.
     #[inline(always)]
     fn json_name(&mut self, sep: u8, name: &str) {
         let b = &mut self.buf;
-        b.reserve(name.len() + 4);
-        put_byte(b, sep);
-        put_byte(b, b'"');
-        put(b, name.as_bytes());
-        put_byte(b, b'"');
-        put_byte(b, b':');
+        let n = name.len();
+        b.reserve(n + 4);
+        unsafe {
+            let len = b.len();
+            let p = b.as_mut_ptr().add(len);
+            *p = sep;
+            *p.add(1) = b'"';
+            copy_small(p.add(2), name.as_ptr(), n);
+            *p.add(2 + n) = b'"';
+            *p.add(3 + n) = b':';
+            b.set_len(len + n + 4);
+        }
     }
 }
 
@@ -1435,25 +1442,39 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// escaped, U+2028 and U+2029 escaped, invalid UTF-8 replaced by U+FFFD
 /// (what Go's encoding/json writes).
 pub fn json_string(dst: &mut Vec<u8>, s: &[u8]) {
-    dst.reserve(s.len() + 2);
     put_byte(dst, b'"');
-    let mut start = 0;
     let mut i = 0;
-    while i < s.len() {
-        // Eight plain bytes at a time: one load and a few word operations.
-        while i + 8 <= s.len() && plain8(unsafe { std::ptr::read_unaligned(s.as_ptr().add(i) as *const u64) }.to_le()) {
-            i += 8;
+    loop {
+        // Eight plain bytes at a time, checked and copied with one load and
+        // one store (no memory.copy call): room for the rest of s is made
+        // first, so the stores need no capacity checks.
+        unsafe {
+            if dst.capacity() - dst.len() < s.len() - i + 8 {
+                dst.reserve(s.len() - i + 8);
+            }
+            let base = dst.as_mut_ptr();
+            let mut len = dst.len();
+            while i + 8 <= s.len() {
+                let x = std::ptr::read_unaligned(s.as_ptr().add(i) as *const u64);
+                if !plain8(u64::from_le(x)) {
+                    break;
+                }
+                std::ptr::write_unaligned(base.add(len) as *mut u64, x);
+                len += 8;
+                i += 8;
+            }
+            dst.set_len(len);
         }
         if i >= s.len() {
             break;
         }
         let c = s[i];
         if (0x20..0x80).contains(&c) && c != b'"' && c != b'\\' {
+            put_byte(dst, c);
             i += 1;
             continue;
         }
         if c < 0x80 {
-            put(dst, &s[start..i]);
             match c {
                 b'"' | b'\\' => put(dst, &[b'\\', c]),
                 b'\n' => put(dst, b"\\n"),
@@ -1462,7 +1483,6 @@ pub fn json_string(dst: &mut Vec<u8>, s: &[u8]) {
                 _ => put(dst, &[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]),
             }
             i += 1;
-            start = i;
             continue;
         }
         let n = match c {
@@ -1472,22 +1492,17 @@ pub fn json_string(dst: &mut Vec<u8>, s: &[u8]) {
             _ => 0,
         };
         if n == 0 || i + n > s.len() || std::str::from_utf8(&s[i..i + n]).is_err() {
-            put(dst, &s[start..i]);
             put(dst, b"\\ufffd");
             i += 1;
-            start = i;
             continue;
         }
         if n == 3 && c == 0xe2 && s[i + 1] == 0x80 && (s[i + 2] == 0xa8 || s[i + 2] == 0xa9) {
-            put(dst, &s[start..i]);
             put(dst, if s[i + 2] == 0xa8 { b"\\u2028" } else { b"\\u2029" });
-            i += 3;
-            start = i;
-            continue;
+        } else {
+            put(dst, &s[i..i + n]);
         }
         i += n;
     }
-    put(dst, &s[start..]);
     put_byte(dst, b'"');
 }
 

@@ -23,8 +23,14 @@ const Q3_CATEGORY: i64 = 10;
 /// The tumbling windows of q7 and q8: 10 s.
 const WINDOW: i64 = 10_000;
 
+#[inline(always)]
 fn event<'a>(op: &str, r: &Record<'a>) -> Result<Event<'a>> {
-    decode(r.value).map_err(|e| e.context(&format!("{}: decoding a nexmark event", op)))
+    decode(r.value).map_err(|e| decode_error(op, e))
+}
+
+#[inline(never)]
+fn decode_error(op: &str, e: Error) -> Error {
+    e.context(&format!("{}: decoding a nexmark event", op))
 }
 
 /// The decimal text of id, the form of every key.
