@@ -35,8 +35,10 @@ func Init(dir string, lang Lang, cacheDir string) ([]string, error) {
 		files["go.mod"] = fmt.Sprintf("module %s\n\ngo 1.25\n\nrequire %s v0.0.0\n\nreplace %s => %s\n", name, WeirModule, WeirModule, sdkDir)
 	case LangC:
 		files[name+".c"] = cTemplate
+	case LangAssemblyScript:
+		files[asTemplatePath] = asTemplate
 	default:
-		return nil, fmt.Errorf("modbuild: unknown language %q: want go or c", lang)
+		return nil, fmt.Errorf("modbuild: unknown language %q: want go, c or assemblyscript", lang)
 	}
 	for f := range files {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
@@ -49,12 +51,15 @@ func Init(dir string, lang Lang, cacheDir string) ([]string, error) {
 		return nil, fmt.Errorf("modbuild: %w", err)
 	}
 	var written []string
-	for _, f := range []string{"main.go", name + ".c", "go.mod", "sample.jsonl", "README.md"} {
+	for _, f := range []string{"main.go", name + ".c", asTemplatePath, "go.mod", "sample.jsonl", "README.md"} {
 		body, ok := files[f]
 		if !ok {
 			continue
 		}
 		p := filepath.Join(dir, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return written, fmt.Errorf("modbuild: %w", err)
+		}
 		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
 			return written, fmt.Errorf("modbuild: %w", err)
 		}
@@ -188,4 +193,44 @@ static int count(const weir_record *in, weir_emitter *out) {
 WEIR_OPERATORS(
     WEIR_MAP("upper", upper),
     WEIR_PROCESS("count", count, .open = count_open))
+`
+
+// asTemplatePath is where the AssemblyScript template goes, the layout of
+// AssemblyScript projects.
+const asTemplatePath = "assembly/index.ts"
+
+const asTemplate = `// A weir operator module in AssemblyScript. Build with ` + "`weir module build .`" + `
+// (the assemblyscript compiler) and try with ` + "`weir module test`" + `.
+import { Context, OpenContext, ProcessFunction, Record, ValueState, map, process } from "weir";
+
+// upper: a map. The record is a view of the module's input buffer, which
+// the operator may change in place; the record is emitted when it returns.
+map("upper", (r: Record): Error | null => {
+  for (let i = 0; i < r.valueLen; i++) {
+    const c = load<u8>(r.valuePtr + i);
+    if (c >= 97 && c <= 122) store<u8>(r.valuePtr + i, c - 32);
+  }
+  return null;
+});
+
+// count: a keyed process function with value state, emitting the running
+// count of each key.
+class Counter extends ProcessFunction {
+  count: ValueState | null = null;
+
+  open(ctx: OpenContext): Error | null {
+    this.count = ctx.valueState("count");
+    return null;
+  }
+
+  processElement(ctx: Context, r: Record): Error | null {
+    const st = this.count!;
+    const n = st.getI64(0) + 1; // scoped to r's key
+    st.setI64(n);
+    ctx.emitString(r.keyString(), n.toString(), r.timestamp);
+    return null;
+  }
+}
+
+process("count", new Counter());
 `

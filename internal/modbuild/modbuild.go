@@ -1,4 +1,4 @@
-// Package modbuild compiles an operator folder (Go or C) to a WebAssembly
+// Package modbuild compiles an operator folder (Go, C or AssemblyScript) to a WebAssembly
 // module, caching results by the content of the sources and the SDK, and
 // writes the SDKs out of the weir binary for authors who work outside the
 // weir repository.
@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	"github.com/weirstream/weir/sdk"
+	assdk "github.com/weirstream/weir/sdk/assemblyscript"
 	csdk "github.com/weirstream/weir/sdk/c"
 	"github.com/weirstream/weir/wasmabi"
 )
@@ -34,6 +35,8 @@ type Lang string
 const (
 	LangGo Lang = "go"
 	LangC  Lang = "c"
+	// LangAssemblyScript is a folder with assembly/index.ts or *.ts files.
+	LangAssemblyScript Lang = "assemblyscript"
 )
 
 // Options say what to build.
@@ -72,7 +75,7 @@ func Detect(dir string) (Lang, error) {
 	if err != nil {
 		return "", fmt.Errorf("modbuild: reading %s: %w", dir, err)
 	}
-	var goFiles, cFiles int
+	var goFiles, cFiles, tsFiles int
 	for _, e := range ents {
 		switch {
 		case strings.HasSuffix(e.Name(), "_test.go"):
@@ -80,7 +83,18 @@ func Detect(dir string) (Lang, error) {
 			goFiles++
 		case strings.HasSuffix(e.Name(), ".c"):
 			cFiles++
+		case strings.HasSuffix(e.Name(), ".ts") && !strings.HasSuffix(e.Name(), ".d.ts"):
+			tsFiles++
 		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "assembly", "index.ts")); err == nil {
+		tsFiles++
+	}
+	if tsFiles > 0 && goFiles+cFiles > 0 {
+		return "", fmt.Errorf("modbuild: %s has both AssemblyScript and Go or C sources; keep one operator module per folder", dir)
+	}
+	if tsFiles > 0 {
+		return LangAssemblyScript, nil
 	}
 	switch {
 	case goFiles > 0 && cFiles > 0:
@@ -90,7 +104,7 @@ func Detect(dir string) (Lang, error) {
 	case cFiles > 0:
 		return LangC, nil
 	}
-	return "", fmt.Errorf("%w in %s: expected *.go (with package main) or *.c files; `weir module init --lang go|c DIR` makes a template", ErrNoSources, dir)
+	return "", fmt.Errorf("%w in %s: expected *.go (with package main), *.c, or AssemblyScript (assembly/index.ts or *.ts) files; `weir module init --lang go|c|assemblyscript DIR` makes a template", ErrNoSources, dir)
 }
 
 // Build compiles opts.Dir to a .wasm module.
@@ -134,6 +148,8 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 		err = buildGo(ctx, dir, tmp, cacheDir, logw)
 	case LangC:
 		err = buildC(ctx, dir, tmp, cacheDir, logw)
+	case LangAssemblyScript:
+		err = assdk.Build(ctx, dir, tmp, filepath.Join(cacheDir, "sdk", "as-"+assdk.Hash()), logw)
 	}
 	if err != nil {
 		os.Remove(tmp)
@@ -150,6 +166,9 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 func hashInputs(ctx context.Context, dir string, lang Lang, out string) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "lang=%s go=%s abi=%d sdk=%s\n", lang, runtime.Version(), wasmabi.Version, SDKHash())
+	if lang == LangAssemblyScript {
+		fmt.Fprintf(h, "assemblyscript-sdk=%s\n", assdk.Hash())
+	}
 	if err := hashTree(h, dir, out, true); err != nil {
 		return "", err
 	}
@@ -204,7 +223,7 @@ func hashTree(h io.Writer, dir, out string, deep bool) error {
 			return err
 		}
 		if d.IsDir() {
-			if p != dir && (!deep || strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
+			if p != dir && (!deep || strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "node_modules") {
 				return filepath.SkipDir
 			}
 			return nil
