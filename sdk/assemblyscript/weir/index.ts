@@ -718,8 +718,8 @@ export class Writer {
   reset(): void { this.len = 0; }
   private room(n: usize): usize {
     if (this.len + n > this.cap) {
-      const c = max(this.cap * 2, this.len + n, <usize>64);
-      this.ptr = heap.realloc(this.ptr, c);
+      const c = max(max(this.cap * 2, this.len + n), <usize>64);
+      this.ptr = this.ptr == 0 ? heap.alloc(c) : heap.realloc(this.ptr, c);
       this.cap = c;
     }
     const p = this.ptr + this.len;
@@ -892,7 +892,7 @@ class AggregateOp<A> extends Op {
         groupKey.valuePtr = 0;
         groupKey.valueLen = 0;
         const err = fn.result(groupKey, groupKey.timestamp, changetype<A>(a), ctx);
-        if (err !== null || pending !== null) return failCall("record", i, err);
+        if (err !== null || pending !== null) return failWith("record", i, err);
         p += n;
       }
     } else {
