@@ -135,7 +135,9 @@ func (s *services) Timer(op wasmabi.TimerOp, domain wasmabi.TimeDomain, ts int64
 	return nil
 }
 
-func (s *services) Log(level int, msg string) { s.logs = append(s.logs, fmt.Sprintf("%d %s", level, msg)) }
+func (s *services) Log(level int, msg string) {
+	s.logs = append(s.logs, fmt.Sprintf("%d %s", level, msg))
+}
 
 func (s *services) Counter(name string, delta int64) { s.counters[name] += delta }
 
