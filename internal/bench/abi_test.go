@@ -86,3 +86,8 @@ func BenchmarkLoadCachedGo(b *testing.B) {
 		rt.Close()
 	}
 }
+
+func BenchmarkASIdentity1024(b *testing.B) {
+	benchModule(b, "assemblyscript", "identity", 1024, "check")
+}
+func BenchmarkASRewrite1024(b *testing.B) { benchModule(b, "assemblyscript", "rewrite", 1024, "check") }
