@@ -169,6 +169,13 @@ func hashInputs(ctx context.Context, dir string, lang Lang, out string) (string,
 	if lang == LangAssemblyScript {
 		fmt.Fprintf(h, "assemblyscript-sdk=%s\n", assdk.Hash())
 	}
+	if lang == LangGo {
+		gowasm, opt := goWasmFeatures(), goWasmOpt()
+		fmt.Fprintf(h, "gowasm=%s wasm-opt=%q\n", gowasm, opt)
+		if len(opt) > 0 {
+			fmt.Fprintf(h, "wasm-opt-version=%s\n", wasmOptVersion(ctx))
+		}
+	}
 	if err := hashTree(h, dir, out, true); err != nil {
 		return "", err
 	}
@@ -378,14 +385,80 @@ func buildGo(ctx context.Context, dir, out, cacheDir string, logw io.Writer) err
 	args = append(args, ".")
 	cmd := exec.CommandContext(ctx, goBin, args...)
 	cmd.Dir = dir
-	cmd.Env = env
+	cmd.Env = append(env, "GOWASM="+goWasmFeatures())
 	var stderr bytes.Buffer
 	cmd.Stdout = logw
 	cmd.Stderr = io.MultiWriter(&stderr, logw)
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("modbuild: go build in %s failed: %v\n%s", dir, err, strings.TrimSpace(stderr.String()))
 	}
+	if opt := goWasmOpt(); len(opt) > 0 {
+		return runWasmOpt(ctx, out, opt, logw)
+	}
 	return nil
+}
+
+// DefaultGOWASM is the GOWASM setting of Go operator builds when the
+// environment sets none: the WebAssembly features the Go compiler may use
+// beyond 1.0 (docs/RATIONALE.md, "Why are Go modules built with
+// GOWASM=...?").
+const DefaultGOWASM = ""
+
+// DefaultGoWasmOpt are the wasm-opt (binaryen) flags run on every built Go
+// module when WEIR_GO_WASM_OPT is unset; none: see docs/RATIONALE.md.
+var DefaultGoWasmOpt []string
+
+// goWasmFeatures is $GOWASM, or DefaultGOWASM when unset.
+func goWasmFeatures() string {
+	if v, ok := os.LookupEnv("GOWASM"); ok {
+		return v
+	}
+	return DefaultGOWASM
+}
+
+// goWasmOpt is $WEIR_GO_WASM_OPT split into flags ("off": none), or
+// DefaultGoWasmOpt when unset.
+func goWasmOpt() []string {
+	v, ok := os.LookupEnv("WEIR_GO_WASM_OPT")
+	if !ok {
+		return DefaultGoWasmOpt
+	}
+	if v == "off" {
+		return nil
+	}
+	return strings.Fields(v)
+}
+
+// wasmOptFeatures are the WebAssembly features wasm-opt may assume in a Go
+// module (the ones wazero runs); a Go module has no target-features section
+// for it to read them from.
+var wasmOptFeatures = []string{"--enable-sign-ext", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-mutable-globals"}
+
+func wasmOptVersion(ctx context.Context) string {
+	b, err := exec.CommandContext(ctx, "wasm-opt", "--version").Output()
+	if err != nil {
+		return "missing"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// runWasmOpt optimizes the module at path in place with binaryen's wasm-opt.
+func runWasmOpt(ctx context.Context, path string, flags []string, logw io.Writer) error {
+	bin, err := exec.LookPath("wasm-opt")
+	if err != nil {
+		return fmt.Errorf("modbuild: optimizing the Go module needs binaryen's wasm-opt (apt-get install binaryen), or WEIR_GO_WASM_OPT=off: %w", err)
+	}
+	tmp := path + ".opt"
+	args := append(append(append([]string{}, flags...), wasmOptFeatures...), path, "-o", tmp)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stdout = logw
+	cmd.Stderr = io.MultiWriter(&stderr, logw)
+	if err := cmd.Run(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("modbuild: wasm-opt %s failed: %v\n%s", strings.Join(flags, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return os.Rename(tmp, path)
 }
 
 // sdkModfile copies dir/go.mod to a temporary file that points the weir
