@@ -612,3 +612,41 @@ func TestMissingCompiler(t *testing.T) {
 		t.Fatalf("err = %v, want one line saying to install nodejs", err)
 	}
 }
+
+// TestMalformedBatchesNeverTrap feeds mutated batches to operators of every
+// kind: each call succeeds or fails with the operator's own error, and the
+// instance stays usable (a trap would poison it).
+func TestMalformedBatchesNeverTrap(t *testing.T) {
+	valid := batchOf(0, rec("k1", "1", 1), rec("k2", "22", 2), acc("k3", 3, wasmabi.AccumulatorNew, nil), rec("k3", "3", 3))
+	rng := uint64(1)
+	next := func(n int) int {
+		rng ^= rng << 13
+		rng ^= rng >> 7
+		rng ^= rng << 17
+		return int(rng % uint64(n))
+	}
+	for _, c := range []struct {
+		op     string
+		method wasmabi.Method
+	}{
+		{"identity", wasmabi.MethodProcess}, {"nonempty", wasmabi.MethodProcess}, {"digits", wasmabi.MethodProcess},
+		{"sessions", wasmabi.MethodTimers}, {"join", wasmabi.MethodProcess},
+		{"stats", wasmabi.MethodAggAdd}, {"stats", wasmabi.MethodAggMerge}, {"stats", wasmabi.MethodAggResult},
+	} {
+		in := instantiate(t, c.op, "")
+		for i := range 300 {
+			b := bytes.Clone(valid)
+			for range 1 + next(4) {
+				b[next(len(b))] = byte(next(256))
+			}
+			if i%7 == 0 {
+				b = b[:next(len(b))]
+			}
+			_, err := in.Call(c.method, b)
+			var we *wasmhost.Error
+			if err != nil && (!errors.As(err, &we) || we.Poisoning()) {
+				t.Fatalf("%s %s, batch %x: %v", c.op, c.method, b, err)
+			}
+		}
+	}
+}
