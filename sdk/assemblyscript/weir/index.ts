@@ -315,9 +315,36 @@ function reserve(n: usize): usize {
 function emitEntry(kind: u8, port: u16, kp: usize, kl: i32, vp: usize, vl: i32, hp: usize, hl: i32, ts: i64): void {
   const p = reserve(HDR + <usize>kl + <usize>vl + <usize>hl);
   putHeader(p, kind, 0, port, kl, ts, vl, hl);
-  memory.copy(p + HDR, kp, kl);
-  memory.copy(p + HDR + kl, vp, vl);
-  memory.copy(p + HDR + kl + vl, hp, hl);
+  copy(p + HDR, kp, kl);
+  copy(p + HDR + kl, vp, vl);
+  if (hl != 0) copy(p + HDR + kl + vl, hp, hl);
+}
+
+/**
+ * Copies n bytes from src to dst (not overlapping): memory.copy, but plain
+ * loads and stores for up to 16 bytes, since engines run memory.copy as a
+ * call into the runtime.
+ */
+// @ts-ignore: decorator
+@inline export function copy(dst: usize, src: usize, n: usize): void {
+  if (n <= 16) {
+    if (n >= 8) {
+      const a = load<u64>(src), b = load<u64>(src + n - 8);
+      store<u64>(dst, a);
+      store<u64>(dst + n - 8, b);
+    } else if (n >= 4) {
+      const a = load<u32>(src), b = load<u32>(src + n - 4);
+      store<u32>(dst, a);
+      store<u32>(dst + n - 4, b);
+    } else if (n != 0) {
+      const a = load<u8>(src), b = load<u8>(src + (n >> 1)), c = load<u8>(src + n - 1);
+      store<u8>(dst, a);
+      store<u8>(dst + (n >> 1), b);
+      store<u8>(dst + n - 1, c);
+    }
+  } else {
+    memory.copy(dst, src, n);
+  }
 }
 
 // The input entry of the record callback at hand, to tell an unchanged
