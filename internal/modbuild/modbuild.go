@@ -399,13 +399,13 @@ func buildGo(ctx context.Context, dir, out, cacheDir string, logw io.Writer) err
 }
 
 // DefaultGOWASM is the GOWASM setting of Go operator builds when the
-// environment sets none: the WebAssembly features the Go compiler may use
-// beyond 1.0 (docs/RATIONALE.md, "Why are Go modules built with
-// GOWASM=...?").
+// environment sets none: no features beyond WebAssembly 1.0, since
+// satconv,signext measured no faster (docs/RATIONALE.md, "Why are Go
+// modules built without GOWASM features and without wasm-opt?").
 const DefaultGOWASM = ""
 
 // DefaultGoWasmOpt are the wasm-opt (binaryen) flags run on every built Go
-// module when WEIR_GO_WASM_OPT is unset; none: see docs/RATIONALE.md.
+// module when WEIR_GO_WASM_OPT is unset: none, for the same reason.
 var DefaultGoWasmOpt []string
 
 // goWasmFeatures is $GOWASM, or DefaultGOWASM when unset.
