@@ -22,13 +22,15 @@ func newBenchCmd(a *app) *cobra.Command {
 		Short: "Cost of records crossing the WebAssembly boundary, per batch size",
 		Long: `Runs an identity map and a parse-and-rewrite map over 100-byte records
   (a) as plain native Go, (b) as a Go SDK module, (c) as a C SDK module,
-  (d) as a Rust SDK module,
-at batch sizes 1, 64 and 1024, with the per-call time limit enforced and not,
-and prints ns per record and records per second. Each module's output is
-checked against an independent computation before it is timed. Also reports
-how long the Go module takes to compile, to load from the on-disk cache and to
-instantiate again. Needs the go command, clang (wasm32-wasi) and rustc (with the
-wasm32-wasi or wasm32-wasip1 target) to build the modules.`,
+  (d) as a Rust SDK module, (e) as an AssemblyScript SDK module, next to
+(f) memcpy, the batch copied in and out with nothing else (the floor of every
+module row), at batch sizes 1, 64 and 1024, with the per-call time limit
+enforced and not, and prints ns per record and records per second. Each
+module's output is checked against an independent computation before it is
+timed. Also reports how long the Go module takes to compile, to load from the
+on-disk cache and to instantiate again. Needs the go command, clang
+(wasm32-wasi), rustc (with the wasm32-wasi or wasm32-wasip1 target) and the
+AssemblyScript compiler (go tool task deps:asc) to build the modules.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			progress := a.stderr

@@ -179,7 +179,7 @@ func readValues(t *testing.T, path string) []string {
 // build, test, inspect, and a second build from the cache.
 func TestNewOperator(t *testing.T) {
 	e2e(t)
-	for _, lang := range []string{"go", "c", "rust"} {
+	for _, lang := range []string{"go", "c", "rust", "assemblyscript"} {
 		t.Run(lang, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "op")
 			mustWeir(t, "module", "init", "--lang", lang, dir)

@@ -38,7 +38,7 @@ records before you run it in a job.`,
 
 func newModuleInitCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "init --lang go|c|rust DIR",
+		Use:   "init --lang go|c|rust|assemblyscript DIR",
 		Short: "Make a ready-to-build operator template in DIR",
 		Long: `Writes an operator template to DIR (created if needed; existing files are
 never overwritten): the source with two operators (a map and a keyed process
@@ -66,18 +66,19 @@ function), sample input, and a README with the next commands.
 			return nil
 		},
 	}
-	cmd.Flags().String("lang", "go", "language of the template: go, c or rust")
+	cmd.Flags().String("lang", "go", "language of the template: go, c, rust or assemblyscript")
 	return cmd
 }
 
 func newModuleBuildCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "build DIR",
-		Short: "Compile a Go, C or Rust operator folder to a .wasm module",
+		Short: "Compile a Go, C, Rust or AssemblyScript operator folder to a .wasm module",
 		Long: `Compiles the operator in DIR to DIR/<name>.wasm (or --out): Go with the Go
 toolchain (GOOS=wasip1 GOARCH=wasm, -buildmode=c-shared), C with clang
 (--target=wasm32-wasi), Rust (a folder with lib.rs) with plain rustc
-(--target wasm32-wasip1 or wasm32-wasi, no cargo). Results are cached by the content of the sources, the
+(--target wasm32-wasip1 or wasm32-wasi, no cargo), AssemblyScript
+(assembly/index.ts or *.ts) with asc. Results are cached by the content of the sources, the
 SDK and the toolchain, so an unchanged operator builds instantly.`,
 		Args: exactArgs(1, "DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -43,7 +43,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "weir",
 		Short: "weir: a stateful stream processor whose operators are WebAssembly modules",
 		Long: `weir runs dataflow jobs whose operators are WebAssembly modules written in any
-language (Go and C SDKs included), with keyed state, timers and event time.
+language (Go, C and AssemblyScript SDKs included), with keyed state, timers and event time.
 
 Start here:
   weir module init --lang go ./myop     a ready-to-build operator template

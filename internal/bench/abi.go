@@ -31,7 +31,7 @@ type ABIOptions struct {
 
 // ABIRow is one measurement.
 type ABIRow struct {
-	Impl  string `json:"impl"` // native, go-wasm, c-wasm, rust-wasm
+	Impl  string `json:"impl"` // memcpy, native, go-wasm, c-wasm, rust-wasm, as-wasm
 	Op    string `json:"op"`   // identity, rewrite
 	Batch int    `json:"batch"`
 	// Deadline is how the per-call time limit is enforced: "check" (weir's
@@ -56,6 +56,7 @@ type ABIReport struct {
 	GoModuleBytes    int     `json:"go_module_bytes"`
 	CModuleBytes     int     `json:"c_module_bytes"`
 	RustModuleBytes  int     `json:"rust_module_bytes"`
+	ASModuleBytes    int     `json:"as_module_bytes"`
 	RecordValueBytes int     `json:"record_value_bytes"`
 }
 
@@ -147,7 +148,7 @@ func ABI(ctx context.Context, o ABIOptions) (*ABIReport, error) {
 	rep := &ABIReport{Machine: thisMachine(), Records: o.Records, RecordValueBytes: valueBytes}
 	recs := records(o.Records)
 
-	fmt.Fprintln(o.Progress, "building the Go, C and Rust benchmark modules ...")
+	fmt.Fprintln(o.Progress, "building the Go, C, Rust and AssemblyScript benchmark modules ...")
 	goWasm, err := buildEmbedded(ctx, o.CacheDir, "go")
 	if err != nil {
 		return nil, err
@@ -160,11 +161,18 @@ func ABI(ctx context.Context, o ABIOptions) (*ABIReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep.GoModuleBytes, rep.CModuleBytes, rep.RustModuleBytes = len(goWasm), len(cWasm), len(rustWasm)
+	asWasm, err := buildEmbedded(ctx, o.CacheDir, "assemblyscript")
+	if err != nil {
+		return nil, err
+	}
+	rep.GoModuleBytes, rep.CModuleBytes, rep.RustModuleBytes, rep.ASModuleBytes = len(goWasm), len(cWasm), len(rustWasm), len(asWasm)
 	if err := measureInstantiation(ctx, rep, goWasm); err != nil {
 		return nil, err
 	}
 
+	for _, b := range o.Batches {
+		rep.add(measureMemcpy(b, recs), o.Progress)
+	}
 	for _, op := range []string{"identity", "rewrite"} {
 		for _, b := range o.Batches {
 			row, err := measureNative(op, b, recs)
@@ -187,7 +195,7 @@ func ABI(ctx context.Context, o ABIOptions) (*ABIReport, error) {
 		for _, m := range []struct {
 			impl string
 			wasm []byte
-		}{{"go-wasm", goWasm}, {"c-wasm", cWasm}, {"rust-wasm", rustWasm}} {
+		}{{"go-wasm", goWasm}, {"c-wasm", cWasm}, {"rust-wasm", rustWasm}, {"as-wasm", asWasm}} {
 			mod, err := rt.Load(ctx, m.impl+".wasm", m.wasm)
 			if err != nil {
 				rt.Close()
@@ -221,11 +229,15 @@ func buildEmbedded(ctx context.Context, cacheDir, lang string) ([]byte, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	err := fs.WalkDir(benchsrc.Source, lang, func(p string, d fs.DirEntry, err error) error {
+	src := fs.FS(benchsrc.Source)
+	if lang == "assemblyscript" {
+		src = benchsrc.AssemblyScript
+	}
+	err := fs.WalkDir(src, lang, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		b, err := fs.ReadFile(benchsrc.Source, p)
+		b, err := fs.ReadFile(src, p)
 		if err != nil {
 			return err
 		}
@@ -334,6 +346,31 @@ func measureNative(op string, batch int, recs []wasmabi.Entry) (ABIRow, error) {
 		return ABIRow{}, err
 	}
 	return row("native", op, batch, "-", d, len(recs)/batch*batch), nil
+}
+
+// measureMemcpy is the floor of every WebAssembly row: each batch copied
+// into a buffer the size of a module's input buffer and the same bytes
+// copied out again, as the host moves an identity map's batch in and out,
+// with no call, no operator and no check.
+func measureMemcpy(batch int, recs []wasmabi.Entry) ABIRow {
+	batches := encodeBatches(recs, batch)
+	in := make([]byte, 64<<10)
+	out := make([]byte, 0, 64<<10)
+	run := func(n int) time.Duration {
+		start := time.Now()
+		for i := 0; i < n/batch; i++ {
+			b := batches[i].buf
+			if len(b) > len(in) {
+				in = make([]byte, len(b))
+			}
+			copy(in, b)
+			out = append(out[:0], in[wasmabi.BatchHeaderSize:len(b)]...)
+		}
+		return time.Since(start)
+	}
+	run(min(len(recs), 10_000))
+	d, _ := bestOf(func() (time.Duration, error) { return run(len(recs)), nil })
+	return row("memcpy", "identity", batch, "-", d, len(recs)/batch*batch)
 }
 
 // nativeRewrite is the native operator: amt*2 in decimal, appended to dst.
@@ -482,6 +519,7 @@ func (r *ABIReport) WriteTable(w io.Writer) {
 		r.GoModuleBytes/1024, r.GoCompileColdMs, r.GoLoadCachedMs, r.GoInstantiateMs)
 	fmt.Fprintf(w, "C module: %d KiB\n", r.CModuleBytes/1024)
 	fmt.Fprintf(w, "Rust module: %d KiB\n", r.RustModuleBytes/1024)
+	fmt.Fprintf(w, "AssemblyScript module: %d KiB\n", r.ASModuleBytes/1024)
 }
 
 func humanRate(r float64) string {

@@ -89,3 +89,9 @@ func BenchmarkLoadCachedGo(b *testing.B) {
 		rt.Close()
 	}
 }
+
+func BenchmarkASIdentity1024(b *testing.B) {
+	benchModule(b, "assemblyscript", "identity", 1024, "check")
+}
+func BenchmarkASRewrite1024(b *testing.B) { benchModule(b, "assemblyscript", "rewrite", 1024, "check") }
+func BenchmarkGoRewrite1024(b *testing.B) { benchModule(b, "go", "rewrite", 1024, "check") }

@@ -37,8 +37,10 @@ func Init(dir string, lang Lang, cacheDir string) ([]string, error) {
 		files[name+".c"] = cTemplate
 	case LangRust:
 		files["lib.rs"] = rustTemplate
+	case LangAssemblyScript:
+		files[asTemplatePath] = asTemplate
 	default:
-		return nil, fmt.Errorf("modbuild: unknown language %q: want go, c or rust", lang)
+		return nil, fmt.Errorf("modbuild: unknown language %q: want go, c, rust or assemblyscript", lang)
 	}
 	for f := range files {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
@@ -51,12 +53,15 @@ func Init(dir string, lang Lang, cacheDir string) ([]string, error) {
 		return nil, fmt.Errorf("modbuild: %w", err)
 	}
 	var written []string
-	for _, f := range []string{"main.go", name + ".c", "lib.rs", "go.mod", "sample.jsonl", "README.md"} {
+	for _, f := range []string{"main.go", name + ".c", "lib.rs", asTemplatePath, "go.mod", "sample.jsonl", "README.md"} {
 		body, ok := files[f]
 		if !ok {
 			continue
 		}
 		p := filepath.Join(dir, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return written, fmt.Errorf("modbuild: %w", err)
+		}
 		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
 			return written, fmt.Errorf("modbuild: %w", err)
 		}
@@ -234,4 +239,44 @@ weir::operators! {
     map "upper" => upper;
     process "count" => Count;
 }
+`
+
+// asTemplatePath is where the AssemblyScript template goes, the layout of
+// AssemblyScript projects.
+const asTemplatePath = "assembly/index.ts"
+
+const asTemplate = `// A weir operator module in AssemblyScript. Build with ` + "`weir module build .`" + `
+// (the assemblyscript compiler) and try with ` + "`weir module test`" + `.
+import { Context, OpenContext, ProcessFunction, Record, ValueState, map, process } from "weir";
+
+// upper: a map. The record is a view of the module's input buffer, which
+// the operator may change in place; the record is emitted when it returns.
+map("upper", (r: Record): Error | null => {
+  for (let i = 0; i < r.valueLen; i++) {
+    const c = load<u8>(r.valuePtr + i);
+    if (c >= 97 && c <= 122) store<u8>(r.valuePtr + i, c - 32);
+  }
+  return null;
+});
+
+// count: a keyed process function with value state, emitting the running
+// count of each key.
+class Counter extends ProcessFunction {
+  count: ValueState | null = null;
+
+  open(ctx: OpenContext): Error | null {
+    this.count = ctx.valueState("count");
+    return null;
+  }
+
+  processElement(ctx: Context, r: Record): Error | null {
+    const st = this.count!;
+    const n = st.getI64(0) + 1; // scoped to r's key
+    st.setI64(n);
+    ctx.emitString(r.keyString(), n.toString(), r.timestamp);
+    return null;
+  }
+}
+
+process("count", new Counter());
 `

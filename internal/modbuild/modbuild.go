@@ -1,4 +1,4 @@
-// Package modbuild compiles an operator folder (Go, C or Rust) to a WebAssembly
+// Package modbuild compiles an operator folder (Go, C, Rust or AssemblyScript) to a WebAssembly
 // module, caching results by the content of the sources and the SDK, and
 // writes the SDKs out of the weir binary for authors who work outside the
 // weir repository.
@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	"github.com/weirstream/weir/sdk"
+	assdk "github.com/weirstream/weir/sdk/assemblyscript"
 	csdk "github.com/weirstream/weir/sdk/c"
 	rustsdk "github.com/weirstream/weir/sdk/rust"
 	"github.com/weirstream/weir/wasmabi"
@@ -36,6 +37,8 @@ const (
 	LangGo   Lang = "go"
 	LangC    Lang = "c"
 	LangRust Lang = "rust"
+	// LangAssemblyScript is a folder with assembly/index.ts or *.ts files.
+	LangAssemblyScript Lang = "assemblyscript"
 )
 
 // Options say what to build.
@@ -74,7 +77,7 @@ func Detect(dir string) (Lang, error) {
 	if err != nil {
 		return "", fmt.Errorf("modbuild: reading %s: %w", dir, err)
 	}
-	var goFiles, cFiles, rsFiles int
+	var goFiles, cFiles, rsFiles, tsFiles int
 	for _, e := range ents {
 		switch {
 		case strings.HasSuffix(e.Name(), "_test.go"):
@@ -84,17 +87,24 @@ func Detect(dir string) (Lang, error) {
 			cFiles++
 		case strings.HasSuffix(e.Name(), ".rs"):
 			rsFiles++
+		case strings.HasSuffix(e.Name(), ".ts") && !strings.HasSuffix(e.Name(), ".d.ts"):
+			tsFiles++
 		}
 	}
+	if _, err := os.Stat(filepath.Join(dir, "assembly", "index.ts")); err == nil {
+		tsFiles++
+	}
 	langs := 0
-	for _, n := range []int{goFiles, cFiles, rsFiles} {
+	for _, n := range []int{goFiles, cFiles, rsFiles, tsFiles} {
 		if n > 0 {
 			langs++
 		}
 	}
 	switch {
 	case langs > 1:
-		return "", fmt.Errorf("modbuild: %s has sources in more than one language (%d Go, %d C, %d Rust); keep one operator module per folder", dir, goFiles, cFiles, rsFiles)
+		return "", fmt.Errorf("modbuild: %s has sources in more than one language (%d Go, %d C, %d Rust, %d AssemblyScript); keep one operator module per folder", dir, goFiles, cFiles, rsFiles, tsFiles)
+	case tsFiles > 0:
+		return LangAssemblyScript, nil
 	case goFiles > 0:
 		return LangGo, nil
 	case cFiles > 0:
@@ -105,7 +115,7 @@ func Detect(dir string) (Lang, error) {
 		}
 		return LangRust, nil
 	}
-	return "", fmt.Errorf("%w in %s: expected *.go (with package main), *.c or lib.rs files; `weir module init --lang go|c|rust DIR` makes a template", ErrNoSources, dir)
+	return "", fmt.Errorf("%w in %s: expected *.go (with package main), *.c, lib.rs, or AssemblyScript (assembly/index.ts or *.ts) files; `weir module init --lang go|c|rust|assemblyscript DIR` makes a template", ErrNoSources, dir)
 }
 
 // Build compiles opts.Dir to a .wasm module.
@@ -158,6 +168,8 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 		err = buildC(ctx, dir, tmp, cacheDir, logw)
 	case LangRust:
 		err = rustsdk.Build(ctx, dir, tmp, cacheDir, logw)
+	case LangAssemblyScript:
+		err = assdk.Build(ctx, dir, tmp, filepath.Join(cacheDir, "sdk", "as-"+assdk.Hash()), logw)
 	}
 	if err != nil {
 		os.Remove(tmp)
@@ -176,6 +188,16 @@ func hashInputs(ctx context.Context, dir string, lang Lang, out string, rust *ru
 	fmt.Fprintf(h, "lang=%s go=%s abi=%d sdk=%s\n", lang, runtime.Version(), wasmabi.Version, SDKHash())
 	if rust != nil {
 		fmt.Fprintf(h, "rustc=%s target=%s features=%s crate=%s\n%s\n", rust.Rustc, rust.Target, rustsdk.Features, rustsdk.CrateName(dir), rust.Version)
+	}
+	if lang == LangAssemblyScript {
+		fmt.Fprintf(h, "assemblyscript-sdk=%s\n", assdk.Hash())
+	}
+	if lang == LangGo {
+		gowasm, opt := goWasmFeatures(), goWasmOpt()
+		fmt.Fprintf(h, "gowasm=%s wasm-opt=%q\n", gowasm, opt)
+		if len(opt) > 0 {
+			fmt.Fprintf(h, "wasm-opt-version=%s\n", wasmOptVersion(ctx))
+		}
 	}
 	if lang == LangRust {
 		// A crate is its .rs files; job specs, samples and a job's output
@@ -237,7 +259,7 @@ func hashTree(h io.Writer, dir, out string, deep bool) error {
 			return err
 		}
 		if d.IsDir() {
-			if p != dir && (!deep || strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
+			if p != dir && (!deep || strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "node_modules") {
 				return filepath.SkipDir
 			}
 			return nil
@@ -428,14 +450,80 @@ func buildGo(ctx context.Context, dir, out, cacheDir string, logw io.Writer) err
 	args = append(args, ".")
 	cmd := exec.CommandContext(ctx, goBin, args...)
 	cmd.Dir = dir
-	cmd.Env = env
+	cmd.Env = append(env, "GOWASM="+goWasmFeatures())
 	var stderr bytes.Buffer
 	cmd.Stdout = logw
 	cmd.Stderr = io.MultiWriter(&stderr, logw)
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("modbuild: go build in %s failed: %v\n%s", dir, err, strings.TrimSpace(stderr.String()))
 	}
+	if opt := goWasmOpt(); len(opt) > 0 {
+		return runWasmOpt(ctx, out, opt, logw)
+	}
 	return nil
+}
+
+// DefaultGOWASM is the GOWASM setting of Go operator builds when the
+// environment sets none: no features beyond WebAssembly 1.0, since
+// satconv,signext measured no faster (docs/RATIONALE.md, "Why are Go
+// modules built without GOWASM features and without wasm-opt?").
+const DefaultGOWASM = ""
+
+// DefaultGoWasmOpt are the wasm-opt (binaryen) flags run on every built Go
+// module when WEIR_GO_WASM_OPT is unset: none, for the same reason.
+var DefaultGoWasmOpt []string
+
+// goWasmFeatures is $GOWASM, or DefaultGOWASM when unset.
+func goWasmFeatures() string {
+	if v, ok := os.LookupEnv("GOWASM"); ok {
+		return v
+	}
+	return DefaultGOWASM
+}
+
+// goWasmOpt is $WEIR_GO_WASM_OPT split into flags ("off": none), or
+// DefaultGoWasmOpt when unset.
+func goWasmOpt() []string {
+	v, ok := os.LookupEnv("WEIR_GO_WASM_OPT")
+	if !ok {
+		return DefaultGoWasmOpt
+	}
+	if v == "off" {
+		return nil
+	}
+	return strings.Fields(v)
+}
+
+// wasmOptFeatures are the WebAssembly features wasm-opt may assume in a Go
+// module (the ones wazero runs); a Go module has no target-features section
+// for it to read them from.
+var wasmOptFeatures = []string{"--enable-sign-ext", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-mutable-globals"}
+
+func wasmOptVersion(ctx context.Context) string {
+	b, err := exec.CommandContext(ctx, "wasm-opt", "--version").Output()
+	if err != nil {
+		return "missing"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// runWasmOpt optimizes the module at path in place with binaryen's wasm-opt.
+func runWasmOpt(ctx context.Context, path string, flags []string, logw io.Writer) error {
+	bin, err := exec.LookPath("wasm-opt")
+	if err != nil {
+		return fmt.Errorf("modbuild: optimizing the Go module needs binaryen's wasm-opt (apt-get install binaryen), or WEIR_GO_WASM_OPT=off: %w", err)
+	}
+	tmp := path + ".opt"
+	args := append(append(append([]string{}, flags...), wasmOptFeatures...), path, "-o", tmp)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stdout = logw
+	cmd.Stderr = io.MultiWriter(&stderr, logw)
+	if err := cmd.Run(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("modbuild: wasm-opt %s failed: %v\n%s", strings.Join(flags, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return os.Rename(tmp, path)
 }
 
 // sdkModfile copies dir/go.mod to a temporary file that points the weir

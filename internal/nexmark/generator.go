@@ -79,14 +79,13 @@ func (c *Config) event(n int64, e *Event) {
 		e.Kind = KindPerson
 		e.Auction = Auction{}
 		e.Bid = Bid{}
-		pl := &p.places[r.intn(int64(len(p.places)))]
 		e.Person = Person{
 			ID:           FirstPersonID + lastBase0Person(n),
 			Name:         p.names[r.intn(int64(len(p.names)))],
 			EmailAddress: p.emails[r.intn(numEmails)],
 			CreditCard:   p.creditCards[r.intn(numCreditCards)],
-			City:         pl.city,
-			State:        pl.state,
+			City:         p.cities[r.intn(int64(len(p.cities)))],
+			State:        p.states[r.intn(int64(len(p.states)))],
 			DateTime:     ts,
 		}
 		ps := &e.Person

@@ -341,6 +341,53 @@ func TestFields(t *testing.T) {
 	}
 }
 
+// TestStandardDistributions checks the distributions that decide query
+// volumes against the standard generator's: NUM_CATEGORIES = 5 categories,
+// uniform; city and state uniform over 10 cities and 6 states, drawn
+// independently (every one of the 60 pairs occurs), so that half of the
+// people live in OR, ID or CA (query 3).
+func TestStandardDistributions(t *testing.T) {
+	if NumCategories != 5 {
+		t.Fatalf("NumCategories = %d, want the standard 5", NumCategories)
+	}
+	g := newGen(t, DefaultConfig())
+	var e Event
+	cats := map[int64]int{}
+	pairs := map[string]int{}
+	var people, q3 int
+	for range 1_000_000 {
+		g.Next(&e)
+		switch e.Kind {
+		case KindPerson:
+			people++
+			pairs[e.Person.City+"/"+e.Person.State]++
+			if s := e.Person.State; s == "OR" || s == "ID" || s == "CA" {
+				q3++
+			}
+		case KindAuction:
+			cats[e.Auction.Category]++
+		}
+	}
+	if len(cats) != 5 {
+		t.Fatalf("categories %v, want 5", cats)
+	}
+	auctions := 0
+	for _, n := range cats {
+		auctions += n
+	}
+	for c, n := range cats {
+		if c < FirstCategoryID || c >= FirstCategoryID+5 || math.Abs(float64(n)/float64(auctions)-0.2) > 0.01 {
+			t.Errorf("category %d: %d of %d auctions, want 1/5", c, n, auctions)
+		}
+	}
+	if len(pairs) != 60 {
+		t.Errorf("%d city/state pairs, want all 60 of 10 cities x 6 states", len(pairs))
+	}
+	if f := float64(q3) / float64(people); math.Abs(f-0.5) > 0.02 {
+		t.Errorf("%.3f of the people in OR, ID or CA, want 0.5", f)
+	}
+}
+
 func TestValidate(t *testing.T) {
 	if _, err := NewGenerator(Config{}); err == nil || !strings.Contains(err.Error(), "EventsPerSecond") {
 		t.Fatalf("NewGenerator(Config{}) = %v, want an error naming EventsPerSecond", err)

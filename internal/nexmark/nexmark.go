@@ -41,7 +41,7 @@
 //     bids).
 //
 // Next allocates nothing: every string it puts in an Event is a precomputed
-// string or a substring of one (names, cities, e-mail addresses, credit card
+// string or a substring of one (names, cities, states, e-mail addresses, credit card
 // numbers, channels, URLs, and a 64 KiB block of random text from which item
 // names, descriptions and Extra padding are cut). These pools are built once
 // per process from a fixed seed and never modified, so strings taken from an
@@ -159,7 +159,10 @@ const (
 	FirstPersonID   = 1000 // id of the first person
 	FirstAuctionID  = 1000 // id of the first auction
 	FirstCategoryID = 10   // auction categories are FirstCategoryID..+NumCategories-1
-	NumCategories   = 10
+	// NumCategories is the standard generator's NUM_CATEGORIES: it sets how
+	// many groups query 4 averages over (and how often query 3's category
+	// matches: one auction in NumCategories).
+	NumCategories = 5
 
 	// DefaultBaseTime is 2015-07-15 00:00:00 UTC in ms since the Unix epoch.
 	DefaultBaseTime = 1436918400000

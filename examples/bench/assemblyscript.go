@@ -1,0 +1,8 @@
+package bench
+
+import "embed"
+
+// AssemblyScript holds assemblyscript/*.ts, the AssemblyScript module.
+//
+//go:embed assemblyscript/*.ts
+var AssemblyScript embed.FS
