@@ -1463,6 +1463,17 @@ pub fn json_string(dst: &mut Vec<u8>, s: &[u8]) {
                 len += 8;
                 i += 8;
             }
+            // A tail shorter than a word: the string's last eight bytes,
+            // overlapping bytes already written (with the same values).
+            let rest = s.len() - i;
+            if rest > 0 && rest < 8 && s.len() >= 8 {
+                let x = std::ptr::read_unaligned(s.as_ptr().add(s.len() - 8) as *const u64);
+                if plain8(u64::from_le(x)) {
+                    std::ptr::write_unaligned(base.add(len + rest - 8) as *mut u64, x);
+                    len += rest;
+                    i += rest;
+                }
+            }
             dst.set_len(len);
         }
         if i >= s.len() {

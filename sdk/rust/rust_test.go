@@ -495,7 +495,8 @@ func TestJSONString(t *testing.T) {
 	// Valid UTF-8 goes in as JSON lines; invalid UTF-8 (which JSON cannot
 	// carry) as plain lines, one value per line.
 	valid := []string{"plain", `quote " and \ back`, "tab\tnl\ncr\r", "\x00\x01\x1f\x7f", "é ü 日本", "\u2028\u2029",
-		"\U0001f600 emoji", "<html>&", ""}
+		"\U0001f600 emoji", "<html>&", "", "0123456789", "abcdefghi\n", "é1234567", "\"2345678", "1234567\"", "12345678\\abc",
+		"a\tbcdefghijklmnop", "abcdefghijklmno\x01", "short"}
 	invalid := []string{"bad \xff utf8 \xc3", "\xed\xa0\x80 surrogate", "\xf4\x90\x80\x80 too high", "\xc0\xaf overlong", "ok \xe2\x80"}
 	var recs []in
 	for _, v := range valid {
