@@ -65,33 +65,7 @@ func TestWordcountAcrossWorkers(t *testing.T) {
 	c := Start(t, weirBin, Options{Workers: 2, Slots: 2})
 	dir := t.TempDir()
 	spec := filepath.Join(dir, "wc.yaml")
-	writeFile(t, spec, fmt.Sprintf(`name: wordcount-cluster
-parallelism: 2
-modules:
-  wc: %s
-sources:
-  - uid: lines
-    connector: file
-    options: {path: %s, format: lines}
-    parallelism: 1
-operators:
-  - uid: split
-    module: wc
-    operator: split
-    parallelism: 1
-    input: lines
-  - uid: count
-    module: wc
-    operator: count
-    parallelism: 3
-    inputs: [{from: split, partition: key_by}]
-sinks:
-  - uid: out
-    connector: file
-    options: {path: %s}
-    parallelism: 2
-    input: count
-`, repo(t, "examples/wordcount"), repo(t, "examples/wordcount/sample.txt"), filepath.Join(dir, "out.jsonl")))
+	writeWordcount(t, spec, "wordcount-cluster", 2, filepath.Join(dir, "out.jsonl"))
 	id := c.Submit(spec)
 	st := c.Wait(id, 3*time.Minute)
 	if st.State != api.StateFinished {
@@ -441,33 +415,7 @@ func TestApplicationModeProcessProvider(t *testing.T) {
 	skipShort(t)
 	dir := t.TempDir()
 	spec := filepath.Join(dir, "wc.yaml")
-	writeFile(t, spec, fmt.Sprintf(`name: wordcount-app
-parallelism: 2
-modules:
-  wc: %s
-sources:
-  - uid: lines
-    connector: file
-    options: {path: %s, format: lines}
-    parallelism: 1
-operators:
-  - uid: split
-    module: wc
-    operator: split
-    parallelism: 1
-    input: lines
-  - uid: count
-    module: wc
-    operator: count
-    parallelism: 3
-    inputs: [{from: split, partition: key_by}]
-sinks:
-  - uid: out
-    connector: file
-    options: {path: %s}
-    parallelism: 1
-    input: count
-`, repo(t, "examples/wordcount"), repo(t, "examples/wordcount/sample.txt"), filepath.Join(dir, "out.jsonl")))
+	writeWordcount(t, spec, "wordcount-app", 1, filepath.Join(dir, "out.jsonl"))
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, weirBin, "coordinator", "--job", spec, "--provider", "process", "--worker-slots", "2",
@@ -495,4 +443,37 @@ sinks:
 			t.Errorf("word %q: count %d, want %d", w, got[w], n)
 		}
 	}
+}
+
+// writeWordcount writes a word count spec over the sample text: the source
+// and split at parallelism 1, the counts at 3, sinks sinks writing out.
+func writeWordcount(t *testing.T, spec, name string, sinks int, out string) {
+	t.Helper()
+	writeFile(t, spec, fmt.Sprintf(`name: %s
+parallelism: 2
+modules:
+  wc: %s
+sources:
+  - uid: lines
+    connector: file
+    options: {path: %s, format: lines}
+    parallelism: 1
+operators:
+  - uid: split
+    module: wc
+    operator: split
+    parallelism: 1
+    input: lines
+  - uid: count
+    module: wc
+    operator: count
+    parallelism: 3
+    inputs: [{from: split, partition: key_by}]
+sinks:
+  - uid: out
+    connector: file
+    options: {path: %s}
+    parallelism: %d
+    input: count
+`, name, repo(t, "examples/wordcount"), repo(t, "examples/wordcount/sample.txt"), out, sinks))
 }
