@@ -446,7 +446,8 @@ func TestApplicationModeProcessProvider(t *testing.T) {
 }
 
 // writeWordcount writes a word count spec over the sample text: the source
-// and split at parallelism 1, the counts at 3, sinks sinks writing out.
+// and split at parallelism 1, the counts at 3, and sinks sink subtasks
+// writing out.
 func writeWordcount(t *testing.T, spec, name string, sinks int, out string) {
 	t.Helper()
 	writeFile(t, spec, fmt.Sprintf(`name: %s
