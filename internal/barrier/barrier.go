@@ -18,9 +18,10 @@
 //     Config.AlignmentTimeout (when set) switches to unaligned.
 //   - Unaligned (exactly-once, barriers overtake queued data): the
 //     snapshot is taken at the first barrier; the data of each channel that
-//     lie ahead of its barrier and are not processed yet are persisted with
-//     the checkpoint (PersistInFlight, and Verdict.Persist for data that
-//     arrive on a channel before its barrier). No channel is blocked.
+//     lie ahead of its barrier and are processed after the snapshot are
+//     persisted with the checkpoint: those processed before the channel's
+//     barrier arrives (Verdict.Persist) and those its barrier overtook
+//     (PersistInFlight). No channel is blocked.
 //   - AtLeastOnce: no channel is blocked; the snapshot is taken when the
 //     barrier has arrived on every live channel. Records after the barrier
 //     on early channels are in the snapshot and are replayed on recovery.
@@ -150,11 +151,12 @@ type (
 		Checkpoint uint64
 		Mode       Mode
 	}
-	// PersistInFlight: the buffers queued on Channel now that lie ahead of
-	// Checkpoint's barrier in the channel's order (those its barrier
-	// overtook, or all queued ones when the barrier has not arrived) are
-	// in-flight data of the checkpoint: persist them with it (they are
-	// processed as usual too).
+	// PersistInFlight: the unaligned barrier of Checkpoint that just
+	// arrived on Channel overtook buffers queued ahead of it: they are
+	// in-flight data of the checkpoint; persist them with it (they are
+	// processed as usual too, and Data does not ask to persist them
+	// again). Buffers of a channel whose barrier has not arrived are
+	// persisted as they are processed (Verdict.Persist).
 	PersistInFlight struct {
 		Channel    int
 		Checkpoint uint64
@@ -423,21 +425,17 @@ func (a *Aligner) barrier(e Barrier) ([]Action, error) {
 func (a *Aligner) delivered() int { return len(a.arrived) - a.open }
 
 // toUnaligned takes the snapshot of the pending (aligned) checkpoint now:
-// the channels held so far are released, and the queued data of the
-// others (and of channel priority, whose unaligned barrier just arrived)
-// are in-flight data. reason "" means the checkpoint was unaligned from
-// its first barrier.
+// the channels held so far are released; the data of the others up to
+// their barriers, and what the unaligned barrier that just arrived on
+// channel priority (-1: none) overtook, are in-flight data. reason ""
+// means the checkpoint was unaligned from its first barrier.
 func (a *Aligner) toUnaligned(out []Action, reason string, priority int) []Action {
 	if reason != "" {
 		out = append(out, SwitchToUnaligned{Checkpoint: a.pending, Reason: reason})
 	}
 	out = append(out, Snapshot{Checkpoint: a.pending, Mode: Unaligned})
-	for ch, arrived := range a.arrived {
-		switch {
-		case a.ended[ch]:
-		case ch == priority || !arrived:
-			out = append(out, PersistInFlight{Channel: ch, Checkpoint: a.pending})
-		}
+	if priority >= 0 {
+		out = append(out, PersistInFlight{Channel: priority, Checkpoint: a.pending})
 	}
 	out = a.unblockAll(out)
 	a.mode, a.snapshotted = Unaligned, true

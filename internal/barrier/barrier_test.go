@@ -91,51 +91,103 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// TestAlignedRandom delivers, over many random interleavings, streams of
-// records on n channels, each stream's records before and after the barrier
-// of checkpoint 1, honouring Block and Unblock as a runtime would, and
-// checks what exactly-once means, counted independently of the Aligner:
-// when the snapshot is taken every record before a barrier has been
-// processed and none after one; every record is processed exactly once;
-// and the aligner is idle afterwards. At-least-once gets the weaker check:
-// every pre-barrier record is processed before the snapshot.
-func TestAlignedRandom(t *testing.T) {
+// item is one thing in a channel, in the channel's order.
+type item struct {
+	kind string // "pre" (a record before the barrier), "b", "post", "e"
+	id   int    // of a record
+}
+
+// TestRandomInterleavings delivers, over many random interleavings,
+// streams of records on n channels, each stream's records before and after
+// the barrier of checkpoint 1, acting on the actions as a runtime would
+// (Block and Unblock; an unaligned barrier may overtake the records queued
+// ahead of it; PersistInFlight and Verdict.Persist persist records), and
+// checks what each mode promises, counted independently of the Aligner:
+//
+//   - exactly-once (aligned, unaligned, aligned switching to unaligned on
+//     timeouts): every record before a barrier is either in the snapshot
+//     (processed before it) or persisted with it, never both, never
+//     neither; no record after a barrier is in either;
+//   - at-least-once: every record before a barrier is processed before
+//     the snapshot; none is persisted.
+//
+// And every record is processed exactly once, one snapshot is taken when
+// any barrier was sent, and the Aligner is idle at the end.
+func TestRandomInterleavings(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
-	for run := 0; run < 2000; run++ {
+	modes := []Mode{Aligned, Unaligned, AtLeastOnce, Aligned}
+	for run := 0; run < 4000; run++ {
 		n := 1 + r.IntN(4)
-		mode := Aligned
-		if run%2 == 1 {
-			mode = AtLeastOnce
+		mode := modes[run%len(modes)]
+		timeouts := run%len(modes) == 3 // aligned, with alignment timeouts
+		cfg := Config{Channels: n}
+		if timeouts {
+			cfg.AlignmentTimeout = time.Duration(1+r.IntN(10)) * time.Second
 		}
-		a, err := New(Config{Channels: n})
+		a, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		// queue[ch]: items in channel order; "b" is the barrier, "e" the
-		// end of stream, "pre"/"post" records.
-		queue := make([][]string, n)
-		pre, post, hasBarrier := 0, 0, false
+		queue := make([][]item, n)
+		isPre, isRecord := map[int]bool{}, map[int]bool{}
+		nextID, hasBarrier := 0, false
 		for ch := range queue {
-			k, m := r.IntN(4), r.IntN(4)
-			for i := 0; i < k; i++ {
-				queue[ch] = append(queue[ch], "pre")
+			add := func(kind string) {
+				queue[ch] = append(queue[ch], item{kind: kind, id: nextID})
+				isPre[nextID] = kind == "pre"
+				isRecord[nextID] = kind == "pre" || kind == "post"
+				nextID++
 			}
-			pre += k
-			if r.IntN(5) == 0 {
-				queue[ch] = append(queue[ch], "e") // ends before the barrier
-				continue
+			for k := r.IntN(4); k > 0; k-- {
+				add("pre")
 			}
-			queue[ch] = append(queue[ch], "b")
-			hasBarrier = true
-			for i := 0; i < m; i++ {
-				queue[ch] = append(queue[ch], "post")
+			if r.IntN(5) > 0 {
+				add("b")
+				hasBarrier = true
+				for k := r.IntN(4); k > 0; k-- {
+					add("post")
+				}
 			}
-			post += m
-			queue[ch] = append(queue[ch], "e")
+			add("e")
 		}
 		blocked := make([]bool, n)
-		donePre, donePost, snapshots := 0, 0, 0
-		trace := []string{}
+		processed := map[int]int{}
+		persisted := map[int]int{}
+		inSnapshot := map[int]bool{}
+		snapshots := 0
+		now := time.Duration(0)
+		var trace []string
+		fail := func(format string, args ...any) {
+			t.Helper()
+			t.Fatalf("run %d (%s, %d channels, timeout %s) %v: %s", run, mode, n, cfg.AlignmentTimeout, trace, fmt.Sprintf(format, args...))
+		}
+		apply := func(acts []Action, err error) {
+			t.Helper()
+			if err != nil {
+				fail("%v", err)
+			}
+			for _, x := range acts {
+				switch x := x.(type) {
+				case Block:
+					blocked[x.Channel] = true
+				case Unblock:
+					blocked[x.Channel] = false
+				case Snapshot:
+					snapshots++
+					for id, k := range processed {
+						if k > 0 {
+							inSnapshot[id] = true
+						}
+					}
+				case PersistInFlight:
+					for _, it := range queue[x.Channel] {
+						if it.kind == "pre" {
+							persisted[it.id]++
+						}
+					}
+				}
+			}
+		}
 		for {
 			var ready []int
 			for ch := range queue {
@@ -146,57 +198,76 @@ func TestAlignedRandom(t *testing.T) {
 			if len(ready) == 0 {
 				break
 			}
+			now += time.Duration(r.IntN(2000)) * time.Millisecond
+			if timeouts && r.IntN(3) == 0 {
+				trace = append(trace, "timeout@"+now.String())
+				apply(a.Step(AlignmentTimeout{Now: now}))
+			}
 			ch := ready[r.IntN(len(ready))]
-			item := queue[ch][0]
-			queue[ch] = queue[ch][1:]
-			trace = append(trace, fmt.Sprintf("%d:%s", ch, item))
-			var acts []Action
-			switch item {
+			pos := 0
+			if mode == Unaligned && r.IntN(2) == 0 {
+				// The barrier, when already queued, overtakes the records
+				// ahead of it.
+				for i, it := range queue[ch] {
+					if it.kind == "b" {
+						pos = i
+					}
+				}
+			}
+			it := queue[ch][pos]
+			queue[ch] = append(queue[ch][:pos:pos], queue[ch][pos+1:]...)
+			trace = append(trace, fmt.Sprintf("%d:%s%d", ch, it.kind, it.id))
+			switch it.kind {
 			case "b":
-				acts, err = a.Step(Barrier{Channel: ch, Checkpoint: 1, Mode: mode})
+				apply(a.Step(Barrier{Channel: ch, Checkpoint: 1, Mode: mode, Now: now}))
 			case "e":
-				acts, err = a.Step(EndOfStream{Channel: ch})
+				apply(a.Step(EndOfStream{Channel: ch}))
 			default:
-				var v Verdict
-				v, err = a.Admit(ch)
-				if v.Hold || v.Persist != 0 {
-					t.Fatalf("run %d %v: verdict %+v for a record of an unblocked channel", run, trace, v)
+				v, err := a.Admit(ch)
+				if err != nil || v.Hold {
+					fail("verdict %+v, %v for a record of an unblocked channel", v, err)
 				}
-				if item == "pre" {
-					donePre++
-				} else {
-					if mode == Aligned && snapshots == 0 {
-						t.Fatalf("run %d %v: a record after the barrier processed before the snapshot", run, trace)
-					}
-					donePost++
-				}
-			}
-			if err != nil {
-				t.Fatalf("run %d %v: %v", run, trace, err)
-			}
-			for _, x := range acts {
-				switch x := x.(type) {
-				case Block:
-					blocked[x.Channel] = true
-				case Unblock:
-					blocked[x.Channel] = false
-				case Snapshot:
-					snapshots++
-					if donePre != pre {
-						t.Fatalf("run %d %v: snapshot after %d of %d records before the barrier", run, trace, donePre, pre)
-					}
+				processed[it.id]++
+				if v.Persist != 0 {
+					persisted[it.id]++
 				}
 			}
 		}
-		wantSnap := 0
+		for ch := range queue {
+			if len(queue[ch]) > 0 {
+				fail("channel %d stuck with %v", ch, queue[ch])
+			}
+		}
+		want := 0
 		if hasBarrier {
-			wantSnap = 1
+			want = 1
 		}
-		if snapshots != wantSnap || donePre != pre || donePost != post {
-			t.Fatalf("run %d %v: %d snapshots, %d/%d pre, %d/%d post", run, trace, snapshots, donePre, pre, donePost, post)
+		if snapshots != want {
+			fail("%d snapshots", snapshots)
+		}
+		for id := 0; id < nextID; id++ {
+			if !isRecord[id] {
+				continue // a barrier or an end
+			}
+			if processed[id] != 1 {
+				fail("record %d processed %d times", id, processed[id])
+			}
+			if !hasBarrier {
+				continue
+			}
+			switch {
+			case persisted[id] > 1:
+				fail("record %d persisted %d times", id, persisted[id])
+			case mode == AtLeastOnce && isPre[id] && (!inSnapshot[id] || persisted[id] > 0):
+				fail("record %d before the barrier: in snapshot %v, persisted %d", id, inSnapshot[id], persisted[id])
+			case mode != AtLeastOnce && isPre[id] && inSnapshot[id] == (persisted[id] == 1):
+				fail("record %d before the barrier: in snapshot %v, persisted %d", id, inSnapshot[id], persisted[id])
+			case !isPre[id] && (persisted[id] > 0 || mode != AtLeastOnce && inSnapshot[id]):
+				fail("record %d after the barrier: in snapshot %v, persisted %d", id, inSnapshot[id], persisted[id])
+			}
 		}
 		if id, _ := a.Pending(); id != 0 {
-			t.Fatalf("run %d %v: still aligning %d", run, trace, id)
+			fail("still aligning %d", id)
 		}
 	}
 }
