@@ -3,6 +3,8 @@ package checkpoint
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -239,4 +241,229 @@ func TestActionStrings(t *testing.T) {
 			t.Errorf("%T prints more than one line", a)
 		}
 	}
+}
+
+// TestRandomEvents drives coordinators with random events, answered as a
+// JobManager would but at random times and sometimes wrongly (late,
+// repeated, from a dead attempt), and checks the protocol from the actions
+// alone, with bookkeeping of its own:
+//
+//   - every checkpoint ends once (aborted, or completed and then
+//     notified), and no action names it afterwards but a late ack's
+//     DiscardState or the Discard of a retained one;
+//   - checkpoints start only while the job runs, at most MaxConcurrent
+//     periodic ones at a time;
+//   - NotifyComplete follows Persisted of a Complete, in rising order;
+//   - the retained checkpoints are the last Retained notified;
+//   - FailJob comes exactly when more than TolerableFailures periodic
+//     checkpoints in a row were aborted for their own failure (timeout,
+//     decline, storage), a notification resetting the count.
+func TestRandomEvents(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	subs := []Subtask{{0, 0}, {0, 1}, {1, 0}}
+	seen := map[string]int{} // actions over all runs, so the test shows it exercised them
+	for run := 0; run < 300; run++ {
+		cfg := DefaultConfig()
+		cfg.Interval = time.Duration(1+r.IntN(5)) * time.Second
+		cfg.Timeout = time.Duration(5+r.IntN(20)) * time.Second
+		cfg.MaxConcurrent = 1 + r.IntN(3)
+		if cfg.MaxConcurrent == 1 && r.IntN(2) == 0 {
+			cfg.MinPause = time.Duration(r.IntN(3)) * time.Second
+		}
+		cfg.TolerableFailures = r.IntN(3)
+		cfg.Retained = 1 + r.IntN(3)
+		co, err := New(cfg, Topology{Subtasks: subs, Sources: subs[:2]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			now           time.Duration
+			attempt       int
+			running       bool
+			live          = map[uint64]bool{} // triggered, not ended
+			savepoint     = map[uint64]bool{}
+			completing    = map[uint64]bool{}
+			persistedSent = map[uint64]bool{}
+			ended         = map[uint64]bool{}
+			notified      []uint64
+			discarded     = map[uint64]bool{}
+			failures      int
+			maxID         uint64
+			reqs          int
+			trace         []string
+		)
+		fail := func(format string, args ...any) {
+			t.Helper()
+			t.Fatalf("run %d %+v\n%s\n%s", run, cfg, strings.Join(trace, "\n"), fmt.Sprintf(format, args...))
+		}
+		for step := 0; step < 300; step++ {
+			now += time.Duration(r.IntN(1500)) * time.Millisecond
+			var ev Event
+			var inProgress []uint64
+			for id := range live {
+				inProgress = append(inProgress, id)
+			}
+			slices.Sort(inProgress)
+			pick := func() uint64 {
+				switch {
+				case maxID == 0:
+					return 0
+				case len(inProgress) > 0 && r.IntN(5) > 0:
+					return inProgress[r.IntN(len(inProgress))]
+				}
+				return 1 + uint64(r.IntN(int(maxID)))
+			}
+			switch k := r.IntN(20); {
+			case k < 6 || attempt == 0:
+				if attempt == 0 || !running && r.IntN(3) == 0 {
+					attempt++
+					ev = JobRunning{Now: now, Attempt: attempt}
+				} else {
+					ev = Tick{Now: now}
+				}
+			case k < 14:
+				if id := pick(); id != 0 {
+					att := attempt
+					if r.IntN(10) == 0 {
+						att--
+					}
+					ev = TaskAck{Now: now, Checkpoint: id, Subtask: subs[r.IntN(len(subs))], Attempt: att,
+						Handles: []Handle{{Path: fmt.Sprintf("f%d", step), Size: 1}}}
+				}
+			case k < 15:
+				if id := pick(); id != 0 && r.IntN(3) == 0 {
+					ev = TaskDeclined{Now: now, Checkpoint: id, Subtask: subs[r.IntN(len(subs))], Attempt: attempt, Reason: "x"}
+				}
+			case k < 17:
+				for _, id := range inProgress {
+					if completing[id] && (!persistedSent[id] || r.IntN(4) == 0) {
+						ev = Persisted{Now: now, Checkpoint: id}
+						persistedSent[id] = true
+						break
+					}
+				}
+			case k < 18:
+				if id := pick(); id != 0 && r.IntN(3) == 0 {
+					ev = StorageFailed{Now: now, Checkpoint: id, Err: "full"}
+				}
+			case k < 19:
+				if r.IntN(2) == 0 {
+					continue
+				}
+				ev = TaskFailed{Now: now, Subtask: subs[r.IntN(len(subs))], Reason: "boom"}
+			default:
+				if r.IntN(3) > 0 {
+					reqs++
+				}
+				ev = SavepointRequested{Now: now, RequestID: fmt.Sprintf("r%d", reqs), Dir: "/sp"}
+			}
+			if ev == nil {
+				continue
+			}
+			acts, err := co.Step(ev)
+			trace = append(trace, fmt.Sprintf("%T%+v -> %v %v", ev, ev, acts, err))
+			if err != nil {
+				fail("error: %v", err)
+			}
+			counts := false
+			switch ev.(type) {
+			case JobRunning:
+				running, failures = true, 0
+			case TaskFailed:
+				running = false
+			case TaskDeclined, StorageFailed, Tick:
+				counts = true
+			}
+			for _, a := range acts {
+				seen[fmt.Sprintf("%T", a)]++
+				switch a := a.(type) {
+				case TriggerCheckpoint:
+					if !running || a.ID != maxID+1 || a.Attempt != attempt {
+						fail("trigger %d (running %v, latest %d, attempt %d)", a.ID, running, maxID, attempt)
+					}
+					maxID = a.ID
+					live[a.ID], savepoint[a.ID] = true, a.Savepoint
+					n := 0
+					for id := range live {
+						if !savepoint[id] {
+							n++
+						}
+					}
+					if n > cfg.MaxConcurrent {
+						fail("%d periodic checkpoints at once", n)
+					}
+				case Complete:
+					if !live[a.ID] || completing[a.ID] || len(a.Acks) != len(subs) {
+						fail("complete %d", a.ID)
+					}
+					completing[a.ID] = true
+				case AbortCheckpoint:
+					if !live[a.ID] {
+						fail("abort of %d, not in progress", a.ID)
+					}
+					delete(live, a.ID)
+					delete(completing, a.ID)
+					ended[a.ID] = true
+					if counts && !a.Savepoint && !strings.HasPrefix(a.Reason, "subsumed") && !strings.HasPrefix(a.Reason, "the job fails") {
+						failures++
+					}
+				case NotifyComplete:
+					if !completing[a.ID] || !persistedSent[a.ID] || len(notified) > 0 && a.ID <= notified[len(notified)-1] {
+						fail("notify %d", a.ID)
+					}
+					delete(live, a.ID)
+					delete(completing, a.ID)
+					ended[a.ID] = true
+					notified = append(notified, a.ID)
+					failures = 0
+				case FailJob:
+					if failures != cfg.TolerableFailures+1 {
+						fail("fail job after %d failures in a row", failures)
+					}
+					failures, running, counts = 0, false, false
+				case Discard:
+					if discarded[a.ID] || !slices.Contains(notified, a.ID) {
+						fail("discard %d", a.ID)
+					}
+					discarded[a.ID] = true
+				case DiscardState:
+					if live[a.Checkpoint] {
+						fail("discard state of %d, in progress", a.Checkpoint)
+					}
+				case RefuseSavepoint:
+					if running {
+						fail("savepoint refused while running")
+					}
+				}
+			}
+			// A savepoint completes silently: it leaves Pending.
+			for id := range live {
+				if !slices.Contains(co.Pending(), id) {
+					if !savepoint[id] || !completing[id] {
+						fail("%d left Pending without an action", id)
+					}
+					delete(live, id)
+					delete(completing, id)
+				}
+			}
+			if failures > cfg.TolerableFailures {
+				fail("%d failures in a row and no FailJob", failures)
+			}
+			var kept []uint64
+			for _, id := range notified {
+				if !discarded[id] {
+					kept = append(kept, id)
+				}
+			}
+			if want := notified[max(0, len(notified)-cfg.Retained):]; !slices.Equal(kept, want) || !slices.Equal(co.Completed(), want) {
+				fail("retained %v (Completed %v); want %v", kept, co.Completed(), want)
+			}
+		}
+	}
+	for _, a := range []Action{TriggerCheckpoint{}, AbortCheckpoint{}, Complete{}, NotifyComplete{}, Discard{}, DiscardState{}, RefuseSavepoint{}, FailJob{}} {
+		if name := fmt.Sprintf("%T", a); seen[name] < 10 {
+			t.Errorf("%s seen %d times over all runs; the random events do not exercise it", name, seen[name])
+		}
+	}
+	t.Logf("actions over all runs: %v", seen)
 }
