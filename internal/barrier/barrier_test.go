@@ -271,3 +271,33 @@ func TestRandomInterleavings(t *testing.T) {
 		}
 	}
 }
+
+// TestAdmitAllocates nothing: Admit runs once per buffer.
+func TestAdmitAllocates(t *testing.T) {
+	a, err := New(Config{Channels: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Step(Barrier{Channel: 0, Checkpoint: 1, Mode: Unaligned}); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(1000, func() { _, _ = a.Admit(1) }); n != 0 {
+		t.Fatalf("Admit allocates %v times per call", n)
+	}
+}
+
+func BenchmarkAdmit(b *testing.B) {
+	a, err := New(Config{Channels: 4})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := a.Step(Barrier{Channel: 0, Checkpoint: 1, Mode: Aligned}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := a.Admit(i & 3); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
