@@ -15,7 +15,7 @@
 //   - Aligned (exactly-once): a channel that delivered the barrier is
 //     blocked until every live channel has; then the snapshot is taken and
 //     the channels are unblocked. An alignment that lasts longer than
-//     Config.AlignmentTimeout (when set) switches to unaligned.
+//     the barrier's AlignmentTimeout (when set) switches to unaligned.
 //   - Unaligned (exactly-once, barriers overtake queued data): the
 //     snapshot is taken at the first barrier; the data of each channel that
 //     lie ahead of its barrier and are processed after the snapshot are
@@ -79,18 +79,12 @@ var (
 type Config struct {
 	// Channels is the number of input channels of the gate, 1 or more.
 	Channels int
-	// AlignmentTimeout is how long an aligned checkpoint may hold
-	// channels before it switches to unaligned; 0 never switches.
-	AlignmentTimeout time.Duration
 }
 
 // Validate reports what is wrong with c.
 func (c Config) Validate() error {
 	if c.Channels < 1 || c.Channels > MaxChannels {
 		return fmt.Errorf("%w: %d channels; want 1 to %d", ErrInvalid, c.Channels, MaxChannels)
-	}
-	if c.AlignmentTimeout < 0 {
-		return fmt.Errorf("%w: alignment timeout %s; want 0 (never switch) or more", ErrInvalid, c.AlignmentTimeout)
 	}
 	return nil
 }
@@ -101,13 +95,16 @@ type (
 	Event interface{ isEvent() }
 
 	// Barrier: the barrier of Checkpoint arrived on Channel, in Mode. Now
-	// is when (monotonic); the alignment timeout counts from the first
-	// barrier of a checkpoint.
+	// is when (monotonic). AlignmentTimeout (aligned mode; 0: never) is
+	// how long the checkpoint may hold channels before it switches to
+	// unaligned, counted from its first barrier here; the barrier carries
+	// it, as the coordinator set it, so a savepoint (0) never switches.
 	Barrier struct {
-		Channel    int
-		Checkpoint uint64
-		Mode       Mode
-		Now        time.Duration
+		Channel          int
+		Checkpoint       uint64
+		Mode             Mode
+		AlignmentTimeout time.Duration
+		Now              time.Duration
 	}
 	// Data asks whether a buffer of Channel may be processed now; Step
 	// answers with Hold or Process (Admit is the same without the
@@ -244,8 +241,9 @@ type Aligner struct {
 	pending uint64
 	mode    Mode
 	start   time.Duration
-	arrived []bool // the channel delivered pending's barrier
-	blocked []bool // the channel is held (Block was returned)
+	timeout time.Duration // its alignment timeout; 0: none
+	arrived []bool        // the channel delivered pending's barrier
+	blocked []bool        // the channel is held (Block was returned)
 	// open counts the live channels that have not delivered it.
 	open int
 	// snapshotted is true once the snapshot of pending was taken
@@ -269,10 +267,10 @@ func (a *Aligner) Pending() (uint64, Mode) { return a.pending, a.mode }
 // expires, and false when none can (nothing aligning, not aligned, or no
 // timeout).
 func (a *Aligner) Deadline() (time.Duration, bool) {
-	if a.pending == 0 || a.mode != Aligned || a.cfg.AlignmentTimeout == 0 {
+	if a.pending == 0 || a.mode != Aligned || a.timeout == 0 {
 		return 0, false
 	}
-	return a.start + a.cfg.AlignmentTimeout, true
+	return a.start + a.timeout, true
 }
 
 // Blocked reports whether channel ch is held.
@@ -353,7 +351,7 @@ func (a *Aligner) Step(ev Event) ([]Action, error) {
 		if !ok || e.Now < d {
 			return nil, nil
 		}
-		return a.toUnaligned(nil, fmt.Sprintf("aligning for %s, more than the alignment timeout (%s)", e.Now-a.start, a.cfg.AlignmentTimeout), -1), nil
+		return a.toUnaligned(nil, fmt.Sprintf("aligning for %s, more than the alignment timeout (%s)", e.Now-a.start, a.timeout), -1), nil
 	}
 	return nil, fmt.Errorf("%w: unknown event %T", ErrProtocol, ev)
 }
@@ -367,6 +365,9 @@ func (a *Aligner) barrier(e Barrier) ([]Action, error) {
 	}
 	if !e.Mode.Valid() {
 		return nil, fmt.Errorf("%w: barrier of checkpoint %d on channel %d has mode %q", ErrProtocol, e.Checkpoint, e.Channel, e.Mode)
+	}
+	if e.AlignmentTimeout < 0 {
+		return nil, fmt.Errorf("%w: barrier of checkpoint %d on channel %d has alignment timeout %s", ErrProtocol, e.Checkpoint, e.Channel, e.AlignmentTimeout)
 	}
 	var out []Action
 	switch {
@@ -400,7 +401,7 @@ func (a *Aligner) barrier(e Barrier) ([]Action, error) {
 			e.Checkpoint, e.Channel, a.pending, a.delivered(), len(a.arrived))})
 		out = a.unblockAll(out)
 	}
-	a.pending, a.mode, a.start, a.snapshotted, a.last = e.Checkpoint, e.Mode, e.Now, false, e.Checkpoint
+	a.pending, a.mode, a.start, a.timeout, a.snapshotted, a.last = e.Checkpoint, e.Mode, e.Now, e.AlignmentTimeout, false, e.Checkpoint
 	a.aborted = slices.DeleteFunc(a.aborted, func(id uint64) bool { return id <= a.last })
 	a.open = 0
 	for i := range a.arrived {

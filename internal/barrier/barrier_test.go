@@ -14,8 +14,8 @@ import (
 // TestScripts runs testdata/*.txt. Every command but new prints the
 // actions, one per line, then "> " and the gate's state.
 //
-//	new channels=N [timeout=D]
-//	barrier CH ckpt=N [mode=M] [now=D]   mode default aligned
+//	new channels=N
+//	barrier CH... ckpt=N [mode=M] [timeout=D] [now=D]   mode default aligned
 //	data CH... | eos CH | abort N | timeout now=D
 func TestScripts(t *testing.T) {
 	scripttest.Walk(t, "testdata", func(t *testing.T) scripttest.Handler {
@@ -25,7 +25,7 @@ func TestScripts(t *testing.T) {
 			now = c.Duration("now", now)
 			if c.Name == "new" {
 				var err error
-				a, err = New(Config{Channels: c.Int("channels", 0), AlignmentTimeout: c.Duration("timeout", 0)})
+				a, err = New(Config{Channels: c.Int("channels", 0)})
 				if err != nil {
 					return "error: " + err.Error()
 				}
@@ -49,7 +49,8 @@ func TestScripts(t *testing.T) {
 			switch c.Name {
 			case "barrier":
 				for _, n := range ch() {
-					evs = append(evs, Barrier{Channel: n, Checkpoint: uint64(c.Int("ckpt", 0)), Mode: Mode(c.Str("mode", string(Aligned))), Now: now})
+					evs = append(evs, Barrier{Channel: n, Checkpoint: uint64(c.Int("ckpt", 0)), Mode: Mode(c.Str("mode", string(Aligned))),
+						AlignmentTimeout: c.Duration("timeout", 0), Now: now})
 				}
 			case "data":
 				for _, n := range ch() {
@@ -84,7 +85,7 @@ func TestScripts(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	for _, c := range []Config{{Channels: 0}, {Channels: MaxChannels + 1}, {Channels: 1, AlignmentTimeout: -time.Second}} {
+	for _, c := range []Config{{Channels: 0}, {Channels: MaxChannels + 1}} {
 		if _, err := New(c); !errors.Is(err, ErrInvalid) {
 			t.Errorf("New(%+v) = %v; want ErrInvalid", c, err)
 		}
@@ -121,8 +122,9 @@ func TestRandomInterleavings(t *testing.T) {
 		mode := modes[run%len(modes)]
 		timeouts := run%len(modes) == 3 // aligned, with alignment timeouts
 		cfg := Config{Channels: n}
+		var timeout time.Duration
 		if timeouts {
-			cfg.AlignmentTimeout = time.Duration(1+r.IntN(10)) * time.Second
+			timeout = time.Duration(1+r.IntN(10)) * time.Second
 		}
 		a, err := New(cfg)
 		if err != nil {
@@ -159,7 +161,7 @@ func TestRandomInterleavings(t *testing.T) {
 		var trace []string
 		fail := func(format string, args ...any) {
 			t.Helper()
-			t.Fatalf("run %d (%s, %d channels, timeout %s) %v: %s", run, mode, n, cfg.AlignmentTimeout, trace, fmt.Sprintf(format, args...))
+			t.Fatalf("run %d (%s, %d channels, timeout %s) %v: %s", run, mode, n, timeout, trace, fmt.Sprintf(format, args...))
 		}
 		apply := func(acts []Action, err error) {
 			t.Helper()
@@ -219,7 +221,7 @@ func TestRandomInterleavings(t *testing.T) {
 			trace = append(trace, fmt.Sprintf("%d:%s%d", ch, it.kind, it.id))
 			switch it.kind {
 			case "b":
-				apply(a.Step(Barrier{Channel: ch, Checkpoint: 1, Mode: mode, Now: now}))
+				apply(a.Step(Barrier{Channel: ch, Checkpoint: 1, Mode: mode, AlignmentTimeout: timeout, Now: now}))
 			case "e":
 				apply(a.Step(EndOfStream{Channel: ch}))
 			default:
