@@ -255,6 +255,7 @@ func TestActionStrings(t *testing.T) {
 //     periodic ones at a time;
 //   - NotifyComplete follows Persisted of a Complete, in rising order;
 //   - the retained checkpoints are the last Retained notified;
+//   - a Tick before Next does nothing, one at or after it something;
 //   - FailJob comes exactly when more than TolerableFailures periodic
 //     checkpoints in a row were aborted for their own failure (timeout,
 //     decline, storage), a notification resetting the count.
@@ -360,10 +361,17 @@ func TestRandomEvents(t *testing.T) {
 			if ev == nil {
 				continue
 			}
+			next, due := co.Next()
 			acts, err := co.Step(ev)
 			trace = append(trace, fmt.Sprintf("%T%+v -> %v %v", ev, ev, acts, err))
 			if err != nil {
 				fail("error: %v", err)
+			}
+			if _, tick := ev.(Tick); tick && (!due || now < next) && len(acts) > 0 {
+				fail("a tick at %s before Next (%s, %v) did something", now, next, due)
+			}
+			if _, tick := ev.(Tick); tick && due && now >= next && len(acts) == 0 {
+				fail("a tick at %s, at or after Next (%s), did nothing", now, next)
 			}
 			counts := false
 			switch ev.(type) {
