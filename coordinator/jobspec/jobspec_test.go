@@ -858,3 +858,35 @@ func TestCheckpointResolved(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckpointDocExamples parses every checkpoints line that the
+// checkpoints section of docs/jobspec.md shows, so the page cannot show a
+// block the parser refuses.
+func TestCheckpointDocExamples(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/jobspec.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(doc)
+	start := strings.Index(s, "### `checkpoints`")
+	end := strings.Index(s[start+1:], "\n## ") + start + 1
+	if start < 0 || end <= start {
+		t.Fatal("docs/jobspec.md has no checkpoints section")
+	}
+	n := 0
+	for _, line := range strings.Split(s[start:end], "\n") {
+		if !strings.HasPrefix(line, "checkpoints: {") {
+			continue
+		}
+		n++
+		j, err, _ := parse(t, header+line+"\n"+restartTail)
+		if err != nil {
+			t.Errorf("%s: %v", line, err)
+		} else if !j.Checkpoints.Enabled() {
+			t.Errorf("%s: checkpoints not enabled", line)
+		}
+	}
+	if n < 2 {
+		t.Fatalf("found %d examples in the checkpoints section", n)
+	}
+}
