@@ -161,6 +161,10 @@ type Handle struct {
 type Ack struct {
 	Subtask Subtask
 	Handles []Handle
+	// Finished is true for a subtask that had finished (all its input
+	// ended) without taking part: a restore from the checkpoint keeps it
+	// finished. It has no Handles.
+	Finished bool
 }
 
 // Events.
@@ -184,6 +188,15 @@ type (
 		Now     time.Duration
 		Subtask Subtask
 		Reason  string
+	}
+	// TaskFinished: Subtask (of Attempt) ended, all its input processed:
+	// it takes part in no later checkpoint, nor in pending ones it has not
+	// acknowledged yet (a finished source gets no more barriers). Once
+	// every source has finished no checkpoint starts.
+	TaskFinished struct {
+		Now     time.Duration
+		Subtask Subtask
+		Attempt int
 	}
 	// Tick lets time pass: timeouts expire and periodic checkpoints
 	// start. Send it at Next (a Tick at any other time is harmless).
@@ -230,6 +243,7 @@ type (
 
 func (JobRunning) isEvent()         {}
 func (TaskFailed) isEvent()         {}
+func (TaskFinished) isEvent()       {}
 func (Tick) isEvent()               {}
 func (TaskAck) isEvent()            {}
 func (TaskDeclined) isEvent()       {}
@@ -345,18 +359,24 @@ func (a AbortCheckpoint) String() string {
 }
 func (a Complete) String() string {
 	var size int64
-	n := 0
+	n, finished := 0, ""
 	for _, ack := range a.Acks {
 		for _, h := range ack.Handles {
 			size += h.Size
 			n++
 		}
+		if ack.Finished {
+			finished += " " + ack.Subtask.String()
+		}
+	}
+	if finished != "" {
+		finished = ", finished:" + finished
 	}
 	kind := "checkpoint"
 	if a.Savepoint {
 		kind = fmt.Sprintf("savepoint (request %s, dir %s)", a.RequestID, a.Dir)
 	}
-	return fmt.Sprintf("complete %s %d: write metadata, %d acks, %d handles, %d bytes", kind, a.ID, len(a.Acks), n, size)
+	return fmt.Sprintf("complete %s %d: write metadata, %d acks, %d handles, %d bytes%s", kind, a.ID, len(a.Acks), n, size, finished)
 }
 func (a NotifyComplete) String() string { return fmt.Sprintf("notify complete %d", a.ID) }
 func (a Discard) String() string        { return fmt.Sprintf("discard %d", a.ID) }
@@ -397,7 +417,7 @@ type pending struct {
 	savepoint bool
 	request   string
 	dir       string
-	acks      map[Subtask][]Handle
+	acks      map[Subtask]Ack
 	// completing is true once every subtask acknowledged (Complete was
 	// returned) and the metadata is being written.
 	completing bool
@@ -410,9 +430,10 @@ type Coordinator struct {
 	subtasks map[Subtask]bool
 	sources  []Subtask
 
-	running bool
-	attempt int
-	last    time.Duration // latest Now seen; time never goes back
+	running  bool
+	attempt  int
+	finished map[Subtask]bool // of the running attempt
+	last     time.Duration    // latest Now seen; time never goes back
 
 	nextID  uint64        // the id of the next checkpoint or savepoint
 	nextDue time.Duration // when the next periodic checkpoint is due
@@ -491,7 +512,7 @@ func (c *Coordinator) Next() (time.Duration, bool) {
 	for _, p := range c.pending {
 		take(p.at + c.cfg.Timeout)
 	}
-	if c.running && c.cfg.Interval > 0 {
+	if c.running && c.cfg.Interval > 0 && len(c.liveSources()) > 0 {
 		due := c.nextDue
 		if c.cfg.MinPause > 0 && c.ended {
 			due = max(due, c.lastEnd+c.cfg.MinPause)
@@ -532,8 +553,25 @@ func (c *Coordinator) Step(ev Event) ([]Action, error) {
 		}
 		now := c.clock(e.Now)
 		out := c.abortAll(nil, fmt.Sprintf("the job restarted as attempt %d", e.Attempt))
-		c.running, c.attempt, c.failures = true, e.Attempt, 0
+		c.running, c.attempt, c.failures, c.finished = true, e.Attempt, 0, map[Subtask]bool{}
 		c.nextDue = now + c.cfg.Interval
+		return out, nil
+	case TaskFinished:
+		if !c.subtasks[e.Subtask] {
+			return nil, fmt.Errorf("finished: %w: the job has no subtask %s", ErrBadEvent, e.Subtask)
+		}
+		c.clock(e.Now)
+		if e.Attempt != c.attempt || !c.running || c.finished[e.Subtask] {
+			return nil, nil
+		}
+		c.finished[e.Subtask] = true
+		var out []Action
+		for _, p := range slices.Clone(c.pending) {
+			if _, acked := p.acks[e.Subtask]; !acked && !p.completing {
+				p.acks[e.Subtask] = Ack{Subtask: e.Subtask, Finished: true}
+				out = append(out, c.maybeComplete(p)...)
+			}
+		}
 		return out, nil
 	case TaskFailed:
 		c.clock(e.Now)
@@ -609,7 +647,7 @@ func (c *Coordinator) tick(now time.Duration) []Action {
 		}
 		out = c.fail(out, p, now, why)
 	}
-	if !c.running || c.cfg.Interval == 0 || now < c.nextDue {
+	if !c.running || c.cfg.Interval == 0 || now < c.nextDue || len(c.liveSources()) == 0 {
 		return out
 	}
 	n := c.periodicPending()
@@ -641,12 +679,26 @@ func (c *Coordinator) missing(p *pending) string {
 	return fmt.Sprintf(" (waiting for %s%s)", subtasks(miss), more)
 }
 
+// liveSources returns the sources that have not finished.
+func (c *Coordinator) liveSources() []Subtask {
+	var out []Subtask
+	for _, s := range c.sources {
+		if !c.finished[s] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 func (c *Coordinator) trigger(now time.Duration, savepoint bool, request, dir string) TriggerCheckpoint {
-	p := &pending{id: c.nextID, at: now, savepoint: savepoint, request: request, dir: dir, acks: map[Subtask][]Handle{}}
+	p := &pending{id: c.nextID, at: now, savepoint: savepoint, request: request, dir: dir, acks: map[Subtask]Ack{}}
+	for s := range c.finished {
+		p.acks[s] = Ack{Subtask: s, Finished: true}
+	}
 	c.nextID++
 	c.pending = append(c.pending, p)
 	t := TriggerCheckpoint{ID: p.id, Attempt: c.attempt, Timestamp: now, Mode: c.cfg.Mode, Savepoint: savepoint,
-		RequestID: request, Dir: dir, Sources: slices.Clone(c.sources)}
+		RequestID: request, Dir: dir, Sources: c.liveSources()}
 	if savepoint {
 		t.Mode = barrier.Aligned // a savepoint is self-contained: no in-flight data
 	} else if c.cfg.Mode == barrier.Aligned {
@@ -679,17 +731,22 @@ func (c *Coordinator) ack(e TaskAck) ([]Action, error) {
 	if _, dup := p.acks[e.Subtask]; dup {
 		return nil, nil
 	}
-	p.acks[e.Subtask] = slices.Clone(e.Handles)
+	p.acks[e.Subtask] = Ack{Subtask: e.Subtask, Handles: slices.Clone(e.Handles)}
+	return c.maybeComplete(p), nil
+}
+
+// maybeComplete returns Complete once every subtask has acknowledged p.
+func (c *Coordinator) maybeComplete(p *pending) []Action {
 	if len(p.acks) < len(c.subtasks) {
-		return nil, nil
+		return nil
 	}
 	p.completing = true
 	acks := make([]Ack, 0, len(p.acks))
-	for s, h := range p.acks {
-		acks = append(acks, Ack{Subtask: s, Handles: h})
+	for _, a := range p.acks {
+		acks = append(acks, a)
 	}
 	sort.Slice(acks, func(i, j int) bool { return less(acks[i].Subtask, acks[j].Subtask) })
-	return []Action{Complete{ID: p.id, Timestamp: p.at, Savepoint: p.savepoint, RequestID: p.request, Dir: p.dir, Acks: acks}}, nil
+	return []Action{Complete{ID: p.id, Timestamp: p.at, Savepoint: p.savepoint, RequestID: p.request, Dir: p.dir, Acks: acks}}
 }
 
 func (c *Coordinator) persisted(now time.Duration, id uint64) []Action {
@@ -771,6 +828,9 @@ func (c *Coordinator) savepoint(e SavepointRequested) ([]Action, error) {
 	}
 	if !c.running {
 		return []Action{RefuseSavepoint{RequestID: e.RequestID, Reason: "the job is not running (it is starting, restarting or failing); retry when it runs"}}, nil
+	}
+	if len(c.liveSources()) == 0 {
+		return []Action{RefuseSavepoint{RequestID: e.RequestID, Reason: "every source has finished: no barrier can be injected"}}, nil
 	}
 	if len(c.order) == maxRequests {
 		// Forget the oldest finished request (a pending one stays).

@@ -29,7 +29,7 @@ func parseSubtask(c *scripttest.Cmd, s string) Subtask {
 //
 //	new subtasks=(V[I],...) sources=(V[I],...) [interval=D timeout=D min-pause=D
 //	    max-concurrent=N tolerable=N mode=M align-timeout=D retained=N]
-//	running attempt=N | failed SUBTASK reason=TEXT | tick
+//	running attempt=N | failed SUBTASK reason=TEXT | finished SUBTASK... [attempt=N] | tick
 //	ack CKPT SUBTASK... [attempt=N] [size=N]   one handle chk-CKPT/SUBTASK per subtask
 //	decline CKPT SUBTASK [attempt=N] reason=TEXT
 //	persisted CKPT | storage-failed CKPT err=TEXT
@@ -76,6 +76,10 @@ func TestScripts(t *testing.T) {
 			case "running":
 				attempt = c.Int("attempt", attempt+1)
 				evs = append(evs, JobRunning{Now: now, Attempt: attempt})
+			case "finished":
+				for _, s := range subs(c.Positional()) {
+					evs = append(evs, TaskFinished{Now: now, Subtask: s, Attempt: c.Int("attempt", attempt)})
+				}
 			case "failed":
 				evs = append(evs, TaskFailed{Now: now, Subtask: parseSubtask(c, c.Positional()[0]), Reason: c.Str("reason", "")})
 			case "tick":
@@ -289,6 +293,7 @@ func TestRandomEvents(t *testing.T) {
 			notified      []uint64
 			discarded     = map[uint64]bool{}
 			failures      int
+			finishedSubs  = map[Subtask]bool{}
 			maxID         uint64
 			reqs          int
 			trace         []string
@@ -349,7 +354,8 @@ func TestRandomEvents(t *testing.T) {
 				}
 			case k < 19:
 				if r.IntN(2) == 0 {
-					continue
+					ev = TaskFinished{Now: now, Subtask: subs[r.IntN(len(subs))], Attempt: attempt}
+					break
 				}
 				ev = TaskFailed{Now: now, Subtask: subs[r.IntN(len(subs))], Reason: "boom"}
 			default:
@@ -377,6 +383,11 @@ func TestRandomEvents(t *testing.T) {
 			switch ev.(type) {
 			case JobRunning:
 				running, failures = true, 0
+				clear(finishedSubs)
+			case TaskFinished:
+				if running {
+					finishedSubs[ev.(TaskFinished).Subtask] = true
+				}
 			case TaskFailed:
 				running = false
 			case TaskDeclined, StorageFailed, Tick:
@@ -388,6 +399,15 @@ func TestRandomEvents(t *testing.T) {
 				case TriggerCheckpoint:
 					if !running || a.ID != maxID+1 || a.Attempt != attempt {
 						fail("trigger %d (running %v, latest %d, attempt %d)", a.ID, running, maxID, attempt)
+					}
+					var srcs []Subtask
+					for _, s := range subs[:2] {
+						if !finishedSubs[s] {
+							srcs = append(srcs, s)
+						}
+					}
+					if len(srcs) == 0 || !slices.Equal(a.Sources, srcs) {
+						fail("trigger %d at %v; live sources %v", a.ID, a.Sources, srcs)
 					}
 					maxID = a.ID
 					live[a.ID], savepoint[a.ID] = true, a.Savepoint
@@ -439,8 +459,8 @@ func TestRandomEvents(t *testing.T) {
 						fail("discard state of %d, in progress", a.Checkpoint)
 					}
 				case RefuseSavepoint:
-					if running {
-						fail("savepoint refused while running")
+					if running && !(finishedSubs[subs[0]] && finishedSubs[subs[1]]) {
+						fail("savepoint refused while running, sources not finished")
 					}
 				}
 			}
