@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/weirstream/weir/internal/barrier"
 	"github.com/weirstream/weir/internal/connspec"
 )
 
@@ -49,6 +50,9 @@ type Job struct {
 	Chaining       bool    `json:"chaining"`
 	State          State   `json:"state"`
 	Restart        Restart `json:"restart"`
+	// Checkpoints is the checkpointing of the job; Interval 0 (no
+	// checkpoints block) means none.
+	Checkpoints Checkpoints `json:"checkpoints"`
 	// Modules are the operator modules by name, sorted by name.
 	Modules []*Module `json:"modules"`
 
@@ -133,6 +137,57 @@ type Restart struct {
 	MaxFailures int           `json:"max_failures,omitempty"`
 	Interval    time.Duration `json:"interval,omitempty"`
 }
+
+// Defaults and limits of the checkpoints block.
+const (
+	DefaultCheckpointTimeout       = 10 * time.Minute
+	DefaultCheckpointMaxConcurrent = 1
+	DefaultCheckpointRetained      = 1
+	DefaultCheckpointMode          = barrier.Aligned
+	// MinCheckpointInterval bounds how often checkpoints can be taken:
+	// more often, the barriers and acknowledgements alone would be most
+	// of the work.
+	MinCheckpointInterval = 10 * time.Millisecond
+	// MaxCheckpointConcurrent and MaxCheckpointsRetained bound what a
+	// spec may ask the coordinator to track at once.
+	MaxCheckpointConcurrent = 100
+	MaxCheckpointsRetained  = 100
+)
+
+// Checkpoints configures the job's periodic checkpoints (coordinator/
+// checkpoint runs them). Every field holds its default when the spec
+// leaves it out. The block is parsed and validated; the runtime does not
+// act on it yet.
+type Checkpoints struct {
+	// Interval is the time from one checkpoint's start to the next; 0
+	// when the spec has no checkpoints block: no periodic checkpoints.
+	Interval time.Duration `json:"interval"`
+	// Timeout is how long a checkpoint may take before it is aborted
+	// (default 10m).
+	Timeout time.Duration `json:"timeout"`
+	// MinPause is the least time between the end of one checkpoint and
+	// the start of the next; more than 0 implies one at a time.
+	MinPause time.Duration `json:"min_pause"`
+	// MaxConcurrent is how many checkpoints may be in progress at once
+	// (default 1).
+	MaxConcurrent int `json:"max_concurrent"`
+	// TolerableFailures is how many checkpoints in a row may fail
+	// before the job fails (default 0).
+	TolerableFailures int `json:"tolerable_failures"`
+	// Mode is how barriers align (default aligned).
+	Mode barrier.Mode `json:"mode"`
+	// AlignmentTimeout switches an aligned checkpoint to unaligned at a
+	// task that has aligned for this long; 0 never does (the default).
+	AlignmentTimeout time.Duration `json:"alignment_timeout"`
+	// Retained is how many completed checkpoints are kept (default 1).
+	Retained int `json:"retained"`
+	// Dir is the checkpoint folder, resolved against Job.Dir; "" leaves
+	// the choice to the runtime.
+	Dir string `json:"dir,omitempty"`
+}
+
+// Enabled reports whether the job takes periodic checkpoints.
+func (c Checkpoints) Enabled() bool { return c.Interval > 0 }
 
 // Module is an operator module the spec names: a local path, or a module
 // in a coordinator's registry (name@version).

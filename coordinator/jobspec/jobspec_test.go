@@ -776,3 +776,117 @@ func TestRestartResolved(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckpointErrors(t *testing.T) {
+	cases := map[string]string{
+		"interval is required": header + `checkpoints: {mode: unaligned} # want: checkpoints: interval is required
+` + restartTail,
+		"ranges": header + `checkpoints:
+  interval: 5ms # want: checkpoints.interval: interval 5ms is shorter than the minimum of 10ms
+  timeout: 0s # want: checkpoints.timeout: the timeout must be more than 0 (default 10m0s)
+  max_concurrent: 101 # want: checkpoints.max_concurrent: 101 concurrent checkpoints is out of range; want 1 to 100
+  tolerable_failures: -1 # want: checkpoints.tolerable_failures: -1 tolerable failures; want 0
+  retained: 0 # want: checkpoints.retained: 0 retained checkpoints is out of range; want 1 to 100
+  dir: "" # want: checkpoints.dir: empty dir
+` + restartTail,
+		"types": header + `checkpoints:
+  interval: often # want: checkpoints.interval: "often" is not a duration
+  max_concurrent: two # want: checkpoints.max_concurrent: want an integer, got "two"
+  min_pause: -1s # want: checkpoints.min_pause: negative duration -1s
+` + restartTail,
+		"mode with suggestion": header + `checkpoints:
+  interval: 10s
+  mode: unalinged # want: checkpoints.mode: unknown checkpoint mode "unalinged"; did you mean "unaligned"?; want aligned, unaligned or at-least-once
+` + restartTail,
+		"unknown field with suggestion": header + `checkpoints:
+  interval: 10s
+  retain: 3 # want: checkpoints.retain: unknown field "retain"; did you mean "retained"?
+` + restartTail,
+		"min pause with concurrency": header + `checkpoints:
+  interval: 10s
+  max_concurrent: 2
+  min_pause: 1s # want: checkpoints.min_pause: min_pause 1s implies one checkpoint at a time, but max_concurrent is 2
+` + restartTail,
+		"alignment timeout of another mode": header + `checkpoints:
+  interval: 10s
+  mode: at-least-once
+  alignment_timeout: 1s # want: checkpoints.alignment_timeout: alignment_timeout switches aligned checkpoints to unaligned, but mode is at-least-once
+` + restartTail,
+		"not a map": header + `checkpoints: 10s # want: checkpoints: want a map of fields, got "10s"
+` + restartTail,
+	}
+	for name, src := range cases {
+		t.Run(name, func(t *testing.T) { checkWants(t, src) })
+	}
+}
+
+func TestCheckpointResolved(t *testing.T) {
+	defaults := Checkpoints{Timeout: 10 * time.Minute, MaxConcurrent: 1, Mode: "aligned", Retained: 1}
+	cases := []struct {
+		name, block string
+		want        func(dir string) Checkpoints
+	}{
+		{"no block: none", ``, func(string) Checkpoints { return defaults }},
+		{"an empty field is no block", `checkpoints:`, func(string) Checkpoints { return defaults }},
+		{"interval only", `checkpoints: {interval: 10s}`, func(string) Checkpoints {
+			c := defaults
+			c.Interval = 10 * time.Second
+			return c
+		}},
+		{"everything", `checkpoints: {interval: 1500, timeout: 1m, min_pause: 500ms, tolerable_failures: 3,
+  mode: aligned, alignment_timeout: 2s, retained: 5, dir: ckpt}`, func(dir string) Checkpoints {
+			return Checkpoints{Interval: 1500 * time.Millisecond, Timeout: time.Minute, MinPause: 500 * time.Millisecond,
+				MaxConcurrent: 1, TolerableFailures: 3, Mode: "aligned", AlignmentTimeout: 2 * time.Second, Retained: 5,
+				Dir: filepath.Join(dir, "ckpt")}
+		}},
+		{"unaligned, concurrent, absolute dir", `checkpoints: {interval: 1m, mode: unaligned, max_concurrent: 3, dir: /var/ckpt}`, func(string) Checkpoints {
+			return Checkpoints{Interval: time.Minute, Timeout: 10 * time.Minute, MaxConcurrent: 3, Mode: "unaligned", Retained: 1, Dir: "/var/ckpt"}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			j, err, file := parse(t, header+c.block+"\n"+restartTail)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := c.want(filepath.Dir(file)); j.Checkpoints != want {
+				t.Errorf("checkpoints = %+v\nwant %+v", j.Checkpoints, want)
+			}
+			if j.Checkpoints.Enabled() != (j.Checkpoints.Interval > 0) {
+				t.Errorf("Enabled() = %v with interval %s", j.Checkpoints.Enabled(), j.Checkpoints.Interval)
+			}
+		})
+	}
+}
+
+// TestCheckpointDocExamples parses every checkpoints line that the
+// checkpoints section of docs/jobspec.md shows, so the page cannot show a
+// block the parser refuses.
+func TestCheckpointDocExamples(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/jobspec.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(doc)
+	start := strings.Index(s, "### `checkpoints`")
+	end := strings.Index(s[start+1:], "\n## ") + start + 1
+	if start < 0 || end <= start {
+		t.Fatal("docs/jobspec.md has no checkpoints section")
+	}
+	n := 0
+	for _, line := range strings.Split(s[start:end], "\n") {
+		if !strings.HasPrefix(line, "checkpoints: {") {
+			continue
+		}
+		n++
+		j, err, _ := parse(t, header+line+"\n"+restartTail)
+		if err != nil {
+			t.Errorf("%s: %v", line, err)
+		} else if !j.Checkpoints.Enabled() {
+			t.Errorf("%s: checkpoints not enabled", line)
+		}
+	}
+	if n < 2 {
+		t.Fatalf("found %d examples in the checkpoints section", n)
+	}
+}

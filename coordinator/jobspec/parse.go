@@ -17,6 +17,7 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/weirstream/weir/internal/api"
+	"github.com/weirstream/weir/internal/barrier"
 )
 
 // MaxSpecBytes bounds the size of a job spec file.
@@ -91,6 +92,8 @@ type parser struct {
 	budget int // values options and params may still expand to
 	spec   *Job
 	raws   []*rawNode
+	// checkpoints is true when the spec has a checkpoints block.
+	checkpoints bool
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -432,7 +435,8 @@ func (p *parser) options(v *yaml.Node, f string) map[string]any {
 }
 
 var (
-	jobFields      = []string{"name", "max_parallelism", "parallelism", "chaining", "state", "restart", "modules", "sources", "operators", "sinks"}
+	jobFields      = []string{"name", "max_parallelism", "parallelism", "chaining", "state", "restart", "checkpoints", "modules", "sources", "operators", "sinks"}
+	ckptFields     = []string{"interval", "timeout", "min_pause", "max_concurrent", "tolerable_failures", "mode", "alignment_timeout", "retained", "dir"}
 	stateFields    = []string{"backend", "dir", "ttl"}
 	restartFields  = []string{"strategy", "attempts", "delay", "initial_delay", "max_delay", "multiplier", "reset_after", "jitter", "max_failures", "interval"}
 	commonFields   = []string{"uid", "parallelism", "chain", "slot_sharing_group"}
@@ -472,7 +476,9 @@ func (p *parser) decodeJob(root *yaml.Node) *Job {
 		MaxParallelism: DefaultMaxParallelism, Parallelism: DefaultParallelism, Chaining: true,
 		State:   State{Backend: BackendHeap},
 		Restart: Restart{Strategy: RestartNone, Attempts: DefaultRestartAttempts, Delay: DefaultRestartDelay},
-		pos:     p.pos, nodes: map[string]*Node{},
+		Checkpoints: Checkpoints{Timeout: DefaultCheckpointTimeout, MaxConcurrent: DefaultCheckpointMaxConcurrent,
+			Mode: DefaultCheckpointMode, Retained: DefaultCheckpointRetained},
+		pos: p.pos, nodes: map[string]*Node{},
 	}
 	p.spec = j
 	p.pos[""] = p.at(root)
@@ -526,6 +532,33 @@ func (p *parser) decodeJob(root *yaml.Node) *Job {
 					p.integer(v, f, &j.Restart.MaxFailures)
 				case "interval":
 					p.duration(v, f, &j.Restart.Interval)
+				}
+			})
+		case "checkpoints":
+			c := &j.Checkpoints
+			p.checkpoints = true
+			p.fields(v, f, ckptFields, func(key string, v *yaml.Node, f string) {
+				switch key {
+				case "interval":
+					p.duration(v, f, &c.Interval)
+				case "timeout":
+					p.duration(v, f, &c.Timeout)
+				case "min_pause":
+					p.duration(v, f, &c.MinPause)
+				case "max_concurrent":
+					p.integer(v, f, &c.MaxConcurrent)
+				case "tolerable_failures":
+					p.integer(v, f, &c.TolerableFailures)
+				case "mode":
+					var s string
+					p.str(v, f, &s)
+					c.Mode = barrier.Mode(s)
+				case "alignment_timeout":
+					p.duration(v, f, &c.AlignmentTimeout)
+				case "retained":
+					p.integer(v, f, &c.Retained)
+				case "dir":
+					p.str(v, f, &c.Dir)
 				}
 			})
 		case "modules":

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/weirstream/weir/internal/barrier"
 	"github.com/weirstream/weir/internal/connspec"
 	"github.com/weirstream/weir/internal/keygroup"
 )
@@ -50,6 +51,7 @@ func (p *parser) validate(j *Job) {
 	}
 	p.validateState(j)
 	p.validateRestart(j)
+	p.validateCheckpoints(j)
 	p.validateModules(j)
 	p.validateNodes(j)
 	if len(j.Sources) == 0 {
@@ -187,6 +189,48 @@ func (p *parser) validateRestart(j *Job) {
 		if r.Interval <= 0 {
 			p.errorAt("restart.interval", "the interval must be more than 0 (default %s)", DefaultRestartInterval)
 		}
+	}
+}
+
+func (p *parser) validateCheckpoints(j *Job) {
+	if !p.checkpoints {
+		return // no block, or an empty one: no checkpoints
+	}
+	c := &j.Checkpoints
+	_, intervalSet := j.pos["checkpoints.interval"]
+	switch {
+	case !intervalSet:
+		p.errorAt("checkpoints", "interval is required: how often a checkpoint starts (e.g. interval: 10s); leave the checkpoints block out for no checkpoints")
+	case c.Interval < MinCheckpointInterval:
+		p.errorAt("checkpoints.interval", "interval %s is shorter than the minimum of %s", c.Interval, MinCheckpointInterval)
+	}
+	if c.Timeout <= 0 {
+		p.errorAt("checkpoints.timeout", "the timeout must be more than 0 (default %s)", DefaultCheckpointTimeout)
+	}
+	if c.MaxConcurrent < 1 || c.MaxConcurrent > MaxCheckpointConcurrent {
+		p.errorAt("checkpoints.max_concurrent", "%d concurrent checkpoints is out of range; want 1 to %d", c.MaxConcurrent, MaxCheckpointConcurrent)
+	} else if c.MinPause > 0 && c.MaxConcurrent > 1 {
+		p.errorAt("checkpoints.min_pause", "min_pause %s implies one checkpoint at a time, but max_concurrent is %d; set one of them to its default (min_pause: 0s or max_concurrent: 1)", c.MinPause, c.MaxConcurrent)
+	}
+	if c.TolerableFailures < 0 {
+		p.errorAt("checkpoints.tolerable_failures", "%d tolerable failures; want 0 (the first failed checkpoint fails the job) or more", c.TolerableFailures)
+	}
+	if !c.Mode.Valid() {
+		names := make([]string, len(barrier.Modes))
+		for i, m := range barrier.Modes {
+			names[i] = string(m)
+		}
+		p.errorAt("checkpoints.mode", "unknown checkpoint mode %q%s; want aligned, unaligned or at-least-once", c.Mode, didYouMean(string(c.Mode), names))
+	} else if _, set := j.pos["checkpoints.alignment_timeout"]; set && c.Mode != barrier.Aligned {
+		p.errorAt("checkpoints.alignment_timeout", "alignment_timeout switches aligned checkpoints to unaligned, but mode is %s; remove it or set mode: aligned", c.Mode)
+	}
+	if c.Retained < 1 || c.Retained > MaxCheckpointsRetained {
+		p.errorAt("checkpoints.retained", "%d retained checkpoints is out of range; want 1 to %d", c.Retained, MaxCheckpointsRetained)
+	}
+	if _, set := j.pos["checkpoints.dir"]; set && c.Dir == "" {
+		p.errorAt("checkpoints.dir", "empty dir; leave it out to let the runtime choose the folder")
+	} else if c.Dir != "" && !filepath.IsAbs(c.Dir) {
+		c.Dir = filepath.Join(j.Dir, c.Dir)
 	}
 }
 
