@@ -22,7 +22,7 @@ func TestDetectAssemblyScript(t *testing.T) {
 	}{
 		{map[string]string{"assembly/index.ts": ""}, LangAssemblyScript, ""},
 		{map[string]string{"op.ts": "", "README.md": ""}, LangAssemblyScript, ""},
-		{map[string]string{"op.ts": "", "main.go": "package main"}, "", "both AssemblyScript and Go or C"},
+		{map[string]string{"op.ts": "", "main.go": "package main"}, "", "more than one language"},
 		{map[string]string{"types.d.ts": ""}, "", "no operator sources"},
 	}
 	for i, c := range cases {
