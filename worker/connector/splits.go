@@ -1,0 +1,161 @@
+package connector
+
+import (
+	"fmt"
+
+	"github.com/weirstream/weir/internal/splits"
+)
+
+// SplitSource is a Source that reads splits (internal/splits): every
+// built-in source is one. Its position is the state of each split it
+// holds, which the task runtime snapshots at a checkpoint and hands back,
+// redistributed by splits.Assign, in Subtask.Restore at any parallelism.
+type SplitSource interface {
+	Source
+	// Snapshot returns the state of every split the subtask holds, the
+	// finished ones included, sorted by split id: the position after the
+	// records read so far. Call it between Reads, on the goroutine that
+	// reads. The result shares nothing with the source.
+	Snapshot() splits.Snapshot
+}
+
+// Seekable is a Source that can resume from an Offset it returned earlier.
+// Seek must be called before the first Read; an offset of another
+// connector is an error. For a SplitSource, Offset is
+// splits.Encode(Snapshot()) and Seek(b) restores splits.Decode(b), as
+// Subtask.Restore does; restoring at another parallelism goes through
+// splits.Assign.
+type Seekable interface {
+	Source
+	Seek(offset []byte) error
+}
+
+// startSplits returns the splits a source subtask starts with: those of
+// sub.Restore, checked to belong to this connector and kind, or else its
+// share of the splits enumerated from its options.
+func startSplits(connector string, kind splits.Kind, o Options, sub Subtask) (splits.Snapshot, error) {
+	if err := checkSubtask(connector, sub); err != nil {
+		return splits.Snapshot{}, err
+	}
+	if sub.Restore != nil {
+		if err := checkRestore(connector, kind, sub.Restore); err != nil {
+			return splits.Snapshot{}, err
+		}
+		return copySnapshot(*sub.Restore), nil
+	}
+	all, err := splits.Enumerate(connector, o)
+	if err != nil {
+		return splits.Snapshot{}, fmt.Errorf("connector: %s: %w", connector, err)
+	}
+	return splits.Take(connector, all, sub.Index, sub.Parallelism), nil
+}
+
+func checkRestore(connector string, kind splits.Kind, s *splits.Snapshot) error {
+	if s.Connector != connector {
+		return fmt.Errorf("connector: %s: restoring splits of a %q source: %w", connector, s.Connector, splits.ErrInvalid)
+	}
+	if err := s.Validate(); err != nil {
+		return fmt.Errorf("connector: %s: restoring splits: %w", connector, err)
+	}
+	for i := range s.States {
+		if k := s.States[i].Split.Kind; k != kind {
+			return fmt.Errorf("connector: %s: restoring splits: %w: a %s split, want %s", connector, splits.ErrInvalid, k, kind)
+		}
+	}
+	return nil
+}
+
+// decodeSeek decodes an Offset for Seek.
+func decodeSeek(connector string, kind splits.Kind, offset []byte) (splits.Snapshot, error) {
+	s, err := splits.Decode(offset)
+	if err != nil {
+		return splits.Snapshot{}, fmt.Errorf("connector: %s: seeking: %w", connector, err)
+	}
+	if err := checkRestore(connector, kind, &s); err != nil {
+		return splits.Snapshot{}, err
+	}
+	return s, nil
+}
+
+func copySnapshot(s splits.Snapshot) splits.Snapshot {
+	s.States = append([]splits.State{}, s.States...)
+	return s
+}
+
+// seqSplits walks the sequence splits of a subtask, always at the smallest
+// (records taken, start) pair: for splits that start together that is the
+// smallest next number, so a subtask emits its numbers in increasing order
+// (i, i+p, ... on a fresh start, as before splits), and after a restore
+// the splits that lag behind catch up first instead of being interleaved
+// with ones far ahead (event time stays as ordered as it was). It does so
+// in rounds: each round takes one number from every unfinished split whose
+// count of taken records equals the round, in id (= start) order, and
+// skips those ahead; a skip costs at most one per record of lag. Per
+// record it is an index, an add and a compare.
+type seqSplits struct {
+	states []splits.State // by id, finished ones too (for Snapshot)
+	taken  []int64        // records taken from states[i]
+	active []int32        // indices of states not known finished, by id
+	cur, w int            // read and compaction-write cursors in active
+	round  int64          // the count of taken records this round serves
+	low    int64          // the least count seen this round, the next round
+}
+
+func newSeqSplits(s splits.Snapshot) *seqSplits {
+	q := &seqSplits{states: s.States, taken: make([]int64, len(s.States)), low: 1<<63 - 1}
+	q.round = q.low
+	for i := range q.states {
+		st := &q.states[i]
+		q.taken[i] = (st.Next - st.Split.Start) / st.Split.Stride
+		if !st.Done() {
+			q.active = append(q.active, int32(i))
+			q.round = min(q.round, q.taken[i])
+		}
+	}
+	return q
+}
+
+// peek returns the next number to emit, or false when every split is
+// finished.
+func (q *seqSplits) peek() (int64, bool) {
+	for {
+		if q.cur == len(q.active) {
+			q.active = q.active[:q.w]
+			q.cur, q.w = 0, 0
+			if len(q.active) == 0 {
+				return 0, false
+			}
+			q.round, q.low = q.low, 1<<63-1
+		}
+		i := q.active[q.cur]
+		st := &q.states[i]
+		if st.Split.End != splits.Unbounded && st.Next >= st.Split.End {
+			q.cur++ // finished: dropped from active
+			continue
+		}
+		if t := q.taken[i]; t > q.round {
+			q.low = min(q.low, t)
+			q.active[q.w] = i
+			q.w++
+			q.cur++
+			continue
+		}
+		return st.Next, true
+	}
+}
+
+// advance takes the number peek returned.
+func (q *seqSplits) advance() {
+	i := q.active[q.cur]
+	st := &q.states[i]
+	st.Next += st.Split.Stride
+	q.taken[i]++
+	q.low = min(q.low, q.taken[i])
+	q.active[q.w] = i
+	q.w++
+	q.cur++
+}
+
+func (q *seqSplits) snapshot(connector string) splits.Snapshot {
+	return splits.Snapshot{Connector: connector, States: append([]splits.State{}, q.states...)}
+}
