@@ -20,7 +20,7 @@ import (
 // without the source (the documented formula, the generator, the file's
 // lines): nothing lost, nothing doubled, whatever p, p' and p''.
 
-// rescales are the (p, p', p'') chains tried.
+// rescales are the (p, p', p”) chains tried.
 var rescales = [][3]int{{1, 1, 1}, {1, 3, 1}, {2, 1, 2}, {3, 2, 5}, {4, 7, 1}, {5, 1, 3}, {2, 8, 2}, {7, 3, 720 + 3}}
 
 // readSome reads up to n records from src in batches of batch, returning
