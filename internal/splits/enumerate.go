@@ -86,7 +86,7 @@ func Files(path string) ([]Split, error) {
 		return size / n * k
 	}
 	starts, lines := []int64{0}, []int64{0}
-	buf := make([]byte, 1<<20)
+	buf := make([]byte, min(64<<10, max(size, 1)))
 	var off, nl int64 // nl counts the '\n' in [0, off+i)
 	k := int64(1)
 	for off < size && k < n {

@@ -82,7 +82,7 @@ func TestFiles(t *testing.T) {
 		}
 		checkFileSplits(t, b)
 	}
-	// Over 1 MiB, the read buffer: cuts and counts across its boundary.
+	// Over the 64 KiB read buffer: cuts and counts across its boundaries.
 	big := bytes.Repeat([]byte("0123456789abcdefghijklmnopqrstuvwxyz\n"), 100_000)
 	checkFileSplits(t, big)
 	if _, err := Files(filepath.Join(t.TempDir(), "missing")); err == nil || !strings.Contains(err.Error(), "missing") {

@@ -19,6 +19,7 @@ import (
 type datagen struct {
 	count, seed, keys, maxValue, start, interval int64
 	q                                            *seqSplits
+	nums                                         [256]int64 // the numbers of part of a Read
 	pace                                         pacer
 }
 
@@ -62,12 +63,18 @@ func (d *datagen) Read(ctx context.Context, b *Batch, max int) (int, error) {
 		return 0, err
 	}
 	n := 0
-	for ; n < max && next < limit; n++ {
-		d.append(b, next)
-		d.q.advance()
-		if next, ok = d.q.peek(); !ok {
-			return n + 1, io.EOF
+	for n < max {
+		nums := d.q.fill(d.nums[:min(max-n, len(d.nums))], limit)
+		if len(nums) == 0 {
+			break
 		}
+		n += len(nums)
+		for _, i := range nums {
+			d.append(b, i)
+		}
+	}
+	if d.q.done() {
+		return n, io.EOF
 	}
 	return n, nil
 }

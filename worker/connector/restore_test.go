@@ -15,12 +15,12 @@ import (
 )
 
 // The differential tests of rescaling: read part of a source at
-// parallelism p, snapshot every subtask, restore at p' (and again at p''),
+// parallelism p, snapshot every subtask, restore at q (and again at r),
 // read to the end, and compare the multiset of records with one computed
 // without the source (the documented formula, the generator, the file's
-// lines): nothing lost, nothing doubled, whatever p, p' and p''.
+// lines): nothing lost, nothing doubled, whatever p, q and r.
 
-// rescales are the (p, p', p”) chains tried.
+// rescales are the chains of parallelisms tried: first, then restored, then restored again.
 var rescales = [][3]int{{1, 1, 1}, {1, 3, 1}, {2, 1, 2}, {3, 2, 5}, {4, 7, 1}, {5, 1, 3}, {2, 8, 2}, {7, 3, 720 + 3}}
 
 // readSome reads up to n records from src in batches of batch, returning

@@ -2,6 +2,7 @@ package connector
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/weirstream/weir/internal/splits"
 )
@@ -93,26 +94,61 @@ func copySnapshot(s splits.Snapshot) splits.Snapshot {
 // skips those ahead; a skip costs at most one per record of lag. Per
 // record it is an index, an add and a compare.
 type seqSplits struct {
-	states []splits.State // by id, finished ones too (for Snapshot)
-	taken  []int64        // records taken from states[i]
-	active []int32        // indices of states not known finished, by id
+	splits []splits.Split // by id, finished ones too (for Snapshot)
+	c      []seqCursor    // c[i] reads splits[i]
+	active []int32        // indices of splits not known finished, by id
 	cur, w int            // read and compaction-write cursors in active
 	round  int64          // the count of taken records this round serves
 	low    int64          // the least count seen this round, the next round
 }
 
+// seqCursor is the position in one split.
+type seqCursor struct {
+	next, stride int64
+	end          int64 // math.MaxInt64 when unbounded
+	taken        int64 // records taken so far
+}
+
 func newSeqSplits(s splits.Snapshot) *seqSplits {
-	q := &seqSplits{states: s.States, taken: make([]int64, len(s.States)), low: 1<<63 - 1}
+	q := &seqSplits{c: make([]seqCursor, len(s.States)), low: math.MaxInt64}
 	q.round = q.low
-	for i := range q.states {
-		st := &q.states[i]
-		q.taken[i] = (st.Next - st.Split.Start) / st.Split.Stride
+	for i := range s.States {
+		st := &s.States[i]
+		sp := st.Split
+		q.splits = append(q.splits, sp)
+		end := sp.End
+		if end == splits.Unbounded {
+			end = math.MaxInt64
+		}
+		q.c[i] = seqCursor{next: st.Next, stride: sp.Stride, end: end, taken: (st.Next - sp.Start) / sp.Stride}
 		if !st.Done() {
 			q.active = append(q.active, int32(i))
-			q.round = min(q.round, q.taken[i])
+			q.round = min(q.round, q.c[i].taken)
 		}
 	}
 	return q
+}
+
+// fill appends to buf[:0] the next numbers to emit, below limit, as many
+// as len(buf): one call per few hundred records keeps the walk out of
+// the sources' per-record loops.
+func (q *seqSplits) fill(buf []int64, limit int64) []int64 {
+	out := buf[:0]
+	for len(out) < len(buf) {
+		n, ok := q.peek()
+		if !ok || n >= limit {
+			break
+		}
+		out = append(out, n)
+		q.advance()
+	}
+	return out
+}
+
+// done reports whether every split is finished.
+func (q *seqSplits) done() bool {
+	_, ok := q.peek()
+	return !ok
 }
 
 // peek returns the next number to emit, or false when every split is
@@ -125,37 +161,41 @@ func (q *seqSplits) peek() (int64, bool) {
 			if len(q.active) == 0 {
 				return 0, false
 			}
-			q.round, q.low = q.low, 1<<63-1
+			q.round, q.low = q.low, math.MaxInt64
 		}
 		i := q.active[q.cur]
-		st := &q.states[i]
-		if st.Split.End != splits.Unbounded && st.Next >= st.Split.End {
+		c := &q.c[i]
+		if c.next >= c.end {
 			q.cur++ // finished: dropped from active
 			continue
 		}
-		if t := q.taken[i]; t > q.round {
-			q.low = min(q.low, t)
+		if c.taken > q.round {
+			q.low = min(q.low, c.taken)
 			q.active[q.w] = i
 			q.w++
 			q.cur++
 			continue
 		}
-		return st.Next, true
+		return c.next, true
 	}
 }
 
 // advance takes the number peek returned.
 func (q *seqSplits) advance() {
 	i := q.active[q.cur]
-	st := &q.states[i]
-	st.Next += st.Split.Stride
-	q.taken[i]++
-	q.low = min(q.low, q.taken[i])
+	c := &q.c[i]
+	c.next += c.stride
+	c.taken++
+	q.low = min(q.low, c.taken)
 	q.active[q.w] = i
 	q.w++
 	q.cur++
 }
 
 func (q *seqSplits) snapshot(connector string) splits.Snapshot {
-	return splits.Snapshot{Connector: connector, States: append([]splits.State{}, q.states...)}
+	s := splits.Snapshot{Connector: connector, States: make([]splits.State, len(q.splits))}
+	for i, sp := range q.splits {
+		s.States[i] = splits.State{Split: sp, Next: q.c[i].next}
+	}
+	return s
 }
