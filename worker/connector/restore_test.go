@@ -296,3 +296,25 @@ func TestRestoreRefusesOtherSources(t *testing.T) {
 		t.Fatalf("subtask without splits read %d records", len(got))
 	}
 }
+
+// BenchmarkDatagenReadRestored reads a subtask restored at parallelism 1
+// from two subtasks of which one read 100,000 records and the other none:
+// half its splits lag, the walk skips the others until they catch up.
+func BenchmarkDatagenReadRestored(b *testing.B) {
+	raw := map[string]any{"keys": 1000}
+	old := restoreAll(b, "datagen", raw, nil, 2)
+	readSome(b, old[0], 100_000, 1024)
+	src := restoreAll(b, "datagen", raw, snapshotAll(b, old), 1)[0]
+	var batch Batch
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		batch.Reset()
+		n, err := src.Read(ctx, &batch, min(1024, b.N-done))
+		if err != nil {
+			b.Fatal(err)
+		}
+		done += n
+	}
+}
