@@ -2,6 +2,7 @@ package splits
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand"
@@ -248,6 +249,23 @@ func TestCodec(t *testing.T) {
 	// parallelism 1 checkpoints.
 	if n := len(Encode(Take("datagen", Sequence(0), 0, 1))); n > 720*16 {
 		t.Fatalf("snapshot of 720 splits takes %d bytes", n)
+	}
+}
+
+// Snapshots travel in deployment descriptors as JSON too.
+func TestJSON(t *testing.T) {
+	sn := Take("nexmark", Sequence(0), 1, 4)
+	sn.States[2].Next += 3 * SequenceSplits
+	b, err := json.Marshal(sn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Snapshot
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, sn) || got.Validate() != nil {
+		t.Fatalf("JSON round trip differs")
 	}
 }
 

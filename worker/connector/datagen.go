@@ -18,6 +18,7 @@ import (
 // its sequence splits (internal/splits).
 type datagen struct {
 	count, seed, keys, maxValue, start, interval int64
+	sub                                          Subtask
 	q                                            *seqSplits
 	nums                                         [256]int64 // the numbers of part of a Read
 	pace                                         pacer
@@ -35,6 +36,7 @@ func newDatagen(o Options, sub Subtask) (*datagen, error) {
 		maxValue: o.Int("max_value"),
 		start:    o.Int("start_time"),
 		interval: o.Int("interval_ms"),
+		sub:      sub,
 		q:        newSeqSplits(sn),
 		pace:     pacer{rate: o.Int("rate"), now: time.Now},
 	}
@@ -112,7 +114,7 @@ func (d *datagen) Offset() []byte { return splits.Encode(d.Snapshot()) }
 
 // Seek resumes at the split states an Offset named.
 func (d *datagen) Seek(offset []byte) error {
-	sn, err := decodeSeek("datagen", splits.KindSequence, offset)
+	sn, err := decodeSeek("datagen", splits.KindSequence, offset, d.sub)
 	if err != nil {
 		return err
 	}

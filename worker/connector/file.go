@@ -26,6 +26,7 @@ type fileSource struct {
 	jsonl    bool
 	keyField string
 	tsField  string
+	sub      Subtask
 
 	f      *os.File
 	states []splits.State // by id; states[cur] is being read
@@ -46,6 +47,7 @@ func newFileSource(o Options, sub Subtask) (*fileSource, error) {
 		jsonl:    o.String("format") == "jsonl",
 		keyField: o.String("key_field"),
 		tsField:  o.String("timestamp_field"),
+		sub:      sub,
 	}
 	sn, err := startSplits("file", splits.KindFile, o, sub)
 	if err != nil {
@@ -249,7 +251,7 @@ func (s *fileSource) Offset() []byte { return splits.Encode(s.Snapshot()) }
 
 // Seek resumes at the split states an Offset named.
 func (s *fileSource) Seek(offset []byte) error {
-	sn, err := decodeSeek("file", splits.KindFile, offset)
+	sn, err := decodeSeek("file", splits.KindFile, offset, s.sub)
 	if err != nil {
 		return err
 	}

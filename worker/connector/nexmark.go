@@ -19,6 +19,7 @@ type nexmarkSource struct {
 	cfg    nexmark.Config // validated, defaults applied
 	ev     nexmark.Event
 	binary bool
+	sub    Subtask
 	q      *seqSplits
 	nums   [256]int64 // the numbers of part of a Read
 	pace   pacer
@@ -36,6 +37,7 @@ func newNexmarkSource(o Options, sub Subtask) (*nexmarkSource, error) {
 	s := &nexmarkSource{
 		cfg:    cfg,
 		binary: o.String("format") == "binary",
+		sub:    sub,
 		q:      newSeqSplits(sn),
 		pace:   pacer{rate: o.Int("wall_rate"), now: time.Now},
 	}
@@ -87,7 +89,7 @@ func (s *nexmarkSource) Offset() []byte { return splits.Encode(s.Snapshot()) }
 
 // Seek resumes at the split states an Offset named.
 func (s *nexmarkSource) Seek(offset []byte) error {
-	sn, err := decodeSeek("nexmark", splits.KindSequence, offset)
+	sn, err := decodeSeek("nexmark", splits.KindSequence, offset, s.sub)
 	if err != nil {
 		return err
 	}

@@ -289,6 +289,17 @@ func TestRestoreRefusesOtherSources(t *testing.T) {
 	if _, err := f.NewSource(mustOptions(t, f, map[string]any{"path": p}), Subtask{Parallelism: 1, Restore: &other}); err == nil {
 		t.Fatal("file restored another file's split")
 	}
+	// The snapshot subtask 1 of 2 took, given as is to subtask 1 of 3
+	// instead of redistributed: it holds splits subtask 1 of 3 does not own.
+	two := restoreAll(t, "datagen", map[string]any{"count": 10}, nil, 2)
+	stale := two[1].(SplitSource).Snapshot()
+	dgs := mustSpec(t, KindSource, "datagen")
+	if _, err := dgs.NewSource(mustOptions(t, dgs, map[string]any{"count": 10}), Subtask{Index: 1, Parallelism: 3, Restore: &stale}); err == nil || !strings.Contains(err.Error(), "splits.Assign") {
+		t.Fatalf("stale snapshot at another parallelism: %v", err)
+	}
+	if err := newSource(t, "datagen", map[string]any{"count": 10}, Subtask{Index: 0, Parallelism: 2}).(Seekable).Seek(two[1].Offset()); err == nil {
+		t.Fatal("subtask 0 seeked to subtask 1's offset")
+	}
 	// A subtask restored with no split (more subtasks than splits) ends.
 	empty := splits.Snapshot{Connector: "datagen", States: []splits.State{}}
 	src := newSource(t, "datagen", map[string]any{}, Subtask{Parallelism: 1, Restore: &empty})

@@ -39,7 +39,7 @@ func startSplits(connector string, kind splits.Kind, o Options, sub Subtask) (sp
 		return splits.Snapshot{}, err
 	}
 	if sub.Restore != nil {
-		if err := checkRestore(connector, kind, sub.Restore); err != nil {
+		if err := checkRestore(connector, kind, sub.Restore, sub); err != nil {
 			return splits.Snapshot{}, err
 		}
 		return copySnapshot(*sub.Restore), nil
@@ -51,7 +51,11 @@ func startSplits(connector string, kind splits.Kind, o Options, sub Subtask) (sp
 	return splits.Take(connector, all, sub.Index, sub.Parallelism), nil
 }
 
-func checkRestore(connector string, kind splits.Kind, s *splits.Snapshot) error {
+// checkRestore checks a snapshot belongs to this connector and holds only
+// splits splits.Owner gives this subtask: handing a subtask the snapshot
+// an old subtask took, at another parallelism, instead of its share by
+// splits.Assign, would read some splits twice.
+func checkRestore(connector string, kind splits.Kind, s *splits.Snapshot, sub Subtask) error {
 	if s.Connector != connector {
 		return fmt.Errorf("connector: %s: restoring splits of a %q source: %w", connector, s.Connector, splits.ErrInvalid)
 	}
@@ -59,20 +63,24 @@ func checkRestore(connector string, kind splits.Kind, s *splits.Snapshot) error 
 		return fmt.Errorf("connector: %s: restoring splits: %w", connector, err)
 	}
 	for i := range s.States {
-		if k := s.States[i].Split.Kind; k != kind {
-			return fmt.Errorf("connector: %s: restoring splits: %w: a %s split, want %s", connector, splits.ErrInvalid, k, kind)
+		sp := &s.States[i].Split
+		if sp.Kind != kind {
+			return fmt.Errorf("connector: %s: restoring splits: %w: a %s split, want %s", connector, splits.ErrInvalid, sp.Kind, kind)
+		}
+		if o := splits.Owner(sp.ID, sub.Parallelism); o != sub.Index {
+			return fmt.Errorf("connector: %s: restoring split %d into subtask %d of %d: %w: it belongs to subtask %d (redistribute with splits.Assign)", connector, sp.ID, sub.Index, sub.Parallelism, splits.ErrInvalid, o)
 		}
 	}
 	return nil
 }
 
-// decodeSeek decodes an Offset for Seek.
-func decodeSeek(connector string, kind splits.Kind, offset []byte) (splits.Snapshot, error) {
+// decodeSeek decodes an Offset for Seek by subtask sub.
+func decodeSeek(connector string, kind splits.Kind, offset []byte, sub Subtask) (splits.Snapshot, error) {
 	s, err := splits.Decode(offset)
 	if err != nil {
 		return splits.Snapshot{}, fmt.Errorf("connector: %s: seeking: %w", connector, err)
 	}
-	if err := checkRestore(connector, kind, &s); err != nil {
+	if err := checkRestore(connector, kind, &s, sub); err != nil {
 		return splits.Snapshot{}, err
 	}
 	return s, nil
