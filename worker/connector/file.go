@@ -81,6 +81,17 @@ func (s *fileSource) resume(sn splits.Snapshot) error {
 		if sp.End > st.Size() {
 			return fmt.Errorf("connector: file: %s: split %d ends at byte %d, past the end (%d bytes): was the file replaced?", s.path, sp.ID, sp.End, st.Size())
 		}
+		// Where reading continues must still follow a newline: one byte
+		// per split catches most edits that moved the lines.
+		if next := sn.States[i].Next; next > 0 && next < sp.End {
+			var c [1]byte
+			if _, err := s.f.ReadAt(c[:], next-1); err != nil {
+				return fmt.Errorf("connector: file: %s: %w", s.path, err)
+			}
+			if c[0] != '\n' {
+				return fmt.Errorf("connector: file: %s: split %d resumes at byte %d, which is not a line start: was the file changed?", s.path, sp.ID, next)
+			}
+		}
 	}
 	s.states, s.cur, s.sc, s.eof, s.err = sn.States, 0, nil, false, nil
 	return nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
+	"os"
 	"strings"
 	"testing"
 
@@ -288,6 +289,17 @@ func TestRestoreRefusesOtherSources(t *testing.T) {
 	other := splits.Snapshot{Connector: "file", States: []splits.State{splits.Fresh(splits.Split{Of: 1, Kind: splits.KindFile, Path: p + "x", End: 1})}}
 	if _, err := f.NewSource(mustOptions(t, f, map[string]any{"path": p}), Subtask{Parallelism: 1, Restore: &other}); err == nil {
 		t.Fatal("file restored another file's split")
+	}
+	// A file changed since its snapshot: the position is no line start.
+	changing := writeFile(t, "first line\nsecond line\nthird\n")
+	fsrc := newSource(t, "file", map[string]any{"path": changing}, Subtask{Parallelism: 1})
+	readSome(t, fsrc, 1, 1)
+	moved := fsrc.(SplitSource).Snapshot()
+	if err := os.WriteFile(changing, []byte("1st line\nsecond line\nthird\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.NewSource(mustOptions(t, f, map[string]any{"path": changing}), Subtask{Parallelism: 1, Restore: &moved}); err == nil || !strings.Contains(err.Error(), "not a line start") {
+		t.Fatalf("changed file: %v", err)
 	}
 	// The snapshot subtask 1 of 2 took, given as is to subtask 1 of 3
 	// instead of redistributed: it holds splits subtask 1 of 3 does not own.
