@@ -127,47 +127,62 @@ func Assign(old []Snapshot, index, parallelism int) (Snapshot, error) {
 	if parallelism < 1 || index < 0 || index >= parallelism {
 		return Snapshot{}, fmt.Errorf("assigning splits: subtask %d of %d: %w: out of range", index, parallelism, ErrInvalid)
 	}
-	if len(old) == 0 {
-		return Snapshot{}, fmt.Errorf("assigning splits: %w: no snapshot", ErrInvalid)
+	all, err := Redistribute(old, parallelism)
+	if err != nil {
+		return Snapshot{}, err
 	}
-	out := Snapshot{Connector: old[0].Connector, States: []State{}}
-	of := -1
+	return all[index], nil
+}
+
+// Redistribute is Assign for every subtask at once: element i is subtask
+// i's snapshot. The coordinator can use it to put each subtask's share in
+// its deployment.
+func Redistribute(old []Snapshot, parallelism int) ([]Snapshot, error) {
+	if parallelism < 1 {
+		return nil, fmt.Errorf("assigning splits: parallelism %d: %w: out of range", parallelism, ErrInvalid)
+	}
+	if len(old) == 0 {
+		return nil, fmt.Errorf("assigning splits: %w: no snapshot", ErrInvalid)
+	}
+	out := make([]Snapshot, parallelism)
+	for i := range out {
+		out[i] = Snapshot{Connector: old[0].Connector, States: []State{}}
+	}
+	of, kind := -1, Kind(0)
 	seen := map[int]bool{}
 	for i := range old {
 		o := &old[i]
-		if o.Connector != out.Connector {
-			return Snapshot{}, fmt.Errorf("assigning splits: %w: snapshots of connectors %q and %q", ErrInvalid, out.Connector, o.Connector)
+		if o.Connector != old[0].Connector {
+			return nil, fmt.Errorf("assigning splits: %w: snapshots of connectors %q and %q", ErrInvalid, old[0].Connector, o.Connector)
 		}
 		if err := o.Validate(); err != nil {
-			return Snapshot{}, fmt.Errorf("assigning splits: %w", err)
+			return nil, fmt.Errorf("assigning splits: %w", err)
 		}
 		for _, st := range o.States {
 			if of < 0 {
-				of = st.Split.Of
+				of, kind = st.Split.Of, st.Split.Kind
 			}
-			if st.Split.Of != of {
-				return Snapshot{}, fmt.Errorf("assigning splits: %w: splits of %d and of %d splits mixed", ErrInvalid, of, st.Split.Of)
+			if st.Split.Of != of || st.Split.Kind != kind {
+				return nil, fmt.Errorf("assigning splits: %w: splits of different sources mixed (%s split %d of %d among %s splits of %d)", ErrInvalid, st.Split.Kind, st.Split.ID, st.Split.Of, kind, of)
 			}
 			if seen[st.Split.ID] {
-				return Snapshot{}, fmt.Errorf("assigning splits: %w: split %d appears twice", ErrInvalid, st.Split.ID)
+				return nil, fmt.Errorf("assigning splits: %w: split %d appears twice", ErrInvalid, st.Split.ID)
 			}
 			seen[st.Split.ID] = true
-			if Owner(st.Split.ID, parallelism) == index {
-				out.States = append(out.States, st)
-			}
+			w := &out[Owner(st.Split.ID, parallelism)]
+			w.States = append(w.States, st)
 		}
 	}
-	if len(seen) != of {
-		missing := -1
-		for id := 0; id < of; id++ {
-			if !seen[id] {
-				missing = id
-				break
-			}
+	if of < 0 || len(seen) != of {
+		missing := 0
+		for seen[missing] {
+			missing++
 		}
-		return Snapshot{}, fmt.Errorf("assigning splits: %w: %d of %d splits present (split %d missing): is a subtask's snapshot lost?", ErrInvalid, len(seen), of, missing)
+		return nil, fmt.Errorf("assigning splits: %w: %d of %d splits present (split %d missing): is a subtask's snapshot lost?", ErrInvalid, len(seen), max(of, 1), missing)
 	}
-	sort.Slice(out.States, func(i, j int) bool { return out.States[i].Split.ID < out.States[j].Split.ID })
+	for i := range out {
+		sort.Slice(out[i].States, func(a, b int) bool { return out[i].States[a].Split.ID < out[i].States[b].Split.ID })
+	}
 	return out, nil
 }
 

@@ -157,6 +157,16 @@ func TestAssign(t *testing.T) {
 				got[st.Split.ID] = st
 			}
 		}
+		all, err := Redistribute(old, p)
+		if err != nil || len(all) != p {
+			t.Fatalf("p=%d: Redistribute: %d, %v", p, len(all), err)
+		}
+		for i := range all {
+			one, _ := Assign(old, i, p)
+			if !reflect.DeepEqual(one, all[i]) {
+				t.Fatalf("p=%d: Redistribute and Assign differ for subtask %d", p, i)
+			}
+		}
 		if len(got) != 10 || got[1].Next != 15 || got[1].NextLine != 2 || got[2].Next != 20 {
 			t.Fatalf("p=%d: %+v", p, got)
 		}
