@@ -22,8 +22,9 @@ when keys = 0 no key and the value {"seq":n,"value":v} (compact JSON, fields in 
 k and v come from SplitMix64 started in state seed: with G = 0x9E3779B97F4A7C15 and
 mix(z) = z ^= z>>30; z *= 0xBF58476D1CE4E5B9; z ^= z>>27; z *= 0x94D049BB133111EB; z ^= z>>31,
 output i is out(i) = mix(uint64(seed) + (i+1)*G) (uint64 arithmetic, wrapping); record n takes
-k = out(2n) mod keys and v = out(2n+1) mod max_value (unsigned). Subtask i of p emits records i, i+p, i+2p, ...
-Bounded when count > 0.`
+k = out(2n) mod keys and v = out(2n+1) mod max_value (unsigned). The records are cut into 720 splits
+(split k: records k, k+720, ...), read by subtask k mod p: when p divides 720, subtask i emits records
+i, i+p, i+2p, ... in order. Bounded when count > 0.`
 
 func datagenSpec() *Spec {
 	return &Spec{
@@ -96,8 +97,9 @@ func nexmarkSpec() *Spec {
 		Kind: KindSource,
 		Help: `Events of the Nexmark benchmark (persons, auctions and bids of an online auction site, 1:3:46),
 deterministic and seekable (internal/nexmark). Records have no key; the value is the encoded event and
-the timestamp its event time. Subtask i of p emits events i, i+p, i+2p, ... of the one stream the
-options define, so the subtasks together emit exactly the events of a single generator. Bounded when
+the timestamp its event time. The events are cut into 720 splits (split k: events k, k+720, ...), read
+by subtask k mod p: when p divides 720, subtask i emits events i, i+p, i+2p, ... of the one stream the
+options define; the subtasks together emit exactly the events of a single generator. Bounded when
 count > 0 (the default).`,
 		Options: opts,
 		Keyed:   func(Options) bool { return false },
@@ -147,8 +149,9 @@ func fileSourceSpec() *Spec {
 with no key, the line as its value and its 0-based line number as its timestamp. format jsonl: each
 non-empty line must be a JSON object; the record's value is the line, its key the text of key_field
 (a string, or a number as written), its timestamp the integer ms in timestamp_field (default: the
-0-based line number). Empty lines are skipped in jsonl. Subtask i of p reads the lines whose 0-based
-number is i modulo p. Bounded.`,
+0-based line number). Empty lines are skipped in jsonl. The file is cut into up to 64 splits (byte
+ranges starting at line starts, at most 64 MiB each for larger files); subtask i of p reads splits
+i, i+p, ... in order. Bounded.`,
 		Options: []Option{
 			{Name: "path", Type: TypeString, Required: true, Help: "the file to read"},
 			{Name: "format", Type: TypeString, Default: "lines", Enum: []string{"lines", "jsonl"}, Help: "lines: raw text lines; jsonl: one JSON object per line"},

@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/weirstream/weir/internal/connspec"
+	"github.com/weirstream/weir/internal/splits"
 	"github.com/weirstream/weir/wasmabi"
 )
 
@@ -49,6 +50,13 @@ type Subtask struct {
 	// Dir is a directory the job may write under (relative sink paths are
 	// resolved against the job spec's directory by the caller).
 	Dir string
+	// Restore, for a source, is the state of the splits this subtask
+	// resumes: splits.Assign over the Snapshots of every subtask of the
+	// source in the checkpoint, at whatever parallelism they ran. It may
+	// hold no split at all (more subtasks than splits). nil starts
+	// afresh: the source enumerates its splits from its options
+	// (splits.Enumerate) and reads those splits.Owner gives this subtask.
+	Restore *splits.Snapshot
 }
 
 // Source produces records. One Source per source subtask; the task calls
@@ -61,7 +69,8 @@ type Source interface {
 	// about 100 ms, so the task can emit watermarks and check idleness.
 	Read(ctx context.Context, b *Batch, max int) (n int, err error)
 	// Offset is the source's position: the state to resume from after the
-	// records read so far (a byte offset, an event number). Opaque.
+	// records read so far, opaque (for a SplitSource, its encoded
+	// Snapshot).
 	Offset() []byte
 	// Close releases the source.
 	Close() error

@@ -2,10 +2,11 @@ package connector
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"strconv"
 	"time"
+
+	"github.com/weirstream/weir/internal/splits"
 )
 
 // The datagen source makes synthetic records whose every field is a pure
@@ -13,20 +14,22 @@ import (
 // package can recompute the stream on its own. The exact formula is in
 // the datagen spec of internal/connspec (shown by `weir connectors datagen` and docs/connectors.md).
 
-// datagen is one subtask of the datagen source.
+// datagen is one subtask of the datagen source: it emits the numbers of
+// its sequence splits (internal/splits).
 type datagen struct {
 	count, seed, keys, maxValue, start, interval int64
 	sub                                          Subtask
-	step                                         int64 // Parallelism
-	next                                         int64 // global number of the next record this subtask emits
+	q                                            *seqSplits
+	nums                                         [256]int64 // the numbers of part of a Read
 	pace                                         pacer
 }
 
 func newDatagen(o Options, sub Subtask) (*datagen, error) {
-	if err := checkSubtask("datagen", sub); err != nil {
+	sn, err := startSplits("datagen", splits.KindSequence, o, sub)
+	if err != nil {
 		return nil, err
 	}
-	return &datagen{
+	d := &datagen{
 		count:    o.Int("count"),
 		seed:     o.Int("seed"),
 		keys:     o.Int("keys"),
@@ -34,10 +37,10 @@ func newDatagen(o Options, sub Subtask) (*datagen, error) {
 		start:    o.Int("start_time"),
 		interval: o.Int("interval_ms"),
 		sub:      sub,
-		step:     int64(sub.Parallelism),
-		next:     int64(sub.Index),
+		q:        newSeqSplits(sn),
 		pace:     pacer{rate: o.Int("rate"), now: time.Now},
-	}, nil
+	}
+	return d, nil
 }
 
 const splitMixGamma uint64 = 0x9E3779B97F4A7C15
@@ -53,23 +56,26 @@ func (d *datagen) Read(ctx context.Context, b *Batch, max int) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	if d.count > 0 && d.next >= d.count {
+	next, ok := d.q.peek()
+	if !ok {
 		return 0, io.EOF
 	}
-	limit, err := d.pace.limit(ctx, d.next)
+	limit, err := d.pace.limit(ctx, next)
 	if err != nil {
 		return 0, err
 	}
-	if d.count > 0 && limit > d.count {
-		limit = d.count
-	}
 	n := 0
-	for n < max && d.next < limit {
-		d.append(b, d.next)
-		d.next += d.step
-		n++
+	for n < max {
+		nums := d.q.fill(d.nums[:min(max-n, len(d.nums))], limit)
+		if len(nums) == 0 {
+			break
+		}
+		n += len(nums)
+		for _, i := range nums {
+			d.append(b, i)
+		}
 	}
-	if d.count > 0 && d.next >= d.count {
+	if d.q.done() {
 		return n, io.EOF
 	}
 	return n, nil
@@ -100,20 +106,19 @@ func (d *datagen) append(b *Batch, n int64) {
 	b.finishRecord(start, len(key), d.start+n*d.interval)
 }
 
-// Offset is the global number of the next record this subtask emits.
-func (d *datagen) Offset() []byte { return encodeOffset(offsetDatagen, d.next) }
+// Snapshot returns the state of the subtask's splits.
+func (d *datagen) Snapshot() splits.Snapshot { return d.q.snapshot("datagen") }
 
-// Seek resumes at the record an Offset named (the first record of this
-// subtask at or after it, should the parallelism have changed).
+// Offset is the encoded Snapshot.
+func (d *datagen) Offset() []byte { return splits.Encode(d.Snapshot()) }
+
+// Seek resumes at the split states an Offset named.
 func (d *datagen) Seek(offset []byte) error {
-	var n int64
-	if err := decodeOffset("datagen", offsetDatagen, offset, &n); err != nil {
+	sn, err := decodeSeek("datagen", splits.KindSequence, offset, d.sub)
+	if err != nil {
 		return err
 	}
-	if n < 0 {
-		return fmt.Errorf("connector: datagen: negative offset %d", n)
-	}
-	d.next = stride(n, d.sub)
+	d.q = newSeqSplits(sn)
 	d.pace.restart()
 	return nil
 }

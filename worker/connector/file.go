@@ -10,13 +10,17 @@ import (
 	"io"
 	"os"
 	"strconv"
+
+	"github.com/weirstream/weir/internal/splits"
 )
 
 // MaxLineSize is the longest line the file source reads (16 MiB); a longer
 // line is an error naming it.
 const MaxLineSize = 16 << 20
 
-// fileSource is one subtask of the file source.
+// fileSource is one subtask of the file source: it reads the lines of its
+// splits (internal/splits: byte ranges cut at line starts), one split
+// after the other in id order.
 type fileSource struct {
 	path     string
 	jsonl    bool
@@ -24,23 +28,20 @@ type fileSource struct {
 	tsField  string
 	sub      Subtask
 
-	f  *os.File
-	sc *bufio.Scanner
+	f      *os.File
+	states []splits.State // by id; states[cur] is being read
+	cur    int
+	sc     *bufio.Scanner // over states[cur], nil before it is opened
+	buf    []byte         // the scanner's initial buffer, reused by every split
 	// advance is the byte count the last token consumed, newline included,
 	// set by the split function.
 	advance int
-	// pos and line are the byte offset and 0-based number of the next
-	// unread line.
-	pos, line int64
-	eof       bool
-	err       error // a bad line stops the source; Read repeats it
-	keyBuf    []byte
+	eof     bool
+	err     error // a bad line stops the source; Read repeats it
+	keyBuf  []byte
 }
 
 func newFileSource(o Options, sub Subtask) (*fileSource, error) {
-	if err := checkSubtask("file", sub); err != nil {
-		return nil, err
-	}
 	s := &fileSource{
 		path:     o.String("path"),
 		jsonl:    o.String("format") == "jsonl",
@@ -48,23 +49,75 @@ func newFileSource(o Options, sub Subtask) (*fileSource, error) {
 		tsField:  o.String("timestamp_field"),
 		sub:      sub,
 	}
+	sn, err := startSplits("file", splits.KindFile, o, sub)
+	if err != nil {
+		return nil, err
+	}
 	f, err := os.Open(s.path)
 	if err != nil {
 		return nil, fmt.Errorf("connector: file: %w", err)
 	}
 	s.f = f
-	s.reset()
+	if err := s.resume(sn); err != nil {
+		f.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
-func (s *fileSource) reset() {
-	s.sc = bufio.NewScanner(s.f)
-	s.sc.Buffer(make([]byte, 64<<10), MaxLineSize+2) // room for "\r\n"
-	s.sc.Split(s.split)
+// resume makes the source read the splits of sn from their positions,
+// after checking the file still holds them: a split past the file's end
+// means the file was replaced or truncated since they were cut.
+func (s *fileSource) resume(sn splits.Snapshot) error {
+	st, err := s.f.Stat()
+	if err != nil {
+		return fmt.Errorf("connector: file: %w", err)
+	}
+	for i := range sn.States {
+		sp := &sn.States[i].Split
+		if sp.Path != s.path {
+			return fmt.Errorf("connector: file: %s: restoring a split of %s: %w", s.path, sp.Path, splits.ErrInvalid)
+		}
+		if sp.End > st.Size() {
+			return fmt.Errorf("connector: file: %s: split %d ends at byte %d, past the end (%d bytes): was the file replaced?", s.path, sp.ID, sp.End, st.Size())
+		}
+		// Where reading continues must still follow a newline: one byte
+		// per split catches most edits that moved the lines.
+		if next := sn.States[i].Next; next > 0 && next < sp.End {
+			var c [1]byte
+			if _, err := s.f.ReadAt(c[:], next-1); err != nil {
+				return fmt.Errorf("connector: file: %s: %w", s.path, err)
+			}
+			if c[0] != '\n' {
+				return fmt.Errorf("connector: file: %s: split %d resumes at byte %d, which is not a line start: was the file changed?", s.path, sp.ID, next)
+			}
+		}
+	}
+	s.states, s.cur, s.sc, s.eof, s.err = sn.States, 0, nil, false, nil
+	return nil
+}
+
+// open starts reading states[cur] at its position, skipping finished
+// splits; it returns false after the last split.
+func (s *fileSource) open() bool {
+	for ; s.cur < len(s.states); s.cur++ {
+		st := &s.states[s.cur]
+		if st.Done() {
+			continue
+		}
+		if s.buf == nil {
+			s.buf = make([]byte, 64<<10)
+		}
+		s.sc = bufio.NewScanner(io.NewSectionReader(s.f, st.Next, st.Split.End-st.Next))
+		s.sc.Buffer(s.buf, MaxLineSize+2) // room for "\r\n"
+		s.sc.Split(s.split)
+		return true
+	}
+	return false
 }
 
 // split is bufio.ScanLines that also records how many bytes each line
-// took, for Offset.
+// took, for the split's position.
 func (s *fileSource) split(data []byte, atEOF bool) (int, []byte, error) {
 	if atEOF && len(data) == 0 {
 		return 0, nil, nil
@@ -99,31 +152,33 @@ func (s *fileSource) Read(ctx context.Context, b *Batch, max int) (int, error) {
 		return 0, io.EOF
 	}
 	n := 0
-	p, i := int64(s.sub.Parallelism), int64(s.sub.Index)
 	// Reading a local file does not block for long; checking ctx every
-	// few thousand lines bounds a Read over a huge file of skipped lines.
+	// few thousand lines bounds a Read over a huge file of empty lines.
 	for scanned := 0; n < max; scanned++ {
 		if scanned&4095 == 4095 && ctx.Err() != nil {
 			return n, ctx.Err()
 		}
+		if s.sc == nil && !s.open() {
+			s.eof = true
+			return n, io.EOF
+		}
+		st := &s.states[s.cur]
 		if !s.sc.Scan() {
 			if err := s.sc.Err(); err != nil {
 				if errors.Is(err, bufio.ErrTooLong) {
-					s.err = fmt.Errorf("%s:%d: line longer than %d bytes", s.path, s.line+1, MaxLineSize)
+					s.err = fmt.Errorf("%s:%d: line longer than %d bytes", s.path, st.NextLine+1, MaxLineSize)
 				} else {
 					s.err = fmt.Errorf("reading %s: %w", s.path, err)
 				}
 				return n, s.err
 			}
-			s.eof = true
-			return n, io.EOF
-		}
-		lineNo := s.line
-		s.line++
-		s.pos += int64(s.advance)
-		if lineNo%p != i {
+			s.sc = nil
+			s.cur++
 			continue
 		}
+		lineNo := st.NextLine
+		st.NextLine++
+		st.Next += int64(s.advance)
 		text := s.sc.Bytes()
 		if !s.jsonl {
 			b.Append(nil, text, lineNo)
@@ -136,8 +191,8 @@ func (s *fileSource) Read(ctx context.Context, b *Batch, max int) (int, error) {
 		if err := s.appendJSON(b, text, lineNo); err != nil {
 			// Leave the position before the bad line, so the error
 			// repeats rather than skipping it silently.
-			s.line--
-			s.pos -= int64(s.advance)
+			st.NextLine--
+			st.Next -= int64(s.advance)
 			s.err = err
 			return n, err
 		}
@@ -197,31 +252,21 @@ func (s *fileSource) appendJSON(b *Batch, text []byte, lineNo int64) error {
 	return nil
 }
 
-// Offset is the byte offset and 0-based number of the next unread line.
-func (s *fileSource) Offset() []byte { return encodeOffset(offsetFile, s.pos, s.line) }
+// Snapshot returns the state of the subtask's splits.
+func (s *fileSource) Snapshot() splits.Snapshot {
+	return splits.Snapshot{Connector: "file", States: append([]splits.State{}, s.states...)}
+}
 
-// Seek resumes reading at a position an Offset returned.
+// Offset is the encoded Snapshot.
+func (s *fileSource) Offset() []byte { return splits.Encode(s.Snapshot()) }
+
+// Seek resumes at the split states an Offset named.
 func (s *fileSource) Seek(offset []byte) error {
-	var pos, line int64
-	if err := decodeOffset("file", offsetFile, offset, &pos, &line); err != nil {
+	sn, err := decodeSeek("file", splits.KindFile, offset, s.sub)
+	if err != nil {
 		return err
 	}
-	if pos < 0 || line < 0 {
-		return fmt.Errorf("connector: file: %s: bad offset (byte %d, line %d)", s.path, pos, line)
-	}
-	st, err := s.f.Stat()
-	if err != nil {
-		return fmt.Errorf("connector: file: %w", err)
-	}
-	if pos > st.Size() {
-		return fmt.Errorf("connector: file: %s: offset %d is past the end (%d bytes): was the file replaced?", s.path, pos, st.Size())
-	}
-	if _, err := s.f.Seek(pos, io.SeekStart); err != nil {
-		return fmt.Errorf("connector: file: %w", err)
-	}
-	s.pos, s.line, s.eof, s.err = pos, line, false, nil
-	s.reset()
-	return nil
+	return s.resume(sn)
 }
 
 // Close closes the file.

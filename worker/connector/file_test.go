@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/weirstream/weir/internal/splits"
 )
 
 func writeFile(t testing.TB, content string) string {
@@ -137,15 +139,21 @@ func TestFileOffsets(t *testing.T) {
 		}
 		first := decode(t, &b)
 		off := src.Offset()
-		// The offset is the byte position just after the last line read
-		// (by any subtask's count of lines) and the next line number.
-		var pos, line int64
-		if err := decodeOffset("file", offsetFile, off, &pos, &line); err != nil {
+		// The offset holds, for the split being read, the byte position
+		// just after the last line read and the next line number.
+		sn, err := splits.Decode(off)
+		if err != nil {
 			t.Fatal(err)
 		}
 		lastLine := first[len(first)-1].TS
+		var pos, line int64 = -1, -1
+		for _, st := range sn.States {
+			if st.NextLine == lastLine+1 && st.Next > st.Split.Start {
+				pos, line = st.Next, st.NextLine
+			}
+		}
 		if line != lastLine+1 {
-			t.Fatalf("offset line %d, want %d", line, lastLine+1)
+			t.Fatalf("no split's position is after line %d: %+v", lastLine, sn.States)
 		}
 		if wantPos := int64(len(strings.Join(strings.SplitAfter(content, "\n")[:line], ""))); pos != wantPos {
 			t.Fatalf("offset byte %d, want %d", pos, wantPos)
@@ -159,7 +167,8 @@ func TestFileOffsets(t *testing.T) {
 		}
 	}
 	src := newSource(t, "file", map[string]any{"path": p}, Subtask{Parallelism: 1}).(Seekable)
-	if err := src.Seek(encodeOffset(offsetFile, int64(len(content)+1), 0)); err == nil {
+	past := splits.Snapshot{Connector: "file", States: []splits.State{splits.Fresh(splits.Split{Of: 1, Kind: splits.KindFile, Path: p, End: int64(len(content) + 1)})}}
+	if err := src.Seek(splits.Encode(past)); err == nil {
 		t.Fatal("Seek past the end accepted")
 	}
 }

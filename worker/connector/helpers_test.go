@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"testing"
@@ -107,4 +108,19 @@ func newSource(t testing.TB, name string, raw map[string]any, sub Subtask) Sourc
 	}
 	t.Cleanup(func() { src.Close() })
 	return src
+}
+
+// Offsets before splits were a one-byte tag and little-endian fields; the
+// tests check such bytes are refused.
+const (
+	offsetDatagen = 'd'
+	offsetNexmark = 'n'
+)
+
+func encodeOffset(tag byte, fields ...int64) []byte {
+	b := []byte{tag}
+	for _, f := range fields {
+		b = binary.LittleEndian.AppendUint64(b, uint64(f))
+	}
+	return b
 }

@@ -8,24 +8,26 @@ import (
 
 	"github.com/weirstream/weir/internal/connspec"
 	"github.com/weirstream/weir/internal/nexmark"
+	"github.com/weirstream/weir/internal/splits"
 )
 
 // nexmarkSource is one subtask of the nexmark source. Every event is a pure
 // function of the Config and its number (nexmark.Config.Event), so the
-// subtask computes events i, i+p, ... directly, and seeking is O(1).
+// subtask computes the events of its sequence splits (internal/splits)
+// directly, and resuming anywhere is O(1).
 type nexmarkSource struct {
 	cfg    nexmark.Config // validated, defaults applied
 	ev     nexmark.Event
 	binary bool
-	count  int64
 	sub    Subtask
-	step   int64
-	next   int64 // number of the next event this subtask emits
+	q      *seqSplits
+	nums   [256]int64 // the numbers of part of a Read
 	pace   pacer
 }
 
 func newNexmarkSource(o Options, sub Subtask) (*nexmarkSource, error) {
-	if err := checkSubtask("nexmark", sub); err != nil {
+	sn, err := startSplits("nexmark", splits.KindSequence, o, sub)
+	if err != nil {
 		return nil, err
 	}
 	cfg := connspec.NexmarkConfig(o).WithDefaults()
@@ -35,10 +37,8 @@ func newNexmarkSource(o Options, sub Subtask) (*nexmarkSource, error) {
 	s := &nexmarkSource{
 		cfg:    cfg,
 		binary: o.String("format") == "binary",
-		count:  o.Int("count"),
 		sub:    sub,
-		step:   int64(sub.Parallelism),
-		next:   int64(sub.Index),
+		q:      newSeqSplits(sn),
 		pace:   pacer{rate: o.Int("wall_rate"), now: time.Now},
 	}
 	return s, nil
@@ -49,49 +49,51 @@ func (s *nexmarkSource) Read(ctx context.Context, b *Batch, max int) (int, error
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	if s.count > 0 && s.next >= s.count {
+	next, ok := s.q.peek()
+	if !ok {
 		return 0, io.EOF
 	}
-	limit, err := s.pace.limit(ctx, s.next)
+	limit, err := s.pace.limit(ctx, next)
 	if err != nil {
 		return 0, err
 	}
-	if s.count > 0 && limit > s.count {
-		limit = s.count
-	}
 	n := 0
-	for n < max && s.next < limit {
-		s.cfg.Event(s.next, &s.ev)
-		start := b.reserveRecord()
-		if s.binary {
-			b.Buf = nexmark.AppendBinary(b.Buf, &s.ev)
-		} else {
-			b.Buf = nexmark.AppendJSON(b.Buf, &s.ev)
+	for n < max {
+		nums := s.q.fill(s.nums[:min(max-n, len(s.nums))], limit)
+		if len(nums) == 0 {
+			break
 		}
-		b.finishRecord(start, 0, s.ev.DateTime())
-		s.next += s.step
-		n++
+		n += len(nums)
+		for _, i := range nums {
+			s.cfg.Event(i, &s.ev)
+			start := b.reserveRecord()
+			if s.binary {
+				b.Buf = nexmark.AppendBinary(b.Buf, &s.ev)
+			} else {
+				b.Buf = nexmark.AppendJSON(b.Buf, &s.ev)
+			}
+			b.finishRecord(start, 0, s.ev.DateTime())
+		}
 	}
-	if s.count > 0 && s.next >= s.count {
+	if s.q.done() {
 		return n, io.EOF
 	}
 	return n, nil
 }
 
-// Offset is the number of the next event this subtask emits.
-func (s *nexmarkSource) Offset() []byte { return encodeOffset(offsetNexmark, s.next) }
+// Snapshot returns the state of the subtask's splits.
+func (s *nexmarkSource) Snapshot() splits.Snapshot { return s.q.snapshot("nexmark") }
 
-// Seek resumes at the event an Offset named (the first event of this
-// subtask at or after it, should the parallelism have changed).
+// Offset is the encoded Snapshot.
+func (s *nexmarkSource) Offset() []byte { return splits.Encode(s.Snapshot()) }
+
+// Seek resumes at the split states an Offset named.
 func (s *nexmarkSource) Seek(offset []byte) error {
-	var n int64
-	if err := decodeOffset("nexmark", offsetNexmark, offset, &n); err != nil {
+	sn, err := decodeSeek("nexmark", splits.KindSequence, offset, s.sub)
+	if err != nil {
 		return err
 	}
-	if n < 0 {
-		return fmt.Errorf("connector: nexmark: negative offset %d", n)
-	}
-	s.next = stride(n, s.sub)
+	s.q = newSeqSplits(sn)
 	s.pace.restart()
 	return nil
 }

@@ -2,20 +2,11 @@ package connector
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"time"
 
 	"github.com/weirstream/weir/wasmabi"
 )
-
-// Seekable is a Source that can resume from an Offset it returned earlier
-// (restoring a checkpoint). Seek must be called before the first Read; an
-// offset of another connector, subtask layout or format is an error.
-type Seekable interface {
-	Source
-	Seek(offset []byte) error
-}
 
 // maxWait bounds how long a Read waits for records that are not due yet,
 // so the task can emit watermarks and notice idleness (see Source.Read).
@@ -87,47 +78,6 @@ func (p *pacer) limit(ctx context.Context, next int64) (int64, error) {
 // restart makes the pacer start again at the next Read (after a Seek, so
 // resumed records are not emitted in a burst).
 func (p *pacer) restart() { p.start = time.Time{} }
-
-// Offsets of the sources are small little-endian records: a one-byte
-// format tag, then fixed-width fields.
-const (
-	offsetDatagen = 'd'
-	offsetFile    = 'f'
-	offsetNexmark = 'n'
-)
-
-func encodeOffset(tag byte, fields ...int64) []byte {
-	b := make([]byte, 1, 1+8*len(fields))
-	b[0] = tag
-	for _, f := range fields {
-		b = binary.LittleEndian.AppendUint64(b, uint64(f))
-	}
-	return b
-}
-
-func decodeOffset(connector string, tag byte, b []byte, fields ...*int64) error {
-	if len(b) != 1+8*len(fields) || b[0] != tag {
-		return fmt.Errorf("connector: %s: offset of %d bytes is not one of a %s source", connector, len(b), connector)
-	}
-	for i, f := range fields {
-		*f = int64(binary.LittleEndian.Uint64(b[1+8*i:]))
-	}
-	return nil
-}
-
-// stride returns the first record number >= n that subtask sub takes when
-// subtasks take every Parallelism-th record (sub.Index, sub.Index+p, ...).
-func stride(n int64, sub Subtask) int64 {
-	p, i := int64(sub.Parallelism), int64(sub.Index)
-	if n <= i {
-		return i
-	}
-	r := (n - i) % p
-	if r == 0 {
-		return n
-	}
-	return n + p - r
-}
 
 func checkSubtask(name string, sub Subtask) error {
 	if sub.Parallelism < 1 || sub.Index < 0 || sub.Index >= sub.Parallelism {

@@ -176,11 +176,11 @@ func TestFileSinkLinesAndSubtaskPaths(t *testing.T) {
 		sub  Subtask
 		want string
 	}{
-		{"a/out.jsonl", Subtask{0, 1, ""}, "a/out.jsonl"},
-		{"a/out.jsonl", Subtask{1, 2, ""}, "a/out-1.jsonl"},
-		{"a/out", Subtask{3, 4, ""}, "a/out-3"},
-		{"a.b/out.tar.gz", Subtask{0, 2, ""}, "a.b/out.tar-0.gz"},
-		{".hidden", Subtask{1, 2, ""}, ".hidden-1"},
+		{"a/out.jsonl", Subtask{Index: 0, Parallelism: 1}, "a/out.jsonl"},
+		{"a/out.jsonl", Subtask{Index: 1, Parallelism: 2}, "a/out-1.jsonl"},
+		{"a/out", Subtask{Index: 3, Parallelism: 4}, "a/out-3"},
+		{"a.b/out.tar.gz", Subtask{Index: 0, Parallelism: 2}, "a.b/out.tar-0.gz"},
+		{".hidden", Subtask{Index: 1, Parallelism: 2}, ".hidden-1"},
 	} {
 		if got := SubtaskPath(tc.path, tc.sub); got != tc.want {
 			t.Errorf("SubtaskPath(%q, %d/%d) = %q, want %q", tc.path, tc.sub.Index, tc.sub.Parallelism, got, tc.want)
