@@ -1,7 +1,6 @@
 package dispatcher
 
 import (
-	"strconv"
 	"bytes"
 	"context"
 	_ "embed"
@@ -13,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/weirstream/weir/coordinator/jobspec"
