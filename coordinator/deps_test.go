@@ -8,17 +8,23 @@ import (
 
 // TestDependencyRules keeps the dependency rules of DESIGN (see also
 // docs/connectors.md): nothing under coordinator/ may depend, even
-// indirectly or in its tests, on worker/, and the leaves both sides share
-// (internal/connspec) depend on neither.
+// indirectly or in its tests, on worker/, nor worker/ on coordinator/, and
+// the leaves both sides share depend on neither.
 func TestDependencyRules(t *testing.T) {
 	const module = "github.com/weirstream/weir/"
 	for _, rule := range []struct{ pattern, forbidden string }{
 		{module + "coordinator/...", module + "worker"},
-		{module + "internal/connspec", module + "worker"},
-		{module + "internal/connspec", module + "coordinator"},
+		{module + "worker/...", module + "coordinator"},
 	} {
 		for _, bad := range forbiddenDeps(t, rule.pattern, rule.forbidden) {
 			t.Errorf("%s depends on %s; move what it needs into a leaf under internal/", rule.pattern, bad)
+		}
+	}
+	for _, leaf := range []string{"connspec", "deploy", "control", "api", "barrier", "snapshot", "splits", "keygroup"} {
+		for _, side := range []string{"worker", "coordinator"} {
+			for _, bad := range forbiddenDeps(t, module+"internal/"+leaf, module+side) {
+				t.Errorf("the shared leaf internal/%s depends on %s", leaf, bad)
+			}
 		}
 	}
 	// The check itself sees a dependency that exists: the mini-cluster
