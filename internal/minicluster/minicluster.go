@@ -79,8 +79,12 @@ func Prepare(ctx context.Context, spec *jobspec.Job, o Options) (*Job, error) {
 // a deployment descriptor, encoded and decoded again, resolved by the
 // worker's side (task.FromDescriptor) against the loaded modules.
 func (j *Job) resolve(mods *Modules) (*task.Job, error) {
+	id := j.Plan.Name // the state of a local run belongs to the job by name
+	if id == "" {
+		id = "local"
+	}
 	d, err := j.Plan.Descriptor(plan.DescriptorOptions{
-		Job:     "local",
+		Job:     id,
 		Module:  mods.Digest,
 		Buffers: deploy.Buffers{Size: j.o.BufferSize, Credits: j.o.Credits, BatchSize: j.o.BatchSize},
 	})

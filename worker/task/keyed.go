@@ -48,7 +48,7 @@ func (s *services) StateRegister(name string, kind wasmabi.StateKind) (uint32, e
 	if !kind.Keyed() {
 		ttl = 0 // TTL is for keyed state
 	}
-	id, err := s.backend.Register(s.n.spec.UID, name, kind.Storage(), state.Options{TTL: ttl})
+	id, err := s.backend.RegisterState(s.n.stateName(name), kind, state.Options{TTL: ttl})
 	if err != nil {
 		return 0, err
 	}
@@ -178,4 +178,16 @@ func (c *counterSet) snapshot() map[string]int64 {
 		out[k] = v
 	}
 	return out
+}
+
+// stateName is the stable identity of one of the node's states: the job,
+// the operator's uid and the state's name, the same in every process and
+// at every parallelism, so a snapshot restores anywhere and two jobs on one
+// worker never share state.
+func (n *node) stateName(name string) state.Name {
+	job := n.t.job.ID
+	if job == "" {
+		job = n.t.job.Name
+	}
+	return state.Name{Job: job, Operator: n.spec.UID, State: name}
 }

@@ -110,7 +110,7 @@ func newWindowOp(n *node, svc *services) (*windowOp, error) {
 	default:
 		return nil, fmt.Errorf("%s: unknown window type %q", n.spec.UID, w.typ)
 	}
-	id, err := svc.backend.Register(n.spec.UID, "__windows", wasmabi.StateMap, state.Options{TTL: svc.ttl})
+	id, err := svc.backend.RegisterState(n.stateName("__windows"), wasmabi.StateMap, state.Options{TTL: svc.ttl})
 	if err != nil {
 		return nil, err
 	}
