@@ -345,7 +345,7 @@ func (a *Agent) start(ctx context.Context, d *deploy.Descriptor) (*task.Run, fun
 		os.RemoveAll(dir)
 	}
 	tj.Network = newNetwork(a.transport, d)
-	run, err := task.Start(context.WithoutCancel(ctx), tj, task.Options{Logger: a.log.With("job", d.Job, "attempt", d.Attempt)})
+	run, err := task.Start(ctx, tj, task.Options{Logger: a.log.With("job", d.Job, "attempt", d.Attempt)})
 	if err != nil {
 		closeState()
 		return nil, nil, err
