@@ -529,6 +529,25 @@ func (a *app) printJob(st api.JobStatus) {
 			s.Metrics.RecordsIn, s.Metrics.RecordsOut, s.Metrics.BusyMsPerSec/10, s.Metrics.BackpressuredMsPerSec/10, s.Failure)
 	}
 	tw.Flush()
+	// Channels with credits short or a backlog: where backpressure sits.
+	var rows []string
+	for _, s := range st.Subtasks {
+		for _, c := range s.Metrics.Channels {
+			if c.Backlog > 0 || c.Direction == "out" && c.Credits == 0 {
+				rows = append(rows, fmt.Sprintf("%s\t%d\t%s\t%s\t%d\t%d", s.Task, s.Index, c.Direction, c.Peer, c.Credits, c.Backlog))
+			}
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(a.stdout, "\nchannels out of credit or with a backlog:")
+	tw = tabwriter.NewWriter(a.stdout, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "TASK\tSUBTASK\tDIR\tCHANNEL\tCREDITS\tBACKLOG")
+	for _, r := range rows {
+		fmt.Fprintln(tw, r)
+	}
+	tw.Flush()
 }
 
 func newJobCancelCmd(a *app) *cobra.Command {
