@@ -20,7 +20,7 @@ func TestDependencyRules(t *testing.T) {
 			t.Errorf("%s depends on %s; move what it needs into a leaf under internal/", rule.pattern, bad)
 		}
 	}
-	for _, leaf := range []string{"connspec", "deploy", "control", "api", "barrier", "snapshot", "splits", "keygroup"} {
+	for _, leaf := range []string{"connspec", "deploy", "control", "api", "barrier", "snapshot", "splits", "keygroup", "ckptstore"} {
 		for _, side := range []string{"worker", "coordinator"} {
 			for _, bad := range forbiddenDeps(t, module+"internal/"+leaf, module+side) {
 				t.Errorf("the shared leaf internal/%s depends on %s", leaf, bad)
