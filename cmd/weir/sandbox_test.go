@@ -139,12 +139,14 @@ func TestRunInterrupt(t *testing.T) {
 			defer cmd.Process.Kill()
 			// The module logs before it loops: wait for the line.
 			deadline := time.Now().Add(2 * time.Minute)
+			poll := time.NewTicker(20 * time.Millisecond)
 			for !strings.Contains(stderr.String(), "got a batch") {
 				if time.Now().After(deadline) {
 					t.Fatalf("the module never logged:\n%s", stderr.String())
 				}
-				time.Sleep(20 * time.Millisecond)
+				<-poll.C
 			}
+			poll.Stop()
 			sent := time.Now()
 			cmd.Process.Signal(sig)
 			done := make(chan error, 1)

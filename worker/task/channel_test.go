@@ -43,11 +43,13 @@ func TestBlockedWriterTakesPriorityEvents(t *testing.T) {
 	}
 	// The blocked writer handles the idle event; the data stays queued.
 	deadline := time.Now().Add(10 * time.Second)
+	poll := time.NewTicker(time.Millisecond)
+	defer poll.Stop()
 	for st.gate.Queued() != 1 {
 		if time.Now().After(deadline) {
 			t.Fatalf("priority event not taken while blocked: %d queued", st.gate.Queued())
 		}
-		time.Sleep(time.Millisecond)
+		<-poll.C
 	}
 	select {
 	case err := <-done:
