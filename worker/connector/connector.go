@@ -57,6 +57,17 @@ type Subtask struct {
 	// afresh: the source enumerates its splits from its options
 	// (splits.Enumerate) and reads those splits.Owner gives this subtask.
 	Restore *splits.Snapshot
+	// SinkRestore, for a TwoPhaseSink, is the PreCommit states it takes
+	// over from the checkpoint the job restores from (see RestoreStates);
+	// Restoring is true whenever the job restores from one, even if no
+	// state is handed to this subtask, so that the sink aborts leftover
+	// transactions of its own that no checkpoint names.
+	SinkRestore []SinkState
+	Restoring   bool
+	// Exactly, for a sink, says the job takes checkpoints: a
+	// TwoPhaseSink writes transactions committed by Commit; without it
+	// a sink writes as it did before (committing at end of input).
+	Exactly bool
 }
 
 // Source produces records. One Source per source subtask; the task calls
