@@ -29,6 +29,7 @@ type gateChannel struct {
 	prio      fifo[Event]
 	inReady   bool
 	inPrio    bool
+	blocked   bool // Block: its queue is held back from Next
 	buffers   int64
 	bytes     int64
 }
@@ -82,7 +83,7 @@ func (g *InputGate) Push(ch int, m Message) error {
 			c.bytes += int64(len(m.Buf.B))
 		}
 		c.queue.push(m)
-		if !c.inReady {
+		if !c.inReady && !c.blocked {
 			c.inReady = true
 			g.mu.ready.push(ch)
 		}
@@ -108,8 +109,16 @@ func (g *InputGate) Next() (ch int, m Message, ok bool) {
 	if ch, e, ok := g.popPriority(); ok {
 		return ch, Message{Event: e}, true
 	}
-	ch, _ = g.mu.ready.pop()
-	c := g.mu.chans[ch]
+	var c *gateChannel
+	for {
+		if ch, ok = g.mu.ready.pop(); !ok {
+			return 0, Message{}, false
+		}
+		if c = g.mu.chans[ch]; !c.blocked {
+			break
+		}
+		c.inReady = false // Unblock puts it back
+	}
 	m, _ = c.queue.pop()
 	if c.queue.len() > 0 {
 		g.mu.ready.push(ch)
@@ -118,6 +127,42 @@ func (g *InputGate) Next() (ch int, m Message, ok bool) {
 	}
 	g.mu.queued--
 	return ch, m, true
+}
+
+// Block holds channel ch back: Next takes none of its queued messages
+// (priority events excepted) until Unblock. Barrier alignment blocks a
+// channel that delivered a checkpoint's barrier.
+func (g *InputGate) Block(ch int) {
+	g.mu.Lock()
+	g.mu.chans[ch].blocked = true
+	g.mu.Unlock()
+}
+
+// Unblock lets Next take channel ch's messages again.
+func (g *InputGate) Unblock(ch int) {
+	g.mu.Lock()
+	c := g.mu.chans[ch]
+	c.blocked = false
+	if c.queue.len() > 0 && !c.inReady {
+		c.inReady = true
+		g.mu.ready.push(ch)
+	}
+	g.mu.Unlock()
+	g.Rearm()
+}
+
+// Peek calls fn with each buffer queued on channel ch, oldest first,
+// under the gate's lock: fn must only copy what it needs. An unaligned
+// checkpoint persists the buffers its barrier overtook this way.
+func (g *InputGate) Peek(ch int, fn func(b *Buffer)) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	q := &g.mu.chans[ch].queue
+	for _, m := range q.s[q.head:] {
+		if m.Buf != nil {
+			fn(m.Buf)
+		}
+	}
 }
 
 // Queued is the number of messages waiting over all channels.

@@ -121,3 +121,58 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// A blocked channel yields nothing but its priority events; Peek sees its
+// queued buffers; Unblock releases them in order, and the other channel
+// flows throughout.
+func TestGateBlockPeekUnblock(t *testing.T) {
+	g := NewInputGate()
+	a, b := g.AddChannel(nil), g.AddChannel(nil)
+	spa, spb := NewLocal(g, a, 4, 64), NewLocal(g, b, 4, 64)
+	send := func(sp Subpartition, v byte) {
+		buf := sp.Request()
+		buf.B = append(buf.B, v)
+		buf.Count = 1
+		must(t, sp.Send(buf))
+	}
+	g.Block(a)
+	send(spa, 1)
+	send(spa, 2)
+	send(spb, 10)
+	must(t, spa.SendEvent(Event{Kind: 3, Priority: true, Value: 7}))
+	var peeked []byte
+	g.Peek(a, func(buf *Buffer) { peeked = append(peeked, buf.B[0]) })
+	if !slices.Equal(peeked, []byte{1, 2}) {
+		t.Fatalf("peek of the blocked channel = %v, want [1 2]", peeked)
+	}
+	var got []int
+	take := func() {
+		for {
+			ch, m, ok := g.Next()
+			if !ok {
+				return
+			}
+			if m.Buf != nil {
+				got = append(got, ch*100+int(m.Buf.B[0]))
+				g.Release(ch, m.Buf)
+			} else {
+				got = append(got, -int(m.Event.Value))
+			}
+		}
+	}
+	take()
+	if want := []int{-7, 110}; !slices.Equal(got, want) {
+		t.Fatalf("while blocked: %v, want %v (the priority event and the other channel only)", got, want)
+	}
+	g.Unblock(a)
+	select {
+	case <-g.Notify():
+	default:
+		t.Fatal("Unblock did not signal Notify")
+	}
+	got = got[:0]
+	take()
+	if want := []int{1, 2}; !slices.Equal(got, want) {
+		t.Fatalf("after Unblock: %v, want %v", got, want)
+	}
+}

@@ -193,8 +193,9 @@ func TestQUICManyChannelsInOrderExactlyOnce(t *testing.T) {
 
 // A consumer that does not read: the producer fills the credit and its
 // own pool, then Request returns nil; the gate holds exactly the buffers
-// the credits allow. A priority event then overtakes everything queued
-// at both ends; an ordinary event stays behind the buffers.
+// the credits allow. A priority event then keeps its place behind the
+// producer's backlog and overtakes at the gate; an ordinary event stays
+// behind the buffers.
 func TestQUICSlowConsumerAndPriority(t *testing.T) {
 	checkNoLeak(t)
 	const exclusive, floating, pool = 2, 2, 3
@@ -228,17 +229,23 @@ func TestQUICSlowConsumerAndPriority(t *testing.T) {
 	if want := exclusive + floating + pool; sent != want {
 		t.Fatalf("producer sent %d buffers before blocking, want %d (credits %d + its pool %d)", sent, want, exclusive+floating, pool)
 	}
-	must(t, sp.SendEvent(Event{Kind: 1, Value: 100}))
+	// The priority event is sent while buffers wait for credit at the
+	// producer: it keeps its place behind them there (the consumer must
+	// not see buffers sent before it after it), then overtakes at the
+	// gate whatever is queued there when it arrives, the producer's last
+	// buffer at least. The ordinary event stays behind every buffer.
 	must(t, sp.SendEvent(Event{Kind: 2, Priority: true, Value: 200}))
-	waitFor(t, "the priority event", func() bool { return gate.Queued() == exclusive+floating+1 })
-	if _, m := next(t, gate); m.Buf != nil || m.Event.Value != 200 {
-		t.Fatalf("first message %+v, want the priority event", m)
-	}
+	must(t, sp.SendEvent(Event{Kind: 1, Value: 100}))
 	var got []int
-	for len(got) < sent {
+	prioAt := -1
+	for len(got) < sent || prioAt < 0 {
 		ch, m := next(t, gate)
 		if m.Buf == nil {
-			t.Fatalf("event %+v before buffer %d", m.Event, len(got))
+			if m.Event.Value != 200 || prioAt >= 0 {
+				t.Fatalf("event %+v after %d buffers, want the priority event once", m.Event, len(got))
+			}
+			prioAt = len(got)
+			continue
 		}
 		got = append(got, int(m.Buf.B[0]))
 		gate.Release(ch, m.Buf)
@@ -247,6 +254,9 @@ func TestQUICSlowConsumerAndPriority(t *testing.T) {
 		if n != i {
 			t.Fatalf("buffers in order %v", got)
 		}
+	}
+	if prioAt < exclusive+floating || prioAt >= sent {
+		t.Fatalf("priority event after %d of %d buffers: want it behind the %d the gate held when it was sent and ahead of the producer's last", prioAt, sent, exclusive+floating)
 	}
 	if _, m := next(t, gate); m.Buf != nil || m.Event.Value != 100 {
 		t.Fatalf("after the buffers %+v, want the ordinary event", m)

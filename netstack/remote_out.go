@@ -161,7 +161,13 @@ func (o *remoteOut) SendEvent(e Event) error {
 		return err
 	}
 	switch {
-	case e.Priority:
+	case e.Priority && o.mu.last == nil:
+		// Nothing waits for credit: the event may go ahead of the
+		// frames already queued for the wire. Behind buffers still
+		// waiting for credit it keeps its place (below) and overtakes
+		// only at the consumer's gate, so what the consumer receives
+		// after a priority barrier was sent after it (the producer
+		// holds at most its pool of buffers back).
 		o.mu.prio = append(o.mu.prio, e)
 	case o.mu.last != nil:
 		o.mu.last.events = append(o.mu.last.events, e)
