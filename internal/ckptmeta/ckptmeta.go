@@ -55,6 +55,7 @@ const (
 type Operator struct {
 	UID         string `json:"uid"`
 	Kind        string `json:"kind"`
+	Vertex      int    `json:"vertex"` // the task it ran in
 	Parallelism int    `json:"parallelism"`
 	// Module is the content digest ("sha256:...") of an operator's
 	// module and ABI its ABI version; empty and 0 for connectors.

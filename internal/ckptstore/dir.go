@@ -222,3 +222,15 @@ func (d *Dir) Discard(job string, n uint64) error {
 	}
 	return os.RemoveAll(dir)
 }
+
+// PathOf says where checkpoint n of job is kept in s, for messages and
+// for restoring from it: the folder of a Dir, "memory:<job>/chk-<n>"
+// otherwise.
+func PathOf(s Storage, job string, n uint64) string {
+	if d, ok := s.(*Dir); ok {
+		if p, err := d.chk(job, n); err == nil {
+			return p
+		}
+	}
+	return "memory:" + job + "/chk-" + strconv.FormatUint(n, 10)
+}

@@ -51,6 +51,8 @@ type Job struct {
 	// Network joins the channels whose other end is a subtask this process
 	// does not run; it may be nil when it runs them all.
 	Network Network
+	// Checkpoints sets checkpointing up (checkpoint.go); nil takes none.
+	Checkpoints *Checkpointing
 }
 
 // SubtaskRef names a subtask: a vertex and an index.

@@ -3,8 +3,11 @@ package task
 import (
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 
+	"github.com/weirstream/weir/internal/ckptmeta"
 	"github.com/weirstream/weir/internal/keygroup"
 	"github.com/weirstream/weir/wasmabi"
 	"github.com/weirstream/weir/worker/state"
@@ -27,6 +30,9 @@ type services struct {
 
 	event, proc *timerQueue
 	keyed       bool
+	// declared are the states the module registered, for checkpoints'
+	// metadata and the upgrade check of a restore.
+	declared []ckptmeta.State
 }
 
 func newServices(n *node, keyed bool) *services {
@@ -53,6 +59,10 @@ func (s *services) StateRegister(name string, kind wasmabi.StateKind) (uint32, e
 		return 0, err
 	}
 	s.ids = append(s.ids, id)
+	if !slices.ContainsFunc(s.declared, func(d ckptmeta.State) bool { return d.Name == name }) {
+		s.declared = append(s.declared, ckptmeta.State{Name: name, Kind: ckptmeta.KindName(kind)})
+		slices.SortFunc(s.declared, func(a, b ckptmeta.State) int { return strings.Compare(a.Name, b.Name) })
+	}
 	s.kinds = append(s.kinds, kind.Storage())
 	s.opState = append(s.opState, !kind.Keyed())
 	return uint32(len(s.ids) - 1), nil

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/weirstream/weir/internal/barrier"
 	"github.com/weirstream/weir/internal/keygroup"
 	"github.com/weirstream/weir/netstack"
 	"github.com/weirstream/weir/wasmabi"
@@ -96,6 +97,20 @@ type subtask struct {
 	procTimer *time.Timer
 	procAt    int64
 	batch     connector.Batch
+
+	// Checkpoints (checkpoint.go).
+	mail             mailbox
+	mailBuf          []mail
+	aligner          *barrier.Aligner // nil without checkpoints or inputs
+	ckpt             *ckptState       // the unaligned checkpoint collecting in-flight data
+	barrierSavepoint bool
+	alignTimer       *time.Timer
+	deferred         []deferredEvent // barriers taken while blocked on credits
+}
+
+type deferredEvent struct {
+	ch int
+	e  netstack.Event
 }
 
 // node is the runtime of one Node in one subtask.
@@ -350,6 +365,7 @@ func (r *Run) build() error {
 			}
 			t := &subtask{run: r, job: job, v: v, index: i, ctx: r.ctx, wm: wasmabi.NoWatermark,
 				keyGroups: keygroup.RangeFor(i, v.Parallelism, job.MaxParallelism)}
+			t.mail.wake = make(chan struct{}, 1)
 			t.wmGauge.Store(wasmabi.NoWatermark)
 			byVertex[v][i] = t
 			r.subtasks = append(r.subtasks, t)
@@ -387,6 +403,13 @@ func (r *Run) build() error {
 					}
 					remote = append(remote, RemoteInput{Channel: Channel{Edge: e.ID, From: u, To: t.index}, Index: ch})
 				}
+			}
+			if job.Checkpoints != nil && len(t.inputs) > 0 {
+				a, err := barrier.New(barrier.Config{Channels: len(t.inputs)})
+				if err != nil {
+					return fmt.Errorf("task: %s subtask %d: %w", v.Name, t.index, err)
+				}
+				t.aligner = a
 			}
 			if len(remote) == 0 {
 				continue
@@ -483,11 +506,26 @@ func (r *Run) closeAll() {
 // open creates the node's instance, source or sink.
 func (n *node) open() error {
 	sub := connector.Subtask{Index: n.t.index, Parallelism: n.t.v.Parallelism}
+	var restore *Restore
+	if cp := n.t.job.Checkpoints; cp != nil {
+		sub.Exactly = true
+		restore = cp.Restore
+	}
 	var err error
 	switch n.spec.Kind {
 	case NodeSource:
+		if restore != nil {
+			if err := n.restoreSource(restore, &sub); err != nil {
+				return err
+			}
+		}
 		n.src, err = n.spec.Source.NewSource(n.spec.SourceOptions, sub)
 	case NodeSink:
+		if restore != nil {
+			if err := n.restoreSink(restore, &sub); err != nil {
+				return err
+			}
+		}
 		n.sink, err = n.spec.Sink.NewSink(n.spec.SinkOptions, sub)
 	case NodeOperator:
 		kind := n.spec.Desc.Kind
@@ -498,8 +536,18 @@ func (n *node) open() error {
 		}
 		n.direct, _ = n.op.(directOperator)
 		n.meter()
+		if restore != nil {
+			if err := n.restoreOperator(restore); err != nil {
+				return err
+			}
+		}
 		if err = n.op.Open(n.spec.Params); err != nil {
 			return n.annotate(err)
+		}
+		if restore != nil {
+			if err := n.checkUpgrade(restore); err != nil {
+				return err
+			}
 		}
 		if kind == wasmabi.KindAggregate {
 			n.win, err = newWindowOp(n, n.svc)
@@ -532,6 +580,13 @@ func (t *subtask) close() {
 	if t.procTimer != nil {
 		t.procTimer.Stop()
 	}
+	if t.alignTimer != nil {
+		t.alignTimer.Stop()
+	}
+	if t.ckpt != nil {
+		t.finishInFlight(t.ckpt)
+		t.ckpt = nil
+	}
 	for _, w := range t.writers {
 		for _, sp := range w.subs {
 			sp.Close()
@@ -561,7 +616,13 @@ func (t *subtask) runLoop() (err error) {
 	if err != nil {
 		return err
 	}
-	return t.endOfInput()
+	if err := t.endOfInput(); err != nil {
+		return err
+	}
+	if cp := t.job.Checkpoints; cp != nil && cp.OnFinished != nil {
+		cp.OnFinished(SubtaskRef{t.v.ID, t.index})
+	}
+	return nil
 }
 
 // runSource reads the head source until it ends.
@@ -605,6 +666,11 @@ func (t *subtask) runSource() error {
 				return err
 			}
 		}
+		if t.mail.has.Load() {
+			if err := t.handleMail(); err != nil {
+				return err
+			}
+		}
 		if errors.Is(err, io.EOF) || t.run.stopSources.Load() {
 			return nil
 		}
@@ -639,9 +705,24 @@ func (t *subtask) runSource() error {
 // Output buffers go out when full, when the gate runs dry, and at the
 // latest FlushInterval after the last flush.
 func (t *subtask) runGate() error {
+	if err := t.replayInFlight(); err != nil {
+		return err
+	}
 	ended := 0
 	lastFlush := time.Now()
 	for ended < len(t.inputs) {
+		if t.mail.has.Load() {
+			if err := t.handleMail(); err != nil {
+				return err
+			}
+		}
+		for len(t.deferred) > 0 {
+			d := t.deferred[0]
+			t.deferred = t.deferred[1:]
+			if err := t.onEvent(d.ch, d.e, true); err != nil {
+				return err
+			}
+		}
 		ch, m, ok := t.gate.Next()
 		if !ok {
 			if err := t.fireProcessing(); err != nil {
@@ -657,6 +738,15 @@ func (t *subtask) runGate() error {
 				return context.Cause(t.ctx)
 			case <-t.procC():
 				t.procAt = 0
+			case <-t.mail.wake:
+			case <-t.alignC():
+				acts, err := t.aligner.Step(barrier.AlignmentTimeout{Now: t.now()})
+				if err != nil {
+					return err
+				}
+				if err := t.barrierActions(acts); err != nil {
+					return err
+				}
 			}
 			t.idle.Add(int64(time.Since(lastFlush)))
 			continue
@@ -666,7 +756,20 @@ func (t *subtask) runGate() error {
 		}
 		if m.Buf != nil {
 			t.recIn.Add(int64(m.Buf.Count))
-			err := t.nodes[0].receive(t.inputs[ch].input, m.Buf.B, m.Buf.Count)
+			input := t.inputs[ch].input
+			if t.aligner != nil {
+				v, err := t.aligner.Admit(ch)
+				if err != nil {
+					return fmt.Errorf("task %s subtask %d: input channel %d: %w", t.v.Name, t.index, ch, err)
+				}
+				if v.Hold {
+					return fmt.Errorf("task %s subtask %d: internal error: the gate delivered a buffer of held input channel %d", t.v.Name, t.index, ch)
+				}
+				if v.Persist != 0 {
+					t.persist(v.Persist, input, m.Buf.B, m.Buf.Count)
+				}
+			}
+			err := t.nodes[0].receive(input, m.Buf.B, m.Buf.Count)
 			t.gate.Release(ch, m.Buf)
 			if err != nil {
 				return err
@@ -707,8 +810,19 @@ func (t *subtask) onEvent(ch int, e netstack.Event, more bool) error {
 		return t.inputWatermark()
 	case evLatency:
 		return t.latencyMarker(e.Value)
+	case evBarrier:
+		return t.onBarrier(ch, e.Value)
 	case evEnd:
 		g.ended = true
+		if t.aligner != nil {
+			acts, err := t.aligner.Step(barrier.EndOfStream{Channel: ch})
+			if err != nil {
+				return fmt.Errorf("task %s subtask %d: input channel %d: %w", t.v.Name, t.index, ch, err)
+			}
+			if err := t.barrierActions(acts); err != nil {
+				return err
+			}
+		}
 		if more {
 			return t.inputWatermark()
 		}
@@ -743,6 +857,13 @@ func (t *subtask) priorityEvents() error {
 		ch, e, ok := t.gate.NextPriority()
 		if !ok {
 			return nil
+		}
+		if e.Kind == evBarrier {
+			// The subtask is in the middle of writing a batch's output:
+			// its snapshot waits until the batch is out, so nothing the
+			// state already holds is missing downstream.
+			t.deferred = append(t.deferred, deferredEvent{ch, e})
+			continue
 		}
 		if err := t.onEvent(ch, e, true); err != nil {
 			return err
@@ -807,6 +928,23 @@ func (t *subtask) eventAll(kind uint8, wm int64) error {
 		}
 	}
 	return nil
+}
+
+// alignC returns a channel that fires at the alignment deadline of the
+// checkpoint aligning now (nil if none).
+func (t *subtask) alignC() <-chan time.Time {
+	if t.aligner == nil {
+		return nil
+	}
+	d, ok := t.aligner.Deadline()
+	if !ok {
+		return nil
+	}
+	if t.alignTimer == nil {
+		t.alignTimer = time.NewTimer(time.Hour)
+	}
+	t.alignTimer.Reset(max(d-t.now(), 0))
+	return t.alignTimer.C
 }
 
 // procC returns the channel of the processing-time timer, armed for the

@@ -1,0 +1,427 @@
+package checkpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/weirstream/weir/internal/ckptmeta"
+	"github.com/weirstream/weir/internal/ckptstore"
+)
+
+// Tasks is what a Runner drives: the running tasks of the job, wherever
+// they run. The calls must not block on the tasks (post and return).
+type Tasks interface {
+	// Trigger injects the barrier of a at its sources.
+	Trigger(a TriggerCheckpoint)
+	// NotifyComplete tells every task that checkpoint id is complete.
+	NotifyComplete(id uint64)
+	// Abort tells every task that checkpoint id was given up.
+	Abort(id uint64)
+}
+
+// RunnerConfig configures a Runner.
+type RunnerConfig struct {
+	Config   Config
+	Topology Topology
+	// Storage keeps the job's checkpoints under Job.
+	Storage ckptstore.Storage
+	Job     string
+	// Template is the payload of every checkpoint without the subtasks'
+	// files and states: job, max parallelism, backend, and per operator
+	// its uid, kind, parallelism, module and key groups per subtask.
+	Template ckptmeta.Payload
+	Tasks    Tasks
+	// OnFail is called (under the runner's lock: it must not call back)
+	// when more checkpoints failed in a row than tolerated.
+	OnFail func(reason string)
+	Logger *slog.Logger
+}
+
+// Runner carries out a Coordinator's decisions: it ticks it, injects
+// barriers through Tasks, writes the metadata of completed checkpoints
+// last and atomically, copies savepoints to their folders, and discards
+// what is no longer retained. Its methods are safe for concurrent use.
+type Runner struct {
+	cfg   RunnerConfig
+	log   *slog.Logger
+	start time.Time
+	wake  chan struct{}
+
+	mu      sync.Mutex
+	coord   *Coordinator
+	acks    map[ackKey]ckptmeta.Ack
+	started map[uint64]started
+	stops   map[string]func(SavepointInfo) // savepoint request -> what to do once it ended
+	stats   Stats
+}
+
+type ackKey struct {
+	id uint64
+	s  Subtask
+}
+
+type started struct {
+	at   time.Duration
+	wall time.Time
+	mode string
+}
+
+// Stats are the job's checkpoint figures.
+type Stats struct {
+	Completed, Failed int
+	InProgress        int
+	Latest            *CompletedInfo
+	LastFailure       string
+}
+
+// CompletedInfo describes a completed checkpoint or savepoint.
+type CompletedInfo struct {
+	ID        uint64
+	Path      string
+	Duration  time.Duration
+	Size      int64
+	Savepoint bool
+}
+
+// NewRunner returns a runner for a job, idle until Running.
+func NewRunner(cfg RunnerConfig) (*Runner, error) {
+	c, err := New(cfg.Config, cfg.Topology)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Storage == nil || cfg.Tasks == nil {
+		return nil, fmt.Errorf("%w: a runner needs storage and tasks", ErrInvalid)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Runner{cfg: cfg, log: log, start: time.Now(), wake: make(chan struct{}, 1), coord: c,
+		acks: map[ackKey]ckptmeta.Ack{}, started: map[uint64]started{}, stops: map[string]func(SavepointInfo){}}, nil
+}
+
+func (r *Runner) now() time.Duration { return time.Since(r.start) }
+
+// Run ticks the coordinator until ctx is done.
+func (r *Runner) Run(ctx context.Context) error {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		r.mu.Lock()
+		next, ok := r.coord.Next()
+		r.mu.Unlock()
+		if ok {
+			t.Reset(max(next-r.now(), 0))
+		} else {
+			t.Reset(time.Hour)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.wake:
+		case <-t.C:
+			r.step(Tick{Now: r.now()})
+		}
+	}
+}
+
+// step applies ev and carries out the actions; r.mu must not be held.
+func (r *Runner) step(ev Event) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := r.stepLocked(ev)
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	return err
+}
+
+func (r *Runner) stepLocked(ev Event) error {
+	acts, err := r.coord.Step(ev)
+	if err != nil {
+		return err
+	}
+	for len(acts) > 0 {
+		a := acts[0]
+		acts = acts[1:]
+		more := r.do(a)
+		acts = append(acts, more...)
+	}
+	r.stats.InProgress = len(r.coord.Pending())
+	return nil
+}
+
+// do carries out one action and returns the coordinator's actions that
+// follow from what it did.
+func (r *Runner) do(a Action) []Action {
+	switch a := a.(type) {
+	case TriggerCheckpoint:
+		r.started[a.ID] = started{at: a.Timestamp, wall: time.Now(), mode: string(a.Mode)}
+		r.log.Debug("checkpoint triggered", "checkpoint", a.ID, "savepoint", a.Savepoint, "mode", a.Mode)
+		r.cfg.Tasks.Trigger(a)
+	case AbortCheckpoint:
+		r.cfg.Tasks.Abort(a.ID)
+		r.forget(a.ID)
+		_ = r.cfg.Storage.Discard(r.cfg.Job, a.ID)
+		r.stats.Failed++
+		r.stats.LastFailure = fmt.Sprintf("checkpoint %d: %s", a.ID, a.Reason)
+		r.log.Warn("checkpoint aborted", "checkpoint", a.ID, "reason", a.Reason)
+		if a.Savepoint {
+			r.savepointEnded(a.RequestID)
+		}
+	case Complete:
+		path, size, err := r.persist(a)
+		if err != nil {
+			return r.must(StorageFailed{Now: r.now(), Checkpoint: a.ID, Err: err.Error()})
+		}
+		st := r.started[a.ID]
+		r.stats.Completed++
+		r.stats.Latest = &CompletedInfo{ID: a.ID, Path: path, Duration: r.now() - st.at, Size: size, Savepoint: a.Savepoint}
+		r.log.Info("checkpoint completed", "checkpoint", a.ID, "savepoint", a.Savepoint, "path", path, "bytes", size, "duration", r.now()-st.at)
+		r.forget(a.ID)
+		out := r.must(Persisted{Now: r.now(), Checkpoint: a.ID})
+		if a.Savepoint {
+			r.savepointEnded(a.RequestID)
+		}
+		return out
+	case NotifyComplete:
+		r.cfg.Tasks.NotifyComplete(a.ID)
+	case Discard:
+		if err := r.cfg.Storage.Discard(r.cfg.Job, a.ID); err != nil {
+			r.log.Warn("discarding a checkpoint", "checkpoint", a.ID, "err", err)
+		}
+	case DiscardState:
+		// The files live in the checkpoint's folder, which its abort
+		// discarded (or will).
+	case RefuseSavepoint:
+		r.log.Warn("savepoint refused", "request", a.RequestID, "reason", a.Reason)
+		if f := r.stops[a.RequestID]; f != nil {
+			delete(r.stops, a.RequestID)
+			f(SavepointInfo{State: SavepointFailed, Reason: a.Reason})
+		}
+	case FailJob:
+		r.stats.LastFailure = a.Reason
+		if r.cfg.OnFail != nil {
+			r.cfg.OnFail(a.Reason)
+		}
+	}
+	return nil
+}
+
+func (r *Runner) must(ev Event) []Action {
+	acts, err := r.coord.Step(ev)
+	if err != nil {
+		r.log.Error("checkpoint coordinator refused an event", "event", fmt.Sprintf("%T", ev), "err", err)
+	}
+	return acts
+}
+
+func (r *Runner) forget(id uint64) {
+	delete(r.started, id)
+	for k := range r.acks {
+		if k.id == id {
+			delete(r.acks, k)
+		}
+	}
+}
+
+// savepointEnded runs what was waiting for savepoint request to end.
+func (r *Runner) savepointEnded(request string) {
+	f := r.stops[request]
+	if f == nil {
+		return
+	}
+	delete(r.stops, request)
+	if info, ok := r.coord.SavepointStatus(request); ok {
+		f(r.located(info))
+	}
+}
+
+// persist writes the metadata of a completed checkpoint (a savepoint:
+// copies its files to its folder first) and returns where it is.
+func (r *Runner) persist(a Complete) (string, int64, error) {
+	p := r.cfg.Template
+	p.Version = ckptmeta.Version
+	p.Checkpoint = a.ID
+	p.Savepoint = a.Savepoint
+	st := r.started[a.ID]
+	p.Taken, p.Mode = st.wall, st.mode
+	p.Operators = make([]ckptmeta.Operator, len(r.cfg.Template.Operators))
+	byUID := map[string]*ckptmeta.Operator{}
+	for i, o := range r.cfg.Template.Operators {
+		o.Subtasks = append([]ckptmeta.Subtask(nil), o.Subtasks...)
+		p.Operators[i] = o
+		byUID[o.UID] = &p.Operators[i]
+	}
+	var files []ckptstore.FileInfo
+	var size int64
+	for _, ack := range a.Acks {
+		got, ok := r.acks[ackKey{a.ID, ack.Subtask}]
+		if !ok && !ack.Finished {
+			return "", 0, fmt.Errorf("checkpoint %d: no acknowledgement of %s on record", a.ID, ack.Subtask)
+		}
+		for _, n := range got.Nodes {
+			op := byUID[n.UID]
+			if op == nil || ack.Subtask.Index >= len(op.Subtasks) {
+				return "", 0, fmt.Errorf("checkpoint %d: %s acknowledged for operator %s, which the job does not have", a.ID, ack.Subtask, n.UID)
+			}
+			s := &op.Subtasks[ack.Subtask.Index]
+			for _, f := range n.Files {
+				s.Files = append(s.Files, ckptmeta.File{Role: f.Role, Name: f.Name, Size: f.Size})
+				files = append(files, ckptstore.FileInfo{Name: f.Name, Size: f.Size, CRC32: f.CRC32})
+				size += f.Size
+			}
+			if len(n.States) > 0 && len(op.States) == 0 {
+				op.States = n.States
+			}
+		}
+		if ack.Finished {
+			for i := range p.Operators {
+				if o := &p.Operators[i]; o.Vertex == ack.Subtask.Vertex && ack.Subtask.Index < len(o.Subtasks) {
+					o.Subtasks[ack.Subtask.Index].Finished = true
+				}
+			}
+		}
+	}
+	payload, err := ckptmeta.Encode(&p)
+	if err != nil {
+		return "", 0, err
+	}
+	store, job := r.cfg.Storage, r.cfg.Job
+	if a.Savepoint {
+		sp := &ckptstore.Dir{Root: a.Dir}
+		for _, f := range files {
+			if err := copyFile(r.cfg.Storage, r.cfg.Job, a.ID, f, sp, job); err != nil {
+				_ = sp.Discard(job, a.ID)
+				return "", 0, fmt.Errorf("copying savepoint %d to %s: %w", a.ID, a.Dir, err)
+			}
+		}
+		store = sp
+	}
+	if err := store.Commit(ckptstore.Metadata{Version: ckptstore.MetadataVersion, Job: job, Checkpoint: a.ID, Files: files, Payload: payload}); err != nil {
+		return "", 0, err
+	}
+	if a.Savepoint {
+		_ = r.cfg.Storage.Discard(r.cfg.Job, a.ID)
+	}
+	return ckptstore.PathOf(store, job, a.ID), size, nil
+}
+
+func copyFile(from ckptstore.Storage, job string, n uint64, f ckptstore.FileInfo, to ckptstore.Storage, toJob string) error {
+	b, err := from.Read(job, n, f)
+	if err != nil {
+		return err
+	}
+	w, err := to.Create(toJob, n, f.Name)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(b); err != nil {
+		w.Abort()
+		return err
+	}
+	_, err = w.Close()
+	return err
+}
+
+// Running says every subtask of attempt runs: checkpoints may start.
+func (r *Runner) Running(attempt int) { r.step(JobRunning{Now: r.now(), Attempt: attempt}) }
+
+// Ack takes a subtask's acknowledgement or decline.
+func (r *Runner) Ack(a ckptmeta.Ack) error {
+	s := Subtask{Vertex: a.Vertex, Index: a.Index}
+	if a.Declined != "" {
+		return r.step(TaskDeclined{Now: r.now(), Checkpoint: a.Checkpoint, Subtask: s, Attempt: a.Attempt, Reason: a.Declined})
+	}
+	var hs []Handle
+	for _, n := range a.Nodes {
+		for _, f := range n.Files {
+			hs = append(hs, Handle{Path: f.Name, Size: f.Size})
+		}
+	}
+	r.mu.Lock()
+	r.acks[ackKey{a.Checkpoint, s}] = a
+	r.mu.Unlock()
+	err := r.step(TaskAck{Now: r.now(), Checkpoint: a.Checkpoint, Subtask: s, Attempt: a.Attempt, Handles: hs})
+	if err != nil {
+		r.mu.Lock()
+		delete(r.acks, ackKey{a.Checkpoint, s})
+		r.mu.Unlock()
+	}
+	return err
+}
+
+// Finished says a subtask ended with all its input processed.
+func (r *Runner) Finished(s Subtask, attempt int) {
+	r.step(TaskFinished{Now: r.now(), Subtask: s, Attempt: attempt})
+}
+
+// Failed says a subtask (or its worker) failed: pending checkpoints end.
+func (r *Runner) Failed(s Subtask, reason string) {
+	r.step(TaskFailed{Now: r.now(), Subtask: s, Reason: reason})
+}
+
+// ErrSavepointRefused is returned by Savepoint when the job cannot take
+// one now.
+var ErrSavepointRefused = errors.New("checkpoint: savepoint refused")
+
+// Savepoint requests a savepoint into dir under request (idempotent).
+// then, if not nil, is called once it ended (completed or failed), under
+// the runner's lock.
+func (r *Runner) Savepoint(request, dir string, then func(SavepointInfo)) (SavepointInfo, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if info, ok := r.coord.SavepointStatus(request); ok {
+		return r.located(info), nil
+	}
+	if then != nil {
+		r.stops[request] = then
+	}
+	if err := r.stepLocked(SavepointRequested{Now: r.now(), RequestID: request, Dir: dir}); err != nil {
+		delete(r.stops, request)
+		return SavepointInfo{}, err
+	}
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	if info, ok := r.coord.SavepointStatus(request); ok {
+		return r.located(info), nil
+	}
+	delete(r.stops, request)
+	return SavepointInfo{State: SavepointFailed}, fmt.Errorf("%w: the job is not running all its tasks; try again once it is", ErrSavepointRefused)
+}
+
+// SavepointStatus reports how savepoint request went; Dir is the
+// savepoint's folder once completed.
+func (r *Runner) SavepointStatus(request string) (SavepointInfo, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	info, ok := r.coord.SavepointStatus(request)
+	return r.located(info), ok
+}
+
+// located turns a completed savepoint's Dir into its folder.
+func (r *Runner) located(info SavepointInfo) SavepointInfo {
+	if info.State == SavepointCompleted {
+		info.Dir = ckptstore.PathOf(&ckptstore.Dir{Root: info.Dir}, r.cfg.Job, info.ID)
+	}
+	return info
+}
+
+// Stats returns the job's checkpoint figures.
+func (r *Runner) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.stats
+	if s.Latest != nil {
+		l := *s.Latest
+		s.Latest = &l
+	}
+	return s
+}

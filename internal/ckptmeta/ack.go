@@ -1,0 +1,111 @@
+package ckptmeta
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/weirstream/weir/wasmabi"
+)
+
+// Ack is one subtask's answer to a checkpoint's barrier, as a worker sends
+// it to the checkpoint coordinator: the files it wrote for each node of its
+// chain and the states each operator declared, or why it declined.
+type Ack struct {
+	Checkpoint uint64 `json:"checkpoint"`
+	Attempt    int    `json:"attempt"`
+	Vertex     int    `json:"vertex"`
+	Index      int    `json:"index"`
+	// Declined, when not empty, says why the subtask gave the checkpoint
+	// up (its snapshot or upload failed, or its alignment was aborted).
+	Declined string    `json:"declined,omitempty"`
+	Nodes    []NodeAck `json:"nodes,omitempty"`
+}
+
+// NodeAck is what one node of the subtask's chain wrote.
+type NodeAck struct {
+	UID    string    `json:"uid"`
+	Files  []AckFile `json:"files,omitempty"`
+	States []State   `json:"states,omitempty"`
+}
+
+// AckFile is one file written, with its checksum for the metadata.
+type AckFile struct {
+	Role  string `json:"role"`
+	Name  string `json:"name"`
+	Size  int64  `json:"size"`
+	CRC32 uint32 `json:"crc32c"`
+}
+
+// KindName is the name of a state kind in payloads, job specs and
+// messages.
+func KindName(k wasmabi.StateKind) string {
+	switch k {
+	case wasmabi.StateValue:
+		return "value"
+	case wasmabi.StateList:
+		return "list"
+	case wasmabi.StateMap:
+		return "map"
+	case wasmabi.StateOperatorList:
+		return "operator_list"
+	case wasmabi.StateUnionList:
+		return "union_list"
+	case wasmabi.StateBroadcast:
+		return "broadcast"
+	}
+	return fmt.Sprintf("kind(%d)", k)
+}
+
+// Shape is what a restore checks a payload against: the job about to run.
+type Shape struct {
+	MaxParallelism int
+	// Operators by uid: kind and parallelism.
+	Operators map[string]ShapeOperator
+}
+
+// ShapeOperator is one node of the job about to run.
+type ShapeOperator struct {
+	Kind        string
+	Parallelism int
+}
+
+// CheckRestore says why p cannot be restored into a job of shape s: a
+// different max parallelism; operators with state the job does not have
+// (unless allowNonRestored); an operator whose kind changed; in-flight
+// data of an unaligned checkpoint at another parallelism. nil when it can.
+func (p *Payload) CheckRestore(s Shape, allowNonRestored bool) error {
+	what := "checkpoint"
+	if p.Savepoint {
+		what = "savepoint"
+	}
+	if p.MaxParallelism != s.MaxParallelism {
+		return fmt.Errorf("restoring %s %d: it was taken with max parallelism %d and the job has %d: key groups cannot be re-cut; run the job with max_parallelism %d", what, p.Checkpoint, p.MaxParallelism, s.MaxParallelism, p.MaxParallelism)
+	}
+	var uids []string
+	for uid := range s.Operators {
+		uids = append(uids, uid)
+	}
+	if un := p.Unmatched(uids); len(un) > 0 && !allowNonRestored {
+		return fmt.Errorf("restoring %s %d: the job has no operator with uid %s, whose state the %s holds; give those operators their old uids, or pass --allow-non-restored-state to drop their state", what, p.Checkpoint, strings.Join(un, ", "), what)
+	}
+	var problems []string
+	for _, o := range p.Operators {
+		n, ok := s.Operators[o.UID]
+		if !ok {
+			continue
+		}
+		if n.Kind != o.Kind {
+			problems = append(problems, fmt.Sprintf("%s was a %s and is a %s", o.UID, o.Kind, n.Kind))
+		}
+		if n.Parallelism != o.Parallelism && slices.ContainsFunc(o.Subtasks, func(st Subtask) bool {
+			return slices.ContainsFunc(st.Files, func(f File) bool { return f.Role == RoleInFlight && f.Size > 0 })
+		}) {
+			problems = append(problems, fmt.Sprintf("%s holds in-flight data of an unaligned checkpoint, which restores only at its parallelism %d (not %d): restore at %d, or rescale from a savepoint (always aligned)", o.UID, o.Parallelism, n.Parallelism, o.Parallelism))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("restoring %s %d: %s", what, p.Checkpoint, strings.Join(problems, "; "))
+	}
+	return nil
+}

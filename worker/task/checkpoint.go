@@ -1,0 +1,621 @@
+package task
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weirstream/weir/internal/barrier"
+	"github.com/weirstream/weir/internal/ckptmeta"
+	"github.com/weirstream/weir/internal/ckptstore"
+	"github.com/weirstream/weir/internal/snapshot"
+	"github.com/weirstream/weir/internal/splits"
+	"github.com/weirstream/weir/netstack"
+	"github.com/weirstream/weir/worker/connector"
+	"github.com/weirstream/weir/worker/state"
+)
+
+// Checkpoints. The checkpoint coordinator (coordinator/checkpoint) starts
+// a checkpoint by having the runs that hold its sources inject a barrier
+// (Run.TriggerCheckpoint). Barriers travel in band; each subtask aligns
+// them at its input gate with an internal/barrier Aligner, takes the
+// synchronous part of its snapshot on its own goroutine (source splits,
+// backend snapshots of its operators, its sinks' pre-commits), sends the
+// barrier on, and uploads the files from another goroutine; then it
+// acknowledges (Checkpointing.OnAck). Once the checkpoint is complete the
+// coordinator says so (Run.NotifyComplete) and two-phase-commit sinks
+// commit.
+
+// Checkpointing is the checkpoint setup of a Job.
+type Checkpointing struct {
+	// Storage receives the subtasks' snapshot files, under StorageJob
+	// (the job's id in the storage).
+	Storage    ckptstore.Storage
+	StorageJob string
+	// AlignmentTimeout, for aligned checkpoints, switches an alignment
+	// that took this long to unaligned; 0 never does.
+	AlignmentTimeout time.Duration
+	// OnAck receives each subtask's acknowledgement (or decline) of a
+	// checkpoint, from any goroutine.
+	OnAck func(ckptmeta.Ack)
+	// OnFinished is told when a subtask ended with all its input
+	// processed: it takes part in no later checkpoint.
+	OnFinished func(SubtaskRef)
+	// Restore is the checkpoint the run starts from; nil starts afresh.
+	Restore *Restore
+}
+
+// Restore is a completed checkpoint or savepoint to start from.
+type Restore struct {
+	Storage ckptstore.Storage
+	Meta    ckptstore.Metadata
+	Payload *ckptmeta.Payload
+	// AllowNonRestored drops the state of operators the job no longer
+	// has instead of refusing the restore.
+	AllowNonRestored bool
+}
+
+// evBarrier is a checkpoint barrier; its Value packs the checkpoint id,
+// whether it is a savepoint and its mode (barrierValue).
+const evBarrier uint8 = 16
+
+var modeCodes = []barrier.Mode{barrier.Aligned, barrier.Unaligned, barrier.AtLeastOnce}
+
+func barrierValue(id uint64, mode barrier.Mode, savepoint bool) int64 {
+	v := id<<3 | uint64(slices.Index(modeCodes, mode))
+	if savepoint {
+		v |= 4
+	}
+	return int64(v)
+}
+
+func parseBarrier(v int64) (id uint64, mode barrier.Mode, savepoint bool, err error) {
+	u := uint64(v)
+	c := int(u & 3)
+	if c >= len(modeCodes) || u>>3 == 0 {
+		return 0, "", false, fmt.Errorf("malformed barrier %#x", u)
+	}
+	return u >> 3, modeCodes[c], u&4 != 0, nil
+}
+
+// mail is a request to a subtask from outside its goroutine.
+type mail struct {
+	kind      uint8 // mailTrigger, mailNotify, mailAbort
+	id        uint64
+	mode      barrier.Mode
+	savepoint bool
+}
+
+const (
+	mailTrigger uint8 = iota + 1
+	mailNotify
+	mailAbort
+)
+
+// mailbox holds a subtask's mail; the subtask polls has (an atomic, so
+// the hot path takes no lock) and is woken through wake.
+type mailbox struct {
+	has  atomic.Bool
+	wake chan struct{}
+	mu   sync.Mutex
+	box  []mail
+}
+
+func (m *mailbox) post(x mail) {
+	m.mu.Lock()
+	m.box = append(m.box, x)
+	m.has.Store(true)
+	m.mu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (m *mailbox) take(dst []mail) []mail {
+	m.mu.Lock()
+	dst = append(dst, m.box...)
+	m.box = m.box[:0]
+	m.has.Store(false)
+	m.mu.Unlock()
+	return dst
+}
+
+// TriggerCheckpoint injects the barrier of checkpoint id at every source
+// subtask of this run, after the batch each is reading.
+func (r *Run) TriggerCheckpoint(id uint64, mode barrier.Mode, savepoint bool) {
+	for _, t := range r.subtasks {
+		if t.nodes[0].spec.Kind == NodeSource {
+			t.mail.post(mail{kind: mailTrigger, id: id, mode: mode, savepoint: savepoint})
+		}
+	}
+}
+
+// NotifyComplete tells every subtask that checkpoint id is complete and
+// durable: two-phase-commit sinks commit up to it.
+func (r *Run) NotifyComplete(id uint64) {
+	for _, t := range r.subtasks {
+		t.mail.post(mail{kind: mailNotify, id: id})
+	}
+}
+
+// AbortCheckpoint tells every subtask that checkpoint id was given up:
+// alignments of it end and its barriers are ignored.
+func (r *Run) AbortCheckpoint(id uint64) {
+	for _, t := range r.subtasks {
+		t.mail.post(mail{kind: mailAbort, id: id})
+	}
+}
+
+// ckptState is a subtask's part of one checkpoint in progress.
+type ckptState struct {
+	id        uint64
+	mode      barrier.Mode
+	nodes     []ckptmeta.NodeAck
+	snaps     []*state.Snapshot // by node, nil for nodes without one
+	blobs     []blob
+	inflight  bytes.Buffer // unaligned: entries persisted, by input
+	waitDone  bool         // the in-flight data are not complete yet
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+type blob struct {
+	node int // index in ckptState.nodes
+	role string
+	b    []byte
+}
+
+// checkpointing says whether the subtask's job takes checkpoints.
+func (t *subtask) checkpointing() *Checkpointing { return t.job.Checkpoints }
+
+// handleMail carries out the mail posted to t.
+func (t *subtask) handleMail() error {
+	t.mailBuf = t.mail.take(t.mailBuf[:0])
+	for _, m := range t.mailBuf {
+		switch m.kind {
+		case mailTrigger:
+			if err := t.snapshot(m.id, m.mode, m.savepoint); err != nil {
+				return err
+			}
+		case mailNotify:
+			for _, n := range t.nodes {
+				if tp, ok := n.sink.(connector.TwoPhaseSink); ok {
+					if err := tp.Commit(m.id); err != nil {
+						return fmt.Errorf("sink %s subtask %d: committing checkpoint %d: %w", n.spec.UID, t.index, m.id, err)
+					}
+				}
+			}
+		case mailAbort:
+			if t.aligner != nil {
+				acts, err := t.aligner.Step(barrier.Abort{Checkpoint: m.id})
+				if err != nil {
+					return err
+				}
+				if err := t.barrierActions(acts); err != nil {
+					return err
+				}
+			}
+			if c := t.ckpt; c != nil && c.id == m.id {
+				t.finishInFlight(c)
+				t.ckpt = nil
+			}
+		}
+	}
+	return nil
+}
+
+// now is the monotonic time the aligner works with.
+func (t *subtask) now() time.Duration { return time.Since(t.run.start) }
+
+// onBarrier handles a barrier from input channel ch.
+func (t *subtask) onBarrier(ch int, v int64) error {
+	id, mode, sp, err := parseBarrier(v)
+	if err != nil {
+		return fmt.Errorf("task %s subtask %d: input channel %d: %w", t.v.Name, t.index, ch, err)
+	}
+	if t.aligner == nil {
+		return fmt.Errorf("task %s subtask %d: a checkpoint barrier on input channel %d, and the job takes no checkpoints", t.v.Name, t.index, ch)
+	}
+	timeout := time.Duration(0)
+	if mode == barrier.Aligned && !sp {
+		timeout = t.checkpointing().AlignmentTimeout
+	}
+	t.barrierSavepoint = sp
+	acts, err := t.aligner.Step(barrier.Barrier{Channel: ch, Checkpoint: id, Mode: mode, AlignmentTimeout: timeout, Now: t.now()})
+	if err != nil {
+		return fmt.Errorf("task %s subtask %d: input channel %d: %w", t.v.Name, t.index, ch, err)
+	}
+	return t.barrierActions(acts)
+}
+
+// barrierActions carries out what the aligner decided.
+func (t *subtask) barrierActions(acts []barrier.Action) error {
+	for _, a := range acts {
+		switch a := a.(type) {
+		case barrier.Block:
+			t.gate.Block(a.Channel)
+		case barrier.Unblock:
+			t.gate.Unblock(a.Channel)
+		case barrier.Snapshot:
+			if err := t.snapshot(a.Checkpoint, a.Mode, t.barrierSavepoint); err != nil {
+				return err
+			}
+		case barrier.PersistInFlight:
+			if c := t.ckpt; c != nil && c.id == a.Checkpoint {
+				in := t.inputs[a.Channel].input
+				t.gate.Peek(a.Channel, func(b *netstack.Buffer) { appendInFlight(&c.inflight, in, b.B, b.Count) })
+			}
+		case barrier.Done:
+			if c := t.ckpt; c != nil && c.id == a.Checkpoint {
+				t.finishInFlight(c)
+				t.ckpt = nil
+			}
+		case barrier.AbortCheckpoint:
+			if c := t.ckpt; c != nil && c.id == a.ID {
+				t.finishInFlight(c)
+				t.ckpt = nil
+			}
+			t.decline(a.ID, a.Reason)
+		case barrier.SwitchToUnaligned:
+			t.run.log.Info("checkpoint switched to unaligned", "checkpoint", a.Checkpoint, "task", t.v.Name, "subtask", t.index, "reason", a.Reason)
+		}
+	}
+	return nil
+}
+
+// persist appends a buffer processed after the snapshot, from a channel
+// whose barrier has not arrived yet, to checkpoint id's in-flight data.
+func (t *subtask) persist(id uint64, input int, entries []byte, count int) {
+	if c := t.ckpt; c != nil && c.id == id {
+		appendInFlight(&c.inflight, input, entries, count)
+	}
+}
+
+// appendInFlight appends one buffer of in-flight data: input (u16),
+// count (u32), length (u32), the entries.
+func appendInFlight(b *bytes.Buffer, input int, entries []byte, count int) {
+	var h [10]byte
+	binary.LittleEndian.PutUint16(h[0:], uint16(input))
+	binary.LittleEndian.PutUint32(h[2:], uint32(count))
+	binary.LittleEndian.PutUint32(h[6:], uint32(len(entries)))
+	b.Write(h[:])
+	b.Write(entries)
+}
+
+// finishInFlight releases the upload of c waiting for its in-flight data.
+func (t *subtask) finishInFlight(c *ckptState) {
+	c.closeOnce.Do(func() { close(c.done) })
+}
+
+// decline tells the coordinator the subtask gives checkpoint id up.
+func (t *subtask) decline(id uint64, reason string) {
+	if cp := t.checkpointing(); cp != nil && cp.OnAck != nil {
+		cp.OnAck(ckptmeta.Ack{Checkpoint: id, Attempt: t.job.Attempt, Vertex: t.v.ID, Index: t.index, Declined: reason})
+	}
+}
+
+// snapshot takes the synchronous part of the subtask's snapshot for
+// checkpoint id, sends the barrier downstream and starts the upload.
+func (t *subtask) snapshot(id uint64, mode barrier.Mode, savepoint bool) error {
+	cp := t.checkpointing()
+	if cp == nil {
+		return nil
+	}
+	if old := t.ckpt; old != nil {
+		t.finishInFlight(old) // a newer checkpoint subsumes it
+		t.ckpt = nil
+	}
+	c := &ckptState{id: id, mode: mode, done: make(chan struct{}), snaps: make([]*state.Snapshot, len(t.nodes))}
+	c.waitDone = mode == barrier.Unaligned && t.aligner != nil
+	release := func() {
+		for _, s := range c.snaps {
+			if s != nil {
+				s.Release()
+			}
+		}
+	}
+	for i, n := range t.nodes {
+		c.nodes = append(c.nodes, ckptmeta.NodeAck{UID: n.spec.UID})
+		var err error
+		switch n.spec.Kind {
+		case NodeSource:
+			ss, ok := n.src.(connector.SplitSource)
+			if !ok {
+				err = fmt.Errorf("source %s cannot be checkpointed: it has no splits", n.spec.UID)
+				break
+			}
+			c.blobs = append(c.blobs, blob{i, ckptmeta.RoleSplits, splits.Encode(ss.Snapshot())})
+		case NodeOperator:
+			var s *state.Snapshot
+			s, err = t.job.State.Snapshot(t.stateJob(), n.spec.UID, t.snapshotSubtask())
+			c.snaps[i] = s
+			if n.svc != nil {
+				c.nodes[i].States = slices.Clone(n.svc.declared)
+			}
+		case NodeSink:
+			if tp, ok := n.sink.(connector.TwoPhaseSink); ok {
+				var b []byte
+				if b, err = tp.PreCommit(id); err == nil {
+					c.blobs = append(c.blobs, blob{i, ckptmeta.RoleSink, b})
+				}
+			}
+		}
+		if err != nil {
+			release()
+			t.decline(id, fmt.Sprintf("%s subtask %d: %v", n.spec.UID, t.index, err))
+			return nil
+		}
+	}
+	// The barrier goes on behind everything written before the snapshot;
+	// unaligned, it overtakes what is queued downstream.
+	ev := netstack.Event{Kind: evBarrier, Value: barrierValue(id, mode, savepoint), Priority: mode == barrier.Unaligned}
+	for _, w := range t.writers {
+		if err := w.flush(); err != nil {
+			release()
+			return err
+		}
+		for _, sp := range w.subs {
+			if err := sp.SendEvent(ev); err != nil {
+				release()
+				return err
+			}
+		}
+	}
+	if c.waitDone {
+		t.ckpt = c
+	} else {
+		close(c.done)
+	}
+	t.run.wg.Add(1)
+	go func() {
+		defer t.run.wg.Done()
+		defer release()
+		t.upload(c)
+	}()
+	return nil
+}
+
+// upload writes the snapshot's files and acknowledges the checkpoint.
+func (t *subtask) upload(c *ckptState) {
+	cp := t.checkpointing()
+	ack := ckptmeta.Ack{Checkpoint: c.id, Attempt: t.job.Attempt, Vertex: t.v.ID, Index: t.index}
+	write := func(node int, role string, wt func(io.Writer) error) error {
+		uid := c.nodes[node].UID
+		name := ckptmeta.FileName(uid, t.index, role)
+		w, err := cp.Storage.Create(cp.StorageJob, c.id, name)
+		if err != nil {
+			return err
+		}
+		if err := wt(w); err != nil {
+			w.Abort()
+			return err
+		}
+		fi, err := w.Close()
+		if err != nil {
+			return err
+		}
+		c.nodes[node].Files = append(c.nodes[node].Files, ckptmeta.AckFile{Role: role, Name: fi.Name, Size: fi.Size, CRC32: fi.CRC32})
+		return nil
+	}
+	err := func() error {
+		for i, s := range c.snaps {
+			if s == nil {
+				continue
+			}
+			if err := write(i, ckptmeta.RoleState, func(w io.Writer) error { _, err := s.WriteTo(w); return err }); err != nil {
+				return err
+			}
+		}
+		for _, b := range c.blobs {
+			if err := write(b.node, b.role, func(w io.Writer) error { _, err := w.Write(b.b); return err }); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-c.done:
+		case <-t.run.ctx.Done():
+			return errors.New("the run ended first")
+		}
+		if c.inflight.Len() > 0 {
+			if err := write(0, ckptmeta.RoleInFlight, func(w io.Writer) error { _, err := w.Write(c.inflight.Bytes()); return err }); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	if err != nil {
+		t.decline(c.id, fmt.Sprintf("task %s subtask %d: writing its snapshot: %v", t.v.Name, t.index, err))
+		return
+	}
+	for _, n := range c.nodes {
+		if len(n.Files) > 0 || len(n.States) > 0 {
+			ack.Nodes = append(ack.Nodes, n)
+		}
+	}
+	if cp.OnAck != nil {
+		cp.OnAck(ack)
+	}
+}
+
+// stateJob is the job name state is registered under.
+func (t *subtask) stateJob() string {
+	if t.job.ID != "" {
+		return t.job.ID
+	}
+	return t.job.Name
+}
+
+func (t *subtask) snapshotSubtask() snapshot.Subtask {
+	return snapshot.Subtask{Index: t.index, Parallelism: t.v.Parallelism, MaxParallelism: t.job.MaxParallelism}
+}
+
+// restoreFiles returns the files of role of operator uid in the restore,
+// read and checked, by old subtask index (nil where there is none); nil
+// when the checkpoint has no such operator.
+func (r *Restore) restoreFiles(uid, role string) ([][]byte, error) {
+	op := r.Payload.Operator(uid)
+	if op == nil {
+		return nil, nil
+	}
+	files := op.Files(role)
+	out := make([][]byte, len(files))
+	for i, f := range files {
+		if f == nil {
+			continue
+		}
+		fi, ok := r.fileInfo(f.Name)
+		if !ok {
+			return nil, fmt.Errorf("restoring %s: checkpoint %d names file %s in its payload but not in its file list", uid, r.Meta.Checkpoint, f.Name)
+		}
+		b, err := r.Storage.Read(r.Meta.Job, r.Meta.Checkpoint, fi)
+		if err != nil {
+			return nil, fmt.Errorf("restoring %s from checkpoint %d: %w", uid, r.Meta.Checkpoint, err)
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
+func (r *Restore) fileInfo(name string) (ckptstore.FileInfo, bool) {
+	for _, f := range r.Meta.Files {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return ckptstore.FileInfo{}, false
+}
+
+// restoreSource sets sub.Restore to the splits this source subtask takes
+// over.
+func (n *node) restoreSource(r *Restore, sub *connector.Subtask) error {
+	files, err := r.restoreFiles(n.spec.UID, ckptmeta.RoleSplits)
+	if err != nil || files == nil {
+		return err
+	}
+	var old []splits.Snapshot
+	for i, b := range files {
+		if b == nil {
+			continue
+		}
+		s, err := splits.Decode(b)
+		if err != nil {
+			return fmt.Errorf("restoring source %s: splits of old subtask %d: %w", n.spec.UID, i, err)
+		}
+		old = append(old, s)
+	}
+	if len(old) == 0 {
+		return nil
+	}
+	mine, err := splits.Assign(old, sub.Index, sub.Parallelism)
+	if err != nil {
+		return fmt.Errorf("restoring source %s: %w", n.spec.UID, err)
+	}
+	sub.Restore = &mine
+	return nil
+}
+
+// restoreSink sets the sink states this sink subtask takes over.
+func (n *node) restoreSink(r *Restore, sub *connector.Subtask) error {
+	sub.Restoring = true
+	files, err := r.restoreFiles(n.spec.UID, ckptmeta.RoleSink)
+	if err != nil {
+		return err
+	}
+	var all []connector.SinkState
+	for i, b := range files {
+		if b != nil {
+			all = append(all, connector.SinkState{Index: i, State: b})
+		}
+	}
+	sub.SinkRestore = connector.RestoreStates(all, sub.Index, sub.Parallelism)
+	return nil
+}
+
+// restoreOperator loads the operator's state for this subtask from the
+// restore, before its module opens.
+func (n *node) restoreOperator(r *Restore) error {
+	files, err := r.restoreFiles(n.spec.UID, ckptmeta.RoleState)
+	if err != nil || files == nil {
+		return err
+	}
+	var readers []*snapshot.Reader
+	for i, b := range files {
+		if b == nil {
+			continue
+		}
+		rd, err := snapshot.Open(bytes.NewReader(b), int64(len(b)), ckptmeta.FileName(n.spec.UID, i, ckptmeta.RoleState))
+		if err != nil {
+			return fmt.Errorf("restoring %s: %w", n.spec.UID, err)
+		}
+		readers = append(readers, rd)
+	}
+	if len(readers) == 0 {
+		return nil
+	}
+	if err := n.t.job.State.Restore(n.t.stateJob(), n.t.snapshotSubtask(), readers); err != nil {
+		return fmt.Errorf("restoring %s subtask %d: %w", n.spec.UID, n.t.index, err)
+	}
+	return nil
+}
+
+// checkUpgrade refuses a module whose declared states differ from those
+// the operator had in the checkpoint restored from.
+func (n *node) checkUpgrade(r *Restore) error {
+	op := r.Payload.Operator(n.spec.UID)
+	if op == nil || n.svc == nil || len(op.States) == 0 && len(n.svc.declared) == 0 {
+		return nil
+	}
+	if diff := ckptmeta.StateDiff(op.States, n.svc.declared); len(diff) > 0 {
+		return fmt.Errorf("restoring %s: its module declares other states than in checkpoint %d, so its state cannot be restored: %s; keep the state names and kinds, or give the operator a new uid (and --allow-non-restored-state)", n.spec.UID, r.Meta.Checkpoint, joinLines(diff))
+	}
+	return nil
+}
+
+func joinLines(s []string) string {
+	var b bytes.Buffer
+	for i, x := range s {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(x)
+	}
+	return b.String()
+}
+
+// replayInFlight feeds the in-flight data of an unaligned checkpoint to
+// the head, before anything from the gate.
+func (t *subtask) replayInFlight() error {
+	cp := t.checkpointing()
+	if cp == nil || cp.Restore == nil {
+		return nil
+	}
+	head := t.nodes[0]
+	files, err := cp.Restore.restoreFiles(head.spec.UID, ckptmeta.RoleInFlight)
+	if err != nil || files == nil || t.index >= len(files) || files[t.index] == nil {
+		return err
+	}
+	b := files[t.index]
+	for len(b) > 0 {
+		if len(b) < 10 {
+			return fmt.Errorf("restoring the in-flight data of %s subtask %d: truncated", head.spec.UID, t.index)
+		}
+		input := int(binary.LittleEndian.Uint16(b))
+		count := int(binary.LittleEndian.Uint32(b[2:]))
+		size := int(binary.LittleEndian.Uint32(b[6:]))
+		if size > len(b)-10 {
+			return fmt.Errorf("restoring the in-flight data of %s subtask %d: truncated", head.spec.UID, t.index)
+		}
+		if err := head.receive(input, b[10:10+size], count); err != nil {
+			return err
+		}
+		b = b[10+size:]
+	}
+	return nil
+}
