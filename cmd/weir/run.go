@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/weirstream/weir/coordinator/jobspec"
+	"github.com/weirstream/weir/internal/barrier"
 	"github.com/weirstream/weir/internal/minicluster"
 	"github.com/weirstream/weir/worker/task"
 	"github.com/weirstream/weir/worker/wasmhost"
@@ -34,9 +35,22 @@ operator, the watermark and backpressure of each task. A bounded job ends
 when its sources end; an unbounded one runs until Ctrl-C. At the end it
 prints a summary, or one JSON document with --output json.
 
+A job with a checkpoints block (or --checkpoint-interval) takes
+checkpoints into its checkpoint folder (the spec's checkpoints.dir,
+--checkpoint-dir, or ~/.local/state/weir/checkpoints), a folder per job
+named by the spec's name. If the process is killed, --resume starts the
+job again from the latest completed checkpoint there: every operator's
+state, the sources' positions and the file sink's committed output are
+as they were, so the job ends with the output of an uninterrupted run.
+--from-savepoint starts it from a savepoint (or any checkpoint folder),
+at any parallelism.
+
 Examples:
   weir run examples/wordcount/job.yaml
   weir run examples/nexmark/q5.yaml --output json
+  weir run job.yaml --checkpoint-interval 1s        checkpoint every second
+  weir run job.yaml --resume                        after a crash: go on from the latest checkpoint
+  weir run job.yaml --from-savepoint /sp/job/chk-7  start from a savepoint
   weir job validate examples/nexmark/q5.yaml     check a spec without running it`,
 		Args: exactArgs(1, "JOB.yaml"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -46,6 +60,12 @@ Examples:
 	f := cmd.Flags()
 	f.Bool("progress", true, "show live progress on a terminal (stderr)")
 	f.Bool("native", false, "run operators linked into this binary instead of WebAssembly modules (benchmarking only)")
+	f.String("checkpoint-dir", "", "the checkpoint folder (default: the spec's checkpoints.dir, else ~/.local/state/weir/checkpoints)")
+	f.Duration("checkpoint-interval", 0, "take a checkpoint this often (overrides the spec's checkpoints.interval; 0 keeps it)")
+	f.String("checkpoint-mode", "", "barrier mode: aligned, unaligned or at-least-once (overrides the spec)")
+	f.Bool("resume", false, "start from the latest completed checkpoint in the checkpoint folder")
+	f.String("from-savepoint", "", "start from this savepoint or checkpoint folder (<dir>/<job>/chk-<n>)")
+	f.Bool("allow-non-restored-state", false, "with --from-savepoint/--resume: drop the state of operators the job no longer has")
 	addLimitFlags(cmd)
 	return cmd
 }
@@ -123,13 +143,47 @@ func (a *app) prepareJob(ctx context.Context, path string, native bool, edit fun
 			return nil, err
 		}
 	}
+	co, err := a.checkpointOptions()
+	if err != nil {
+		return nil, err
+	}
 	return minicluster.Prepare(ctx, spec, minicluster.Options{
 		Native:        native,
 		Runtime:       rc,
 		BuildCacheDir: a.cfg.GetString("cache-dir"),
 		BuildLog:      io.Discard,
 		Logger:        a.logger,
+		Checkpoints:   co,
 	})
+}
+
+// checkpointOptions reads the checkpoint flags of `weir run`.
+func (a *app) checkpointOptions() (minicluster.CheckpointOptions, error) {
+	o := minicluster.CheckpointOptions{
+		Dir:              a.cfg.GetString("checkpoint-dir"),
+		Interval:         a.cfg.GetDuration("checkpoint-interval"),
+		Mode:             barrier.Mode(a.cfg.GetString("checkpoint-mode")),
+		Resume:           a.cfg.GetBool("resume"),
+		FromSavepoint:    a.cfg.GetString("from-savepoint"),
+		AllowNonRestored: a.cfg.GetBool("allow-non-restored-state"),
+	}
+	if o.Interval < 0 {
+		return o, usagef("--checkpoint-interval %s: give a positive interval such as 1s", o.Interval)
+	}
+	if o.Mode != "" && !o.Mode.Valid() {
+		return o, usagef("--checkpoint-mode %q: want aligned, unaligned or at-least-once", o.Mode)
+	}
+	if o.Resume && o.FromSavepoint != "" {
+		return o, usagef("--resume and --from-savepoint: give one of them (where the job starts from)")
+	}
+	if o.Dir != "" {
+		d, err := filepath.Abs(o.Dir)
+		if err != nil {
+			return o, err
+		}
+		o.Dir = d
+	}
+	return o, nil
 }
 
 func (a *app) runJob(ctx context.Context, path string) error {

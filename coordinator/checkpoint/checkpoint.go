@@ -148,6 +148,9 @@ type Topology struct {
 	// Sources are the subtasks barriers are injected at; each is one of
 	// Subtasks.
 	Sources []Subtask
+	// FirstID is the id of the first checkpoint, above those an earlier
+	// run of the job left in its storage (0 means 1).
+	FirstID uint64
 }
 
 // Handle is one piece of state a subtask wrote for a checkpoint: a file
@@ -471,6 +474,9 @@ func New(cfg Config, topo Topology) (*Coordinator, error) {
 		seen[s] = true
 	}
 	c.sources = slices.Clone(topo.Sources)
+	if topo.FirstID > 0 {
+		c.nextID = topo.FirstID
+	}
 	sort.Slice(c.sources, func(i, j int) bool { return less(c.sources[i], c.sources[j]) })
 	return c, nil
 }

@@ -335,6 +335,7 @@ func (r *Runner) Running(attempt int) { r.step(JobRunning{Now: r.now(), Attempt:
 // Ack takes a subtask's acknowledgement or decline.
 func (r *Runner) Ack(a ckptmeta.Ack) error {
 	s := Subtask{Vertex: a.Vertex, Index: a.Index}
+	r.log.Debug("checkpoint acknowledged", "checkpoint", a.Checkpoint, "subtask", s.String(), "declined", a.Declined)
 	if a.Declined != "" {
 		return r.step(TaskDeclined{Now: r.now(), Checkpoint: a.Checkpoint, Subtask: s, Attempt: a.Attempt, Reason: a.Declined})
 	}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/weirstream/weir/coordinator/checkpoint"
 	"github.com/weirstream/weir/coordinator/jobspec"
 	"github.com/weirstream/weir/coordinator/plan"
 	"github.com/weirstream/weir/internal/deploy"
@@ -37,6 +38,9 @@ type Options struct {
 	Logger   *slog.Logger
 	// BatchSize, BufferSize and Credits override the engine's defaults.
 	BatchSize, BufferSize, Credits int
+	// Checkpoints override the spec's checkpoints and say where the run
+	// starts from.
+	Checkpoints CheckpointOptions
 }
 
 // Job is a planned job, ready to start.
@@ -44,9 +48,31 @@ type Job struct {
 	Spec *jobspec.Job
 	Plan *plan.Plan
 	task *task.Job
+	desc *deploy.Descriptor
 	rt   *wasmhost.Runtime
 	tmp  string
 	o    Options
+
+	// Checkpoints (checkpoints.go).
+	ckpt      *checkpoint.Runner
+	ckptTasks *localTasks
+	stopCkpt  func()
+	run       *task.Run
+	// Restored is the checkpoint the run started from, if any.
+	Restored *task.Restore
+}
+
+func (j *Job) log() *slog.Logger {
+	if j.o.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return j.o.Logger
+}
+
+func (j *Job) failRun(err error) {
+	if j.run != nil {
+		j.run.Fail(err)
+	}
 }
 
 // Prepare plans a parsed spec: it loads (or builds) the modules, checks
@@ -85,6 +111,7 @@ func (j *Job) resolve(mods *Modules) (*task.Job, error) {
 	}
 	d, err := j.Plan.Descriptor(plan.DescriptorOptions{
 		Job:     id,
+		Attempt: 1,
 		Module:  mods.Digest,
 		Buffers: deploy.Buffers{Size: j.o.BufferSize, Credits: j.o.Credits, BatchSize: j.o.BatchSize},
 	})
@@ -98,6 +125,7 @@ func (j *Job) resolve(mods *Modules) (*task.Job, error) {
 	if d, err = deploy.Decode(b); err != nil {
 		return nil, err
 	}
+	j.desc = d
 	return task.FromDescriptor(d, mods)
 }
 
@@ -128,12 +156,25 @@ func (j *Job) StartWith(ctx context.Context, latencyInterval time.Duration) (*ta
 	default:
 		j.task.State = state.NewHeap(clock)
 	}
-	return task.Start(ctx, j.task, task.Options{Logger: j.o.Logger, LatencyInterval: latencyInterval})
+	if err := j.setupCheckpoints(); err != nil {
+		return nil, err
+	}
+	run, err := task.Start(ctx, j.task, task.Options{Logger: j.o.Logger, LatencyInterval: latencyInterval})
+	if err != nil {
+		return nil, err
+	}
+	j.run = run
+	j.startCheckpoints(run)
+	return run, nil
 }
 
 // Close releases the runtime, the state backend and any temporary state.
 func (j *Job) Close() error {
 	var errs []error
+	if j.stopCkpt != nil {
+		j.stopCkpt()
+		j.stopCkpt = nil
+	}
 	if j.task != nil && j.task.State != nil {
 		errs = append(errs, j.task.State.Close())
 	}

@@ -209,6 +209,9 @@ func (r *Run) fail(err error) {
 	r.cancel(err)
 }
 
+// Fail ends the run with err, as a failing subtask would.
+func (r *Run) Fail(err error) { r.fail(err) }
+
 // Wait waits until every subtask has ended and returns the first error.
 func (r *Run) Wait() error {
 	r.wg.Wait()
