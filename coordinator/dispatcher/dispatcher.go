@@ -75,6 +75,11 @@ type Submission struct {
 	Plan *plan.Plan
 	// Modules are the registry modules by spec module name.
 	Modules map[string]api.ModuleInfo
+	// FromSavepoint is the savepoint (or checkpoint) folder the job
+	// starts from; empty starts afresh. AllowNonRestoredState drops the
+	// state of operators the job no longer has instead of refusing.
+	FromSavepoint         string
+	AllowNonRestoredState bool
 }
 
 // Errors Jobs and Workers wrap to choose the answer's status.
