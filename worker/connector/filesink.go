@@ -153,12 +153,48 @@ func newFileSink(o Options, sub Subtask) (*fileSink, error) {
 		return s, nil
 	}
 	s.names = newFileSinkNames(s.base)
-	if sub.Restoring {
-		if err := s.restore(sub); err != nil {
-			return nil, err
-		}
+	if err := s.open(sub); err != nil {
+		return nil, err
 	}
 	return s, nil
+}
+
+// open starts the exactly-once sink. Restoring, it commits every
+// transaction the states handed to it name and aborts what no completed
+// checkpoint names (see restore). It numbers its parts after every part of
+// its index already in the folder, so that name order stays output order
+// across restores at any parallelism (a subtask handed no state does not
+// learn the checkpoint otherwise).
+func (s *fileSink) open(sub Subtask) error {
+	var abort func(index int, name string) bool
+	if sub.Restoring {
+		var err error
+		if abort, err = s.restore(sub); err != nil {
+			return err
+		}
+	}
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("connector: file sink %s subtask %d: listing its folder: %w", s.path, sub.Index, err)
+	}
+	for _, e := range entries {
+		if idx, seq, _, ok := s.names.parsePart(e.Name()); ok && idx == s.index {
+			s.lastSeq = max(s.lastSeq, seq)
+			continue
+		}
+		idx, attempt, ok := s.names.parsePending(e.Name())
+		if !ok || abort == nil || attempt == s.attempt || !abort(idx, e.Name()) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(s.dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("restoring file sink %s subtask %d: aborting %s: %w", s.path, sub.Index, e.Name(), err)
+		}
+		s.dirDirty = true
+	}
+	if err := s.syncDir(); err != nil {
+		return fmt.Errorf("restoring file sink %s subtask %d: %w", s.path, sub.Index, err)
+	}
+	return nil
 }
 
 // checkSinkBase refuses a path that names no file.
@@ -459,11 +495,14 @@ func (s *fileSink) Close() error {
 	return nil
 }
 
-// restore commits every transaction the states handed to this subtask
-// name, then aborts (removes) the pending files of this subtask's index
-// and of the old subtasks whose states it took over that no state names:
-// transactions after the checkpoint restored from, never to be committed.
-func (s *fileSink) restore(sub Subtask) error {
+// restore checks the states handed to this subtask and commits every
+// transaction they name. It returns which pending files open must abort
+// (remove): those of this subtask's index and of the old subtasks whose
+// states it took over that no state names, transactions after the
+// checkpoint restored from, never to be committed. Pending files of other
+// indexes belong to other new subtasks, or to old ones no new subtask
+// takes over (left alone: hidden, never committed).
+func (s *fileSink) restore(sub Subtask) (abort func(index int, name string) bool, err error) {
 	indexes := map[int]bool{sub.Index: true}
 	seen := map[int]bool{}
 	named := map[string]bool{}
@@ -471,25 +510,25 @@ func (s *fileSink) restore(sub Subtask) error {
 	for _, st := range sub.SinkRestore {
 		where := fmt.Sprintf("restoring file sink %s subtask %d of %d from the state of old subtask %d", s.path, sub.Index, sub.Parallelism, st.Index)
 		if st.Index < 0 {
-			return fmt.Errorf("%s: %w: negative subtask index", where, ErrFileSinkState)
+			return nil, fmt.Errorf("%s: %w: negative subtask index", where, ErrFileSinkState)
 		}
 		if st.Index%sub.Parallelism != sub.Index {
-			return fmt.Errorf("%s: %w: that state belongs to subtask %d of %d (see RestoreStates)", where, ErrFileSinkState, st.Index%sub.Parallelism, sub.Parallelism)
+			return nil, fmt.Errorf("%s: %w: that state belongs to subtask %d of %d (see RestoreStates)", where, ErrFileSinkState, st.Index%sub.Parallelism, sub.Parallelism)
 		}
 		if seen[st.Index] {
-			return fmt.Errorf("%s: %w: two states of that subtask", where, ErrFileSinkState)
+			return nil, fmt.Errorf("%s: %w: two states of that subtask", where, ErrFileSinkState)
 		}
 		seen[st.Index], indexes[st.Index] = true, true
 		d, err := decodeFileSinkState(st.State, s.names)
 		if err != nil {
-			return fmt.Errorf("%s: %w", where, err)
+			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 		if d.index != st.Index {
-			return fmt.Errorf("%s: %w: the state was written by subtask %d", where, ErrFileSinkState, d.index)
+			return nil, fmt.Errorf("%s: %w: the state was written by subtask %d", where, ErrFileSinkState, d.index)
 		}
 		for _, t := range d.txns {
 			if named[t.pending] {
-				return fmt.Errorf("%s: %w: transaction %s is named twice", where, ErrFileSinkState, t.pending)
+				return nil, fmt.Errorf("%s: %w: transaction %s is named twice", where, ErrFileSinkState, t.pending)
 			}
 			named[t.pending] = true
 		}
@@ -498,28 +537,11 @@ func (s *fileSink) restore(sub Subtask) error {
 	}
 	for _, t := range txns {
 		if err := commitTxn(s.dir, t); err != nil {
-			return fmt.Errorf("restoring file sink %s subtask %d: recommitting: %w", s.path, sub.Index, err)
+			return nil, fmt.Errorf("restoring file sink %s subtask %d: recommitting: %w", s.path, sub.Index, err)
 		}
 	}
 	s.dirDirty = len(txns) > 0
-	entries, err := os.ReadDir(s.dir)
-	if err != nil {
-		return fmt.Errorf("restoring file sink %s subtask %d: listing pending files: %w", s.path, sub.Index, err)
-	}
-	for _, e := range entries {
-		idx, attempt, ok := s.names.parsePending(e.Name())
-		if !ok || !indexes[idx] || named[e.Name()] || attempt == s.attempt {
-			continue
-		}
-		if err := os.Remove(filepath.Join(s.dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("restoring file sink %s subtask %d: aborting %s: %w", s.path, sub.Index, e.Name(), err)
-		}
-		s.dirDirty = true
-	}
-	if err := s.syncDir(); err != nil {
-		return fmt.Errorf("restoring file sink %s subtask %d: %w", s.path, sub.Index, err)
-	}
-	return nil
+	return func(index int, name string) bool { return indexes[index] && !named[name] }, nil
 }
 
 // fileSinkNames makes and recognises the names of one exactly-once file

@@ -61,6 +61,11 @@ func encodeFileSinkState(st fileSinkState) []byte {
 		b = binary.AppendUvarint(b, uint64(len(t.final)))
 		b = append(b, t.final...)
 	}
+	return appendStateCRC(b)
+}
+
+// appendStateCRC appends the checksum of the state body b.
+func appendStateCRC(b []byte) []byte {
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
@@ -71,9 +76,12 @@ type stateReader struct {
 	err error
 }
 
-func (r *stateReader) fail(format string, args ...any) {
+func (r *stateReader) fail(format string, args ...any) { r.failAt(r.off, format, args...) }
+
+// failAt records an error about the field that starts at byte off.
+func (r *stateReader) failAt(off int, format string, args ...any) {
 	if r.err == nil {
-		r.err = fmt.Errorf("%w: at byte %d: %s", ErrFileSinkState, r.off, fmt.Sprintf(format, args...))
+		r.err = fmt.Errorf("%w: at byte %d: %s", ErrFileSinkState, off, fmt.Sprintf(format, args...))
 	}
 }
 
@@ -136,12 +144,14 @@ func decodeFileSinkState(b []byte, names *fileSinkNames) (fileSinkState, error) 
 	seenPending := make(map[string]bool, n)
 	for i := 0; i < n && r.err == nil; i++ {
 		var t sinkTxn
-		t.checkpoint = r.uvarint("transaction checkpoint", st.takenAt)
-		t.pending = r.name("pending file name")
-		t.final = r.name("part name")
+		at := r.off
+		t.checkpoint = r.uvarint(fmt.Sprintf("transaction %d: checkpoint", i), st.takenAt)
+		t.pending = r.name(fmt.Sprintf("transaction %d: pending file name", i))
+		t.final = r.name(fmt.Sprintf("transaction %d: part name", i))
 		if r.err != nil {
 			break
 		}
+		r.off, at = at, r.off // blame the transaction's first byte
 		if i > 0 && t.checkpoint <= st.txns[i-1].checkpoint {
 			r.fail("transaction %d: checkpoint %d does not follow %d", i, t.checkpoint, st.txns[i-1].checkpoint)
 			break
@@ -174,6 +184,7 @@ func decodeFileSinkState(b []byte, names *fileSinkNames) (fileSinkState, error) 
 		}
 		seenPending[t.pending] = true
 		st.txns = append(st.txns, t)
+		r.off = at
 	}
 	if r.err == nil && r.off != len(body) {
 		r.fail("%d bytes after the last transaction", len(body)-r.off)

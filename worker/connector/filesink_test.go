@@ -1,0 +1,332 @@
+package connector
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/weirstream/weir/internal/scripttest"
+)
+
+// TestFileSinkScripts runs testdata/filesink/*.txt against real files in
+// a temporary folder. Commands (NAME is a sink, CKPT a checkpoint id):
+//
+//	new NAME index=I par=P [restore=(A@CKPT,...)] [raw=(A@CKPT,...)] [path=FILE]
+//	                         makes subtask I of P of the exactly-once file
+//	                         sink; restore= hands it RestoreStates of the
+//	                         states listed (those of every old subtask),
+//	                         raw= exactly the states listed; path= another
+//	                         sink path in the same folder
+//	write NAME FROM-TO       writes the records FROM..TO (values are the
+//	                         numbers), in batches of 7
+//	precommit NAME CKPT      keeps the state as NAME@CKPT
+//	commit NAME CKPT | flush NAME | close NAME
+//	crash NAME [flushed]     the process dies: open files are closed by
+//	                         the kernel, nothing buffered is written (with
+//	                         flushed: after the buffer reached the file),
+//	                         the sink is gone without Close
+//	corrupt NAME@CKPT as=NEW@CKPT how=truncate|flip|empty|garbage|resum
+//	                         a damaged copy of a state (resum fixes the
+//	                         checksum after flipping, to reach the checks
+//	                         behind it)
+//	touch NAME... | remove GLOB
+//	                         make (a line each) or remove files of the folder
+//	files                    every file of the folder with its line count
+//	expect FROM-TO... [ordered]
+//	                         the committed parts (CommittedParts) hold
+//	                         exactly these records, each once (and, with
+//	                         ordered, increasing per subtask in name
+//	                         order); the test fails otherwise
+//
+// Attempt ids are printed as A1, A2, ... in order of appearance.
+func TestFileSinkScripts(t *testing.T) {
+	scripttest.Walk(t, filepath.Join("testdata", "filesink"), func(t *testing.T) scripttest.Handler {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "out", "out.txt")
+		sinks := map[string]*fileSink{}
+		states := map[string]SinkState{}
+		attempts := map[string]string{}
+		attemptRE := regexp.MustCompile(`\b[0-9a-f]{16}\b`)
+		checksumRE := regexp.MustCompile(`checksum [0-9a-f]{8}, the state says [0-9a-f]{8}`)
+		norm := func(s string) string {
+			s = strings.ReplaceAll(s, dir, "$DIR")
+			// Checksums cover the random attempt ids.
+			s = checksumRE.ReplaceAllString(s, "checksum X, the state says Y")
+			return attemptRE.ReplaceAllStringFunc(s, func(a string) string {
+				if _, ok := attempts[a]; !ok {
+					attempts[a] = fmt.Sprintf("A%d", len(attempts)+1)
+				}
+				return attempts[a]
+			})
+		}
+		result := func(err error) string {
+			if err != nil {
+				return norm("error: " + err.Error())
+			}
+			return "ok"
+		}
+		sink := func(c *scripttest.Cmd) *fileSink {
+			p := c.Positional()
+			if len(p) < 1 || sinks[p[0]] == nil {
+				c.Fatalf("no sink %v", p)
+			}
+			return sinks[p[0]]
+		}
+		ckpt := func(c *scripttest.Cmd) uint64 {
+			p := c.Positional()
+			if len(p) != 2 {
+				c.Fatalf("want NAME CKPT")
+			}
+			n, err := strconv.ParseUint(p[1], 10, 64)
+			if err != nil {
+				c.Fatalf("checkpoint %q: %v", p[1], err)
+			}
+			return n
+		}
+		stateList := func(c *scripttest.Cmd, key string) []SinkState {
+			var out []SinkState
+			for _, ref := range c.Strs(key) {
+				st, ok := states[ref]
+				if !ok {
+					c.Fatalf("no state %s", ref)
+				}
+				out = append(out, st)
+			}
+			return out
+		}
+		return func(t *testing.T, c *scripttest.Cmd) string {
+			switch c.Name {
+			case "new":
+				name := c.Positional()[0]
+				sub := Subtask{Index: c.Int("index", 0), Parallelism: c.Int("par", 1), Exactly: true}
+				if c.Has("restore") {
+					sub.Restoring, sub.SinkRestore = true, RestoreStates(stateList(c, "restore"), sub.Index, sub.Parallelism)
+				}
+				if c.Has("raw") {
+					sub.Restoring, sub.SinkRestore = true, stateList(c, "raw")
+				}
+				p := path
+				if c.Has("path") {
+					p = filepath.Join(filepath.Dir(path), c.Str("path", ""))
+				}
+				s := mustSpec(t, KindSink, "file")
+				snk, err := s.NewSink(mustOptions(t, s, map[string]any{"path": p, "format": "lines"}), sub)
+				if err != nil {
+					return result(err)
+				}
+				sinks[name] = snk.(*fileSink)
+				return "ok"
+			case "write":
+				s := sink(c)
+				from, to := parseRange(c, c.Positional()[1])
+				for n := from; n <= to; n += 7 {
+					var b Batch
+					for i := n; i <= to && i < n+7; i++ {
+						b.Append(nil, []byte(strconv.Itoa(i)), int64(i))
+					}
+					if err := s.Write(b.Buf, b.Count); err != nil {
+						return result(err)
+					}
+				}
+				return "ok"
+			case "precommit":
+				s, id := sink(c), ckpt(c)
+				st, err := s.PreCommit(id)
+				if err != nil {
+					return result(err)
+				}
+				d, err := decodeFileSinkState(st, s.names)
+				if err != nil {
+					c.Fatalf("the sink's own state does not decode: %v", err)
+				}
+				states[fmt.Sprintf("%s@%d", c.Positional()[0], id)] = SinkState{Index: s.index, State: st}
+				var l scripttest.Lines
+				l.Printf("state of subtask %d at %d: %d pending, last part %d", d.index, d.takenAt, len(d.txns), d.lastSeq)
+				for _, tx := range d.txns {
+					l.Printf("  %d: %s -> %s", tx.checkpoint, norm(tx.pending), norm(tx.final))
+				}
+				return l.String()
+			case "commit":
+				return result(sink(c).Commit(ckpt(c)))
+			case "flush":
+				return result(sink(c).Flush())
+			case "close":
+				return result(sink(c).Close())
+			case "crash":
+				s := sink(c)
+				if c.Has("flushed") {
+					if err := s.writeOut(); err != nil {
+						return result(err)
+					}
+				}
+				if s.f != nil {
+					s.f.Close()
+				}
+				delete(sinks, c.Positional()[0])
+				return "ok"
+			case "corrupt":
+				ref := c.Positional()[0]
+				st, ok := states[ref]
+				if !ok {
+					c.Fatalf("no state %s", ref)
+				}
+				b := append([]byte(nil), st.State...)
+				switch how := c.MustStr("how"); how {
+				case "truncate":
+					b = b[:len(b)/2]
+				case "flip":
+					b[len(b)/2] ^= 0x40
+				case "resum":
+					b[c.Int("at", len(b)/2)] ^= byte(c.Int("xor", 0x40))
+					b = appendStateCRC(b[:len(b)-4])
+				case "empty":
+					b = nil
+				case "garbage":
+					b = []byte("this is not a state at all, no")
+				default:
+					c.Fatalf("how=%s", how)
+				}
+				states[c.MustStr("as")] = SinkState{Index: st.Index, State: b}
+				return "ok"
+			case "touch":
+				for _, n := range c.Positional() {
+					if err := os.WriteFile(filepath.Join(filepath.Dir(path), n), []byte("x\n"), 0o644); err != nil {
+						c.Fatalf("%v", err)
+					}
+				}
+				return "ok"
+			case "remove":
+				ms, _ := filepath.Glob(filepath.Join(filepath.Dir(path), c.Positional()[0]))
+				for _, m := range ms {
+					os.Remove(m)
+				}
+				return fmt.Sprintf("removed %d", len(ms))
+			case "files":
+				var l scripttest.Lines
+				for _, f := range listFiles(t, filepath.Dir(path)) {
+					l.Printf("%s", norm(f))
+				}
+				return l.String()
+			case "expect":
+				var want []int
+				ordered := false
+				for _, p := range c.Positional() {
+					if p == "ordered" {
+						ordered = true
+						continue
+					}
+					from, to := parseRange(c, p)
+					for n := from; n <= to; n++ {
+						want = append(want, n)
+					}
+				}
+				parts, records := checkExactlyOnce(t, c, path, want, ordered)
+				return fmt.Sprintf("%d records, each once, in %d parts", records, parts)
+			}
+			c.Fatalf("unknown command")
+			return ""
+		}
+	})
+}
+
+func parseRange(c *scripttest.Cmd, s string) (from, to int) {
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		b = a
+	}
+	from, err1 := strconv.Atoi(a)
+	to, err2 := strconv.Atoi(b)
+	if err1 != nil || err2 != nil || from > to {
+		c.Fatalf("range %q: want FROM-TO", s)
+	}
+	return from, to
+}
+
+// listFiles returns "name (N lines)" for every file of dir, sorted.
+func listFiles(t testing.TB, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s (%d lines)", e.Name(), bytes.Count(b, []byte("\n"))))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// checkExactlyOnce reads every committed part of the sink at path, counts
+// each number it holds and fails unless want is exactly the multiset of
+// what it read, every number once; ordered also wants the numbers of each
+// subtask increasing over its parts in name order.
+func checkExactlyOnce(t testing.TB, c interface{ Fatalf(string, ...any) }, path string, want []int, ordered bool) (parts, records int) {
+	files, err := CommittedParts(path)
+	if err != nil {
+		c.Fatalf("CommittedParts: %v", err)
+	}
+	// The glob a reader would use finds the same files.
+	globbed, err := filepath.Glob(path + ".part-*")
+	if err != nil || strings.Join(globbed, "|") != strings.Join(files, "|") {
+		c.Fatalf("CommittedParts %v, glob %v (%v)", files, globbed, err)
+	}
+	count := map[int]int{}
+	last := map[string]int{}
+	idxRE := regexp.MustCompile(`\.part-([0-9]+)-`)
+	for _, f := range files {
+		idx := idxRE.FindStringSubmatch(filepath.Base(f))[1]
+		fh, err := os.Open(f)
+		if err != nil {
+			c.Fatalf("%v", err)
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			n, err := strconv.Atoi(sc.Text())
+			if err != nil {
+				c.Fatalf("%s: line %q", f, sc.Text())
+			}
+			if prev, ok := last[idx]; ordered && ok && n <= prev {
+				c.Fatalf("%s: %d after %d in subtask %s's output", filepath.Base(f), n, prev, idx)
+			}
+			last[idx] = n
+			count[n]++
+			records++
+		}
+		fh.Close()
+	}
+	wantCount := map[int]int{}
+	for _, n := range want {
+		wantCount[n]++
+	}
+	var bad []string
+	for n, k := range count {
+		if wantCount[n] != k {
+			bad = append(bad, fmt.Sprintf("%d seen %d times, want %d", n, k, wantCount[n]))
+		}
+	}
+	for n, k := range wantCount {
+		if count[n] == 0 {
+			bad = append(bad, fmt.Sprintf("%d missing (want %d)", n, k))
+		}
+	}
+	if len(bad) > 0 {
+		sort.Strings(bad)
+		if len(bad) > 20 {
+			bad = append(bad[:20], "...")
+		}
+		c.Fatalf("committed output is not exactly the expected records:\n%s", strings.Join(bad, "\n"))
+	}
+	return len(files), records
+}
