@@ -131,6 +131,9 @@ func newFileSink(o Options, sub Subtask) (*fileSink, error) {
 	if err := checkSinkBase(p); err != nil {
 		return nil, err
 	}
+	if st, err := os.Stat(s.path); err == nil && st.IsDir() {
+		return nil, fmt.Errorf("connector: file sink: path %q names a folder, not a file", s.path)
+	}
 	var rnd [attemptLen / 2]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return nil, fmt.Errorf("connector: file sink: drawing an attempt id: %w", err)
