@@ -1,8 +1,6 @@
 package dispatcher
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -47,7 +45,7 @@ func (d *Dispatcher) triggerSavepoint(w http.ResponseWriter, r *http.Request) {
 // may leave out: the request id (made up) and the folder (cleaned).
 func checkSavepointRequest(req *api.SavepointRequest) *api.Error {
 	if req.RequestID == "" {
-		req.RequestID = newRequestID()
+		req.RequestID = api.NewRequestID()
 	} else if apiErr := checkRequestID(req.RequestID); apiErr != nil {
 		return apiErr
 	}
@@ -91,13 +89,6 @@ func checkRequestID(rid string) *api.Error {
 		return &api.Error{Field: "request_id", Message: strings.TrimPrefix(err.Error(), api.ErrInvalidName.Error()+": ")}
 	}
 	return nil
-}
-
-// newRequestID makes up a request id for a client that sent none.
-func newRequestID() string {
-	var b [8]byte
-	rand.Read(b[:]) // never fails (crypto/rand panics rather)
-	return "sp-" + hex.EncodeToString(b[:])
 }
 
 // absPath checks a path a request names on the cluster's filesystem:
