@@ -15,8 +15,8 @@ var (
 	// ErrNotCheckpoint: the path exists but is not <root>/<job>/chk-<n>.
 	ErrNotCheckpoint = errors.New("ckptstore: not a checkpoint folder")
 	// ErrIncomplete: the folder has no _metadata, so the checkpoint was
-	// never completed. It wraps ErrNotFound, as Dir.Metadata's error does.
-	ErrIncomplete = fmt.Errorf("%w: checkpoint not completed", ErrNotFound)
+	// never completed.
+	ErrIncomplete = errors.New("ckptstore: not completed")
 )
 
 // pathShape says what OpenPath wants, for its errors.
