@@ -57,7 +57,8 @@ type Jobs interface {
 	Logs(ctx context.Context, tenant, id, operator string, after int64) (api.JobLogs, error)
 	// Savepoint starts a savepoint of a running job and returns at once,
 	// with state pending (or, for a request id it has seen, the status
-	// of that request: the same id never takes a second savepoint; the
+	// of that request — looked up first, so a retry after the job ended
+	// still answers: the same id never takes a second savepoint; the
 	// same id with another Dir, Stop or Drain is ErrConflict). The
 	// request is valid: RequestID is never empty (the dispatcher makes
 	// one up when the client sent none), Dir is empty or an absolute,
