@@ -302,7 +302,7 @@ Ctrl-C stops following, not the job (cancel it with ` + "`weir job cancel ID`" +
 	}
 	cmd.Flags().Bool("detached", false, "return once the job is submitted, without following it")
 	cmd.Flags().Duration("poll", time.Second, "how often to ask for the job's status while following it")
-	addRestoreFlags(cmd)
+	withRestoreFlags(cmd)
 	return cmd
 }
 

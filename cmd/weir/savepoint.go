@@ -261,9 +261,10 @@ func (a *app) waitSavepoint(ctx context.Context, c *client.Client, st api.Savepo
 	return nil
 }
 
-// addRestoreFlags gives `weir job submit` its --from-savepoint and
-// --allow-non-restored-state.
-func addRestoreFlags(cmd *cobra.Command) {
+// withRestoreFlags gives `weir job submit` its --from-savepoint and
+// --allow-non-restored-state, with their help.
+func withRestoreFlags(cmd *cobra.Command) {
+	addRestoreFlags(cmd)
 	cmd.Use = "submit JOB.yaml [--detached] [--from-savepoint PATH [--allow-non-restored-state]]"
 	cmd.Long += `
 
@@ -279,6 +280,11 @@ what a savepoint holds.
 
   weir job submit job.yaml --from-savepoint /mnt/savepoints/3f2a9c0d1e4b/chk-42
   weir job submit job.yaml --from-savepoint ./sp/wc/chk-7 --allow-non-restored-state`
+}
+
+// addRestoreFlags adds --from-savepoint and --allow-non-restored-state,
+// which a.restoreFrom reads (for any command that starts a job).
+func addRestoreFlags(cmd *cobra.Command) {
 	cmd.Flags().String("from-savepoint", "", "restore the job's state from this savepoint or checkpoint folder, <root>/<job>/chk-<n>")
 	cmd.Flags().Bool("allow-non-restored-state", false, "with --from-savepoint: drop the state of operators the job no longer has")
 }
@@ -511,7 +517,7 @@ func inspectCheckpoint(path string) (*inspection, error) {
 				if !ok || f.Role != ckptmeta.RoleState {
 					continue
 				}
-				if err := addSnapshot(&op, f.Name, b); err != nil {
+				if err := addSnapshot(&op, sub, p.MaxParallelism, f.Name, b); err != nil {
 					r.Problems = append(r.Problems, err.Error())
 				}
 			}
@@ -530,13 +536,14 @@ func inspectCheckpoint(path string) (*inspection, error) {
 }
 
 // addSnapshot sums one state snapshot file into its operator's states.
-func addSnapshot(o *inspectedOperator, name string, b []byte) error {
+func addSnapshot(o *inspectedOperator, sub ckptmeta.Subtask, maxP int, name string, b []byte) error {
 	rd, err := snapshot.Open(bytes.NewReader(b), int64(len(b)), name)
 	if err != nil {
 		return err
 	}
-	if h := rd.Header(); h.Operator != o.UID {
-		return fmt.Errorf("%s holds the state of operator %q, not %q", name, h.Operator, o.UID)
+	if h := rd.Header(); h.Operator != o.UID || h.Subtask.Index != sub.Index || h.Subtask.Parallelism != o.Parallelism || h.Subtask.MaxParallelism != maxP {
+		return fmt.Errorf("%s holds the state of operator %q %s; the metadata says operator %q subtask %d of %d over %d key groups",
+			name, h.Operator, h.Subtask, o.UID, sub.Index, o.Parallelism, maxP)
 	}
 	st, err := rd.Stats()
 	if err != nil {
