@@ -293,6 +293,7 @@ func (c *Cluster) status(j *job, detail bool) api.JobStatus {
 			st.Modules[name] = m.Ref()
 		}
 	}
+	st.Checkpoints = j.checkpointStats()
 	if !detail {
 		return st
 	}
