@@ -1,6 +1,7 @@
 package clustertest
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -34,9 +35,24 @@ func latestCheckpoint(c *Cluster, job string) int {
 // a keyed counter counts them and an exactly-once file sink writes
 // (key, count): exactly once means every key's counts 1..n appear once.
 func chaosSpec(t *testing.T, dir, backend string, records, rate int) string {
-	spec := filepath.Join(dir, "chaos.yaml")
-	writeFile(t, spec, fmt.Sprintf(`name: chaos
-parallelism: 2
+	return chaosSpecWith(t, dir, chaosOptions{backend: backend, records: records, rate: rate, parallelism: 2})
+}
+
+type chaosOptions struct {
+	backend       string
+	records, rate int
+	parallelism   int
+	sinkRate      int // records per second per sink subtask (0: no limit)
+	name          string
+}
+
+func chaosSpecWith(t *testing.T, dir string, o chaosOptions) string {
+	if o.name == "" {
+		o.name = "chaos"
+	}
+	spec := filepath.Join(dir, fmt.Sprintf("%s-%d.yaml", o.name, o.parallelism))
+	writeFile(t, spec, fmt.Sprintf(`name: %s
+parallelism: %d
 restart: {strategy: fixed-delay, attempts: 20, delay: 200ms}
 state: {backend: %s}
 checkpoints: {interval: 300ms, timeout: 20s}
@@ -54,10 +70,9 @@ operators:
 sinks:
   - uid: out
     connector: file
-    options: {path: %s}
-    parallelism: 2
+    options: {path: %s, rate: %d}
     input: count
-`, backend, repo(t, "examples/wordcount"), records, rate, filepath.Join(dir, "out.jsonl")))
+`, o.name, o.parallelism, o.backend, repo(t, "examples/wordcount"), o.records, o.rate, filepath.Join(dir, "out.jsonl"), o.sinkRate))
 	return spec
 }
 
@@ -109,4 +124,110 @@ func TestChaosWorkerKills(t *testing.T) {
 			checkCounts(t, readRecords(t, dir), records, keys)
 		})
 	}
+}
+
+// Rescaling through savepoints: the job runs at parallelism 2, is
+// stopped with a savepoint, resumes from it at 3, is stopped again and
+// finishes at 1. Every count is written exactly once over the three runs.
+func TestChaosRescaleThroughSavepoints(t *testing.T) {
+	skipShort(t)
+	c := Start(t, weirBin, Options{Workers: 3, Slots: 2})
+	dir, spdir := t.TempDir(), t.TempDir()
+	const records, keys = 24000, 40
+	o := chaosOptions{backend: "heap", records: records, rate: 3000}
+	from := ""
+	for i, p := range []int{2, 3, 1} {
+		o.parallelism = p
+		var args []string
+		if from != "" {
+			args = []string{"--from-savepoint", from}
+		}
+		id := c.Submit(chaosSpecWith(t, dir, o), args...)
+		if i == 2 {
+			st := c.Wait(id, 3*time.Minute)
+			if st.State != api.StateFinished {
+				t.Fatalf("run at parallelism %d: %s (%s)", p, st.State, st.Message)
+			}
+			if st.Checkpoints == nil || st.Checkpoints.Restored != from {
+				t.Fatalf("run at parallelism %d restored %+v, want %s", p, st.Checkpoints, from)
+			}
+			break
+		}
+		c.WaitFor("a checkpoint of the run at parallelism "+strconv.Itoa(p), 2*time.Minute, func() bool { return latestCheckpoint(c, id) > 0 })
+		from = strings.TrimSpace(c.CLI("job", "stop", id, "--savepoint", spdir))
+		t.Logf("parallelism %d: stopped with savepoint %s", p, from)
+		if st := c.Wait(id, time.Minute); st.State == api.StateFailed {
+			t.Fatalf("the run at parallelism %d failed on its stop: %s", p, st.Message)
+		}
+		inspect := c.CLI("savepoint", "inspect", from)
+		if !strings.Contains(inspect, "count") || !strings.Contains(inspect, "gen") {
+			t.Fatalf("savepoint inspect %s does not show the operators:\n%s", from, inspect)
+		}
+	}
+	checkCounts(t, readRecords(t, dir), records, keys)
+}
+
+// SIGKILLs during a checkpoint and during a savepoint: a slow sink makes
+// aligned checkpoints take long, a worker is killed while one is in
+// progress, and again right after a savepoint was asked for. The
+// savepoint ends (completed or failed, never pending for ever), the job
+// recovers and every count is written exactly once.
+func TestChaosKillDuringCheckpointAndSavepoint(t *testing.T) {
+	skipShort(t)
+	c := Start(t, weirBin, Options{Workers: 3, Slots: 2})
+	dir := t.TempDir()
+	const records, keys = 9000, 40
+	id := c.Submit(chaosSpecWith(t, dir, chaosOptions{backend: "pebble", records: records, rate: 3000, parallelism: 2, sinkRate: 600}))
+	killOne := func(what string) {
+		var victim string
+		c.WaitFor(what, 2*time.Minute, func() bool {
+			st := c.Job(id)
+			if what == "a checkpoint in progress" && (st.Checkpoints == nil || st.Checkpoints.InProgress == 0) {
+				return false
+			}
+			for _, s := range st.Subtasks {
+				if s.State == api.StateRunning && s.Worker != "" && c.Worker(s.Worker) != nil {
+					victim = s.Worker
+					return true
+				}
+			}
+			return false
+		})
+		c.Worker(victim).Kill()
+		t.Logf("killed %s during %s", victim, what)
+	}
+	killOne("a checkpoint in progress")
+	c.AddWorker("fresh-1", 2)
+	c.WaitFor("the job to run again", 2*time.Minute, func() bool {
+		st := c.Job(id)
+		if st.Attempt < 2 {
+			return false
+		}
+		for _, s := range st.Subtasks {
+			if s.State != api.StateRunning {
+				return false
+			}
+		}
+		return true
+	})
+	sp, err := c.Client.Savepoint(context.Background(), id, api.SavepointRequest{RequestID: "kill-during", Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	killOne("a savepoint")
+	c.AddWorker("fresh-2", 2)
+	c.WaitFor("the savepoint to end", 2*time.Minute, func() bool {
+		s, err := c.Client.SavepointStatus(context.Background(), id, sp.RequestID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sp = s
+		return s.State != api.SavepointPending
+	})
+	t.Logf("savepoint: %s %s %s", sp.State, sp.Path, sp.Error)
+	st := c.Wait(id, 4*time.Minute)
+	if st.State != api.StateFinished {
+		t.Fatalf("job %s: %s (%s)", id, st.State, st.Message)
+	}
+	checkCounts(t, readRecords(t, dir), records, keys)
 }
