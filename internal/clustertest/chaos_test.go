@@ -3,8 +3,10 @@ package clustertest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -230,4 +232,65 @@ func TestChaosKillDuringCheckpointAndSavepoint(t *testing.T) {
 		t.Fatalf("job %s: %s (%s)", id, st.State, st.Message)
 	}
 	checkCounts(t, readRecords(t, dir), records, keys)
+}
+
+// Killing `weir run` and resuming it: a checkpointed embedded run is
+// SIGKILLed after its second checkpoint, `weir run --resume` finishes it,
+// and the committed output holds every count exactly once, with the same
+// final count per key as an uninterrupted run.
+func TestChaosKillWeirRunAndResume(t *testing.T) {
+	skipShort(t)
+	const records, keys = 20000, 40
+	run := func(dir, ckpts string, args ...string) *exec.Cmd {
+		spec := chaosSpecWith(t, dir, chaosOptions{backend: "pebble", records: records, rate: 4000, parallelism: 2})
+		cmd := exec.Command(weirBin, append([]string{"run", spec, "--progress=false", "--checkpoint-dir", ckpts}, args...)...)
+		cmd.Env = append(os.Environ(), "WEIR_CACHE_DIR="+filepath.Join(ckpts, "cache"))
+		return cmd
+	}
+	whole, ckA := t.TempDir(), t.TempDir()
+	if out, err := run(whole, ckA).CombinedOutput(); err != nil {
+		t.Fatalf("uninterrupted run: %v\n%s", err, out)
+	}
+	dir, ck := t.TempDir(), t.TempDir()
+	cmd := run(dir, ck)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	metadata := func(n int) bool {
+		_, err := os.Stat(filepath.Join(ck, "chaos", "chk-"+strconv.Itoa(n), "_metadata"))
+		return err == nil
+	}
+	deadline := time.After(2 * time.Minute)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !metadata(2) {
+		select {
+		case err := <-done:
+			t.Fatalf("weir run ended (%v) before its second checkpoint", err)
+		case <-deadline:
+			cmd.Process.Kill()
+			t.Fatal("no second checkpoint within 2 minutes")
+		case <-tick.C:
+		}
+	}
+	cmd.Process.Kill()
+	<-done
+	if out, err := run(dir, ck, "--resume").CombinedOutput(); err != nil {
+		t.Fatalf("weir run --resume: %v\n%s", err, out)
+	}
+	got := readRecords(t, dir)
+	checkCounts(t, got, records, keys)
+	final := func(rs []record) map[string]int {
+		m := map[string]int{}
+		for _, r := range rs {
+			n, _ := strconv.Atoi(r.value)
+			m[r.key] = max(m[r.key], n)
+		}
+		return m
+	}
+	if a, b := final(got), final(readRecords(t, whole)); !maps.Equal(a, b) {
+		t.Fatalf("final counts after kill and resume differ from the uninterrupted run's:\n%v\n%v", a, b)
+	}
 }
