@@ -57,6 +57,10 @@ type Event struct {
 	// Priority events may overtake the data queued ahead of them.
 	Priority bool
 	Value    int64
+	// Ahead, on a priority event an InputGate yields, is how many
+	// messages of its channel were queued when it arrived: those it
+	// overtook (Peek them). The gate sets it; it does not travel.
+	Ahead int
 }
 
 // Message is what an input channel yields: a buffer, or (Buf nil) an event,

@@ -104,6 +104,7 @@ type subtask struct {
 	aligner          *barrier.Aligner // nil without checkpoints or inputs
 	ckpt             *ckptState       // the unaligned checkpoint collecting in-flight data
 	barrierSavepoint bool
+	barrierAhead     int
 	alignTimer       *time.Timer
 	deferred         []deferredEvent // barriers taken while blocked on credits
 }
@@ -814,7 +815,7 @@ func (t *subtask) onEvent(ch int, e netstack.Event, more bool) error {
 	case evLatency:
 		return t.latencyMarker(e.Value)
 	case evBarrier:
-		return t.onBarrier(ch, e.Value)
+		return t.onBarrier(ch, e.Value, e.Ahead)
 	case evEnd:
 		g.ended = true
 		if t.aligner != nil {
