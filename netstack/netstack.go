@@ -97,8 +97,9 @@ type Subpartition interface {
 	Available() <-chan struct{}
 	// Send queues a filled buffer, one Request gave, for the consumer.
 	Send(b *Buffer) error
-	// SendEvent queues an event behind the buffers sent so far, or ahead
-	// of them when it has Priority. Events need no credit.
+	// SendEvent queues an event behind the buffers sent so far; one with
+	// Priority overtakes, at the consumer's gate, what is queued there
+	// when it arrives. Events need no credit.
 	SendEvent(e Event) error
 	Stats() ChannelStats
 	// Close releases the channel's resources; it is not end of stream,
