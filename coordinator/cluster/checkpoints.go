@@ -202,7 +202,7 @@ func (c *Cluster) checkpointOptions(j *job, d *deploy.Descriptor) {
 	}
 	d.Checkpoints = &deploy.Checkpoints{Dir: jc.store.Root, AlignmentTimeout: deploy.Duration(jc.alignmentTimeout)}
 	jc.restored = ""
-	md, skipped, err := ckptstore.Latest(jc.store, j.id)
+	md, skipped, err := ckptmeta.LatestRestorable(jc.store, j.id)
 	for _, s := range skipped {
 		note := fmt.Sprintf("checkpoint %d skipped on recovery: %s", s.Checkpoint, s.Reason)
 		jc.notes = append(jc.notes, note)

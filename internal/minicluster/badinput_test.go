@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,26 +87,43 @@ func runToEnd(t *testing.T, j *Job) error {
 	return run.Wait()
 }
 
-// checkpointed runs the job to the end, leaving its checkpoints (at
-// least two) in o.ckpt, and returns their ids.
+// checkpointed runs the job until it has completed three checkpoints,
+// then cancels it (a crash: nothing finished, nothing flushed), leaving
+// them in o.ckpt, and returns their folder names, oldest first.
 func checkpointed(t *testing.T, o badOptions) []string {
 	t.Helper()
+	o.count = 1 << 30 // runs until canceled
 	j, _ := badJob(t, o, CheckpointOptions{})
 	defer j.Close()
-	if err := runToEnd(t, j); err != nil {
+	run, err := j.Start(context.Background())
+	if err != nil {
 		t.Fatal(err)
 	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	deadline := time.Now().Add(time.Minute)
+	for j.Checkpoints().Completed < 3 && time.Now().Before(deadline) {
+		<-tick.C
+	}
+	tick.Stop()
+	run.Cancel()
+	run.Wait()
 	entries, _ := os.ReadDir(filepath.Join(o.ckpt, "bad"))
-	var ids []string
+	var ids []int
 	for _, e := range entries {
-		if _, err := os.Stat(filepath.Join(o.ckpt, "bad", e.Name(), "_metadata")); err == nil {
-			ids = append(ids, e.Name())
+		n, err := strconv.Atoi(strings.TrimPrefix(e.Name(), "chk-"))
+		if _, serr := os.Stat(filepath.Join(o.ckpt, "bad", e.Name(), "_metadata")); err == nil && serr == nil {
+			ids = append(ids, n)
 		}
 	}
+	slices.Sort(ids)
 	if len(ids) < 2 {
 		t.Fatalf("%d completed checkpoints retained, want 2 or more", len(ids))
 	}
-	return ids
+	var names []string
+	for _, n := range ids {
+		names = append(names, "chk-"+strconv.Itoa(n))
+	}
+	return names
 }
 
 // Restores that cannot be right are refused before anything runs, with

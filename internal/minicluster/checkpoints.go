@@ -114,7 +114,7 @@ func (j *Job) setupCheckpoints() error {
 			topo.FirstID = ids[len(ids)-1] + 1
 		}
 	case o.Resume:
-		md, skipped, err := ckptstore.Latest(store, id)
+		md, skipped, err := ckptmeta.LatestRestorable(store, id)
 		for _, s := range skipped {
 			j.log().Warn("skipping a checkpoint that cannot be used", "checkpoint", s.Checkpoint, "reason", s.Reason)
 		}
