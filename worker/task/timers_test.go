@@ -226,33 +226,37 @@ func BenchmarkTimerAddExisting(b *testing.B) {
 }
 
 // BenchmarkTimerFire registers a batch of 1024 timers (one per key) and
-// pops them, as a window firing does; ns/op and allocs/op are per batch.
+// pops them, as a window firing does (the host's window timers) and as
+// OnTimer does (a module's timers, counted for the cap); ns/op and
+// allocs/op are per batch.
 func BenchmarkTimerFire(b *testing.B) {
 	for _, kind := range []string{"heap", "pebble"} {
-		b.Run(kind, func(b *testing.B) {
-			s := testServices(b, testBackend(b, kind), 0, 1, keygroup.DefaultMaxParallelism)
-			keys := make([][]byte, 1024)
-			kgs := make([]uint16, len(keys))
-			for i := range keys {
-				keys[i] = fmt.Appendf(nil, "auction-%d", i)
-				kgs[i], _ = s.keyGroup(keys[i])
-			}
-			var due []timer
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				ts := int64(i) * 10
-				for j := range keys {
-					if err := s.event.add(kgs[j], ts+9, keys[j], nsWindow, window{ts, ts + 10}); err != nil {
-						b.Fatal(err)
+		for _, ns := range []uint8{nsWindow, nsUser} {
+			b.Run(fmt.Sprintf("%s/ns=%d", kind, ns), func(b *testing.B) {
+				s := testServices(b, testBackend(b, kind), 0, 1, keygroup.DefaultMaxParallelism)
+				keys := make([][]byte, 1024)
+				kgs := make([]uint16, len(keys))
+				for i := range keys {
+					keys[i] = fmt.Appendf(nil, "auction-%d", i)
+					kgs[i], _ = s.keyGroup(keys[i])
+				}
+				var due []timer
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := range b.N {
+					ts := int64(i) * 10
+					for j := range keys {
+						if err := s.event.add(kgs[j], ts+9, keys[j], ns, window{ts, ts + 10}); err != nil {
+							b.Fatal(err)
+						}
+					}
+					var err error
+					if due, err = s.event.popDue(ts+9, due[:0]); err != nil || len(due) != len(keys) {
+						b.Fatal(len(due), err)
 					}
 				}
-				var err error
-				if due, err = s.event.popDue(ts+9, due[:0]); err != nil || len(due) != len(keys) {
-					b.Fatal(len(due), err)
-				}
-			}
-		})
+			})
+		}
 	}
 }
 
@@ -270,5 +274,30 @@ func BenchmarkTimerIdleCheck(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		due, _ = s.proc.popDue(int64(i), due[:0])
+	}
+}
+
+// BenchmarkNextTimerScan is what asking the backend for the earliest timer
+// costs — a walk over the subtask's key groups — which the cache of
+// timerSet saves on every idle wait and watermark.
+func BenchmarkNextTimerScan(b *testing.B) {
+	for _, maxPar := range []int{keygroup.DefaultMaxParallelism, keygroup.MaxMaxParallelism} {
+		b.Run(fmt.Sprint("keygroups=", maxPar), func(b *testing.B) {
+			s := testServices(b, state.NewHeap(nil), 0, 1, maxPar)
+			for i := range 100 {
+				key := fmt.Appendf(nil, "k%d", i)
+				kg, _ := s.keyGroup(key)
+				if err := s.proc.add(kg, int64(i), key, nsUser, window{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, _, err := s.backend.NextTimer(s.timers, s.kgs, wasmabi.ProcessingTime); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
