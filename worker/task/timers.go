@@ -139,16 +139,16 @@ func appendInt64(b []byte, v int64) []byte {
 type timerSet struct {
 	svc    *services
 	domain wasmabi.TimeDomain
-	// next is the earliest time of a timer when known (math.MaxInt64:
-	// none). An add lowers it; a delete at that time or firing makes it
+	// next is the earliest time of a timer, when known and there is one
+	// (has). An add lowers it; a delete at that time or firing makes it
 	// unknown, found again by NextTimer when next asked. It starts unknown,
 	// so timers restored into the backend before first use are seen.
-	next  int64
-	known bool
-	err   error         // a backend error found where none could be returned
-	due   []state.Timer // scratch of popDue
-	order []timer       // scratch of byKind
-	ns    []byte        // scratch: the namespace of the current call
+	next       int64
+	has, known bool
+	err        error         // a backend error found where none could be returned
+	due        []state.Timer // scratch of popDue
+	order      []timer       // scratch of byKind
+	ns         []byte        // scratch: the namespace of the current call
 }
 
 func newTimerSet(s *services, d wasmabi.TimeDomain) *timerSet {
@@ -168,8 +168,8 @@ func (q *timerSet) add(kg uint16, ts int64, key []byte, ns uint8, win window) er
 	if ns == nsUser {
 		q.svc.timerCount.add(q.domain, ts, key, q.ns)
 	}
-	if q.known {
-		q.next = min(q.next, ts)
+	if q.known && (!q.has || ts < q.next) {
+		q.next, q.has = ts, true
 	}
 	return nil
 }
@@ -207,12 +207,9 @@ func (q *timerSet) earliest() (int64, bool) {
 			q.err = fmt.Errorf("finding the next timer of %s subtask %d: %w", q.svc.n.spec.UID, q.svc.n.t.index, err)
 			return math.MinInt64, true
 		}
-		q.next, q.known = math.MaxInt64, true
-		if ok {
-			q.next = ts
-		}
+		q.next, q.has, q.known = ts, ok, true
 	}
-	return q.next, q.next != math.MaxInt64
+	return q.next, q.has
 }
 
 // popDue removes the timers at or before upTo and appends them to dst, by
