@@ -76,7 +76,16 @@ type Stats struct {
 	InProgress        int
 	Latest            *CompletedInfo
 	LastFailure       string
+	// History holds the last StatsHistory completed checkpoints and
+	// savepoints, oldest first, so a reader can see how long they take
+	// and how large they are (weir bench checkpoint prints their p50/p99)
+	// without watching the log.
+	History []CompletedInfo
 }
+
+// StatsHistory is how many completed checkpoints Stats.History keeps: at
+// one a second, the last four minutes, in a few KiB.
+const StatsHistory = 256
 
 // CompletedInfo describes a completed checkpoint or savepoint.
 type CompletedInfo struct {
@@ -182,6 +191,10 @@ func (r *Runner) do(a Action) []Action {
 		st := r.started[a.ID]
 		r.stats.Completed++
 		r.stats.Latest = &CompletedInfo{ID: a.ID, Path: path, Duration: r.now() - st.at, Size: size, Savepoint: a.Savepoint}
+		if len(r.stats.History) == StatsHistory {
+			r.stats.History = append(r.stats.History[:0], r.stats.History[1:]...)
+		}
+		r.stats.History = append(r.stats.History, *r.stats.Latest)
 		r.log.Info("checkpoint completed", "checkpoint", a.ID, "savepoint", a.Savepoint, "path", path, "bytes", size, "duration", r.now()-st.at)
 		r.forget(a.ID)
 		out := r.must(Persisted{Now: r.now(), Checkpoint: a.ID})
@@ -424,5 +437,6 @@ func (r *Runner) Stats() Stats {
 		l := *s.Latest
 		s.Latest = &l
 	}
+	s.History = append([]CompletedInfo(nil), s.History...)
 	return s
 }
