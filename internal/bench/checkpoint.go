@@ -94,8 +94,8 @@ type CheckpointRound struct {
 	OnPerSec      float64 `json:"on_events_per_sec"`
 	OffPerCoreSec float64 `json:"off_events_per_core_sec"`
 	OnPerCoreSec  float64 `json:"on_events_per_core_sec"`
-	Ratio         float64 `json:"ratio"`      // OnPerSec / OffPerSec
-	CPURatio      float64 `json:"cpu_ratio"`  // OnPerCoreSec / OffPerCoreSec
+	Ratio         float64 `json:"ratio"`       // OnPerSec / OffPerSec
+	CPURatio      float64 `json:"cpu_ratio"`   // OnPerCoreSec / OffPerCoreSec
 	Checkpoints   int     `json:"checkpoints"` // completed in the run with
 	Failed        int     `json:"failed"`
 }
