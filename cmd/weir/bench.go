@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/weirstream/weir/internal/barrier"
 	"github.com/weirstream/weir/internal/bench"
 )
 
@@ -201,8 +202,8 @@ discard) on the embedded engine with the pebble backend and prints:
     its window count behind a file sink paced to --sink-rate records/s per
     subtask, each mode for --backpressure-for (0 leaves it out).
 
---events sets the events per run of every query (0: q5 250000, q8 1200000,
-about 4 s each as WebAssembly on a 2.8 GHz core). --native runs the
+--events sets the events per run of every query (0: q5 400000, q8 2000000,
+about 5 s each as WebAssembly on a 2.8 GHz core). --native runs the
 operators linked into this binary. Run it from the repository root.
 
 Examples:
@@ -225,6 +226,7 @@ Examples:
 				Events:          a.cfg.GetInt64("events"),
 				Rounds:          a.cfg.GetInt("rounds"),
 				Interval:        a.cfg.GetDuration("interval"),
+				Mode:            barrier.Mode(a.cfg.GetString("mode")),
 				Native:          a.cfg.GetBool("native"),
 				SinkRate:        a.cfg.GetInt64("sink-rate"),
 				BackpressureFor: a.cfg.GetDuration("backpressure-for"),
@@ -248,6 +250,7 @@ Examples:
 	f.Int64("events", 0, "events per run of every query (0: sized per query, about 4 s each)")
 	f.Int("rounds", bench.DefaultCheckpointRounds, "rounds of runs without and with checkpoints")
 	f.Duration("interval", bench.DefaultCheckpointInterval, "time between checkpoints")
+	f.String("mode", "aligned", "barrier mode of the runs with and without checkpoints: aligned, unaligned or at-least-once")
 	f.Bool("native", false, "run the operators linked into this binary instead of the WebAssembly module")
 	f.Int64("sink-rate", bench.DefaultSlowSinkRate, "records per second per subtask of the slow sink in the backpressure runs")
 	f.Duration("backpressure-for", bench.DefaultBackpressureFor, "length of each backpressure run (0: none)")

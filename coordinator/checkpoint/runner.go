@@ -68,6 +68,9 @@ type started struct {
 	at   time.Duration
 	wall time.Time
 	mode string
+	// firstAck and lastAck are when the first and the latest subtask
+	// acknowledged (0: none yet), for CompletedInfo.
+	firstAck, lastAck time.Duration
 }
 
 // Stats are the job's checkpoint figures.
@@ -94,6 +97,11 @@ type CompletedInfo struct {
 	Duration  time.Duration
 	Size      int64
 	Savepoint bool
+	// FirstAck and LastAck are the times from the trigger to the first
+	// and the last subtask's acknowledgement (0 when every subtask had
+	// finished): barriers travelling, snapshots and uploads take up to
+	// LastAck; the rest of Duration is writing the metadata.
+	FirstAck, LastAck time.Duration
 }
 
 // NewRunner returns a runner for a job, idle until Running.
@@ -191,6 +199,9 @@ func (r *Runner) do(a Action) []Action {
 		st := r.started[a.ID]
 		r.stats.Completed++
 		r.stats.Latest = &CompletedInfo{ID: a.ID, Path: path, Duration: r.now() - st.at, Size: size, Savepoint: a.Savepoint}
+		if st.lastAck > 0 {
+			r.stats.Latest.FirstAck, r.stats.Latest.LastAck = st.firstAck-st.at, st.lastAck-st.at
+		}
 		if len(r.stats.History) == StatsHistory {
 			r.stats.History = append(r.stats.History[:0], r.stats.History[1:]...)
 		}
@@ -360,6 +371,14 @@ func (r *Runner) Ack(a ckptmeta.Ack) error {
 	}
 	r.mu.Lock()
 	r.acks[ackKey{a.Checkpoint, s}] = a
+	if st, ok := r.started[a.Checkpoint]; ok {
+		now := r.now()
+		if st.firstAck == 0 {
+			st.firstAck = now
+		}
+		st.lastAck = now
+		r.started[a.Checkpoint] = st
+	}
 	r.mu.Unlock()
 	err := r.step(TaskAck{Now: r.now(), Checkpoint: a.Checkpoint, Subtask: s, Attempt: a.Attempt, Handles: hs})
 	if err != nil {

@@ -32,6 +32,9 @@ type CheckpointOptions struct {
 	Rounds int
 	// Interval between checkpoints (default 1s).
 	Interval time.Duration
+	// Mode is the barrier mode of the side-by-side runs (default aligned,
+	// the exactly-once default of a job).
+	Mode barrier.Mode
 	// Native runs the operators linked into this binary instead of the
 	// spec's WebAssembly module.
 	Native bool
@@ -49,10 +52,10 @@ type CheckpointOptions struct {
 }
 
 // DefaultCheckpointEvents are the events per run of each query when
-// CheckpointOptions.Events is 0: about four seconds each as WebAssembly
+// CheckpointOptions.Events is 0: about five seconds each as WebAssembly
 // on one 2.8 GHz core, so a run with checkpoints every second takes
 // three or four of them.
-var DefaultCheckpointEvents = map[string]int64{"q5": 250_000, "q8": 1_200_000}
+var DefaultCheckpointEvents = map[string]int64{"q5": 400_000, "q8": 2_000_000}
 
 // Defaults of CheckpointOptions.
 const (
@@ -68,6 +71,7 @@ type CheckpointReport struct {
 	Backend  string  `json:"backend"`
 	Impl     string  `json:"impl"`
 	Interval string  `json:"interval"`
+	Mode     string  `json:"mode"` // of the side-by-side runs
 	// Rounds are the side-by-side runs; Overhead sums them up per query.
 	Rounds   []CheckpointRound    `json:"rounds"`
 	Overhead []CheckpointOverhead `json:"overhead"`
@@ -124,8 +128,13 @@ type CheckpointDurations struct {
 	P50Ms       float64 `json:"p50_ms"`
 	P99Ms       float64 `json:"p99_ms"`
 	MaxMs       float64 `json:"max_ms"`
-	P50Bytes    int64   `json:"p50_bytes"`
-	MaxBytes    int64   `json:"max_bytes"`
+	// AckP50Ms and AckP99Ms are the times to the last subtask's
+	// acknowledgement (barriers, snapshots, uploads); the rest is
+	// writing the checkpoint's metadata.
+	AckP50Ms float64 `json:"ack_p50_ms"`
+	AckP99Ms float64 `json:"ack_p99_ms"`
+	P50Bytes int64   `json:"p50_bytes"`
+	MaxBytes int64   `json:"max_bytes"`
 }
 
 // BackpressureRun is one barrier mode behind a slow sink.
@@ -142,6 +151,8 @@ type BackpressureRun struct {
 	P50Ms               float64 `json:"p50_ms"`
 	P99Ms               float64 `json:"p99_ms"`
 	MaxMs               float64 `json:"max_ms"`
+	AckP50Ms            float64 `json:"ack_p50_ms"`
+	AckP99Ms            float64 `json:"ack_p99_ms"`
 	P50Bytes            int64   `json:"p50_bytes"`
 }
 
@@ -169,7 +180,7 @@ func Checkpoint(ctx context.Context, o CheckpointOptions) (*CheckpointReport, er
 	if o.Native {
 		impl = "native"
 	}
-	rep := &CheckpointReport{Machine: thisMachine(), Backend: "pebble", Impl: impl, Interval: o.Interval.String()}
+	rep := &CheckpointReport{Machine: thisMachine(), Backend: "pebble", Impl: impl, Interval: o.Interval.String(), Mode: string(o.Mode)}
 	for _, q := range o.Queries {
 		path := filepath.Join(o.SpecDir, q+".yaml")
 		if _, err := os.Stat(path); err != nil {
@@ -211,8 +222,9 @@ func Checkpoint(ctx context.Context, o CheckpointOptions) (*CheckpointReport, er
 		}
 		rep.Overhead = append(rep.Overhead, CheckpointOverhead{Query: q, Rounds: o.Rounds,
 			MinRatio: slices.Min(ratios), MedianRatio: median(ratios), MaxRatio: slices.Max(ratios), MedianCPURatio: median(cpuRatios)})
-		d := CheckpointDurations{Query: q, Kind: "full", Implemented: true}
-		d.Count, d.P50Ms, d.P99Ms, d.MaxMs, d.P50Bytes, d.MaxBytes = summarize(done)
+		f := summarize(done)
+		d := CheckpointDurations{Query: q, Kind: "full", Implemented: true, Count: f.n, P50Ms: f.p50, P99Ms: f.p99, MaxMs: f.max,
+			AckP50Ms: f.ackP50, AckP99Ms: f.ackP99, P50Bytes: f.p50Bytes, MaxBytes: f.maxBytes}
 		rep.Durations = append(rep.Durations, d, CheckpointDurations{Query: q, Kind: "incremental"})
 	}
 	rep.Notes = append(rep.Notes, "incremental: not implemented yet; every checkpoint writes the canonical full snapshot of the state, so the full rows are all there is")
@@ -250,6 +262,9 @@ func (o *CheckpointOptions) defaults() error {
 	if o.Interval == 0 {
 		o.Interval = DefaultCheckpointInterval
 	}
+	if o.Mode == "" {
+		o.Mode = barrier.Aligned
+	}
 	if o.SinkRate == 0 {
 		o.SinkRate = DefaultSlowSinkRate
 	}
@@ -263,6 +278,8 @@ func (o *CheckpointOptions) defaults() error {
 		return fmt.Errorf("bench checkpoint: --rounds %d: want 1 to 100", o.Rounds)
 	case o.Interval < jobspec.MinCheckpointInterval:
 		return fmt.Errorf("bench checkpoint: --interval %s: want at least %s", o.Interval, jobspec.MinCheckpointInterval)
+	case !o.Mode.Valid():
+		return fmt.Errorf("bench checkpoint: --mode %q: want aligned, unaligned or at-least-once", o.Mode)
 	case o.SinkRate < 0:
 		return fmt.Errorf("bench checkpoint: --sink-rate %d: want more than 0", o.SinkRate)
 	case o.BackpressureFor < 0:
@@ -321,7 +338,7 @@ func checkpointRun(ctx context.Context, path string, events int64, on bool, o Ch
 	spec.Checkpoints.Interval = 0 // off unless asked: the spec's other settings (defaults) stay
 	mo := minicluster.Options{Native: o.Native, Runtime: o.Runtime, BuildCacheDir: o.CacheDir, BuildLog: io.Discard}
 	if on {
-		mo.Checkpoints = minicluster.CheckpointOptions{Dir: filepath.Join(dir, "checkpoints"), Interval: o.Interval}
+		mo.Checkpoints = minicluster.CheckpointOptions{Dir: filepath.Join(dir, "checkpoints"), Interval: o.Interval, Mode: o.Mode}
 	}
 	job, err := minicluster.Prepare(ctx, spec, mo)
 	if err != nil {
@@ -450,27 +467,38 @@ func backpressureRun(ctx context.Context, mode barrier.Mode, o CheckpointOptions
 			b.SourceBackpressured = s.Backpressured.Seconds() / s.Elapsed.Seconds()
 		}
 	}
-	b.Count, b.P50Ms, b.P99Ms, b.MaxMs, b.P50Bytes, _ = summarize(stats.History)
+	f := summarize(stats.History)
+	b.Count, b.P50Ms, b.P99Ms, b.MaxMs, b.AckP50Ms, b.AckP99Ms, b.P50Bytes = f.n, f.p50, f.p99, f.max, f.ackP50, f.ackP99, f.p50Bytes
 	return b, nil
 }
 
-// summarize gives the count, p50, p99 and max duration (ms) and the p50
-// and max size of completed checkpoints (savepoints left out).
-func summarize(done []checkpoint.CompletedInfo) (n int, p50, p99, maxMs float64, p50Bytes, maxBytes int64) {
-	var ds []time.Duration
+// ckptFigures sum up a set of completed checkpoints.
+type ckptFigures struct {
+	n                  int
+	p50, p99, max      float64 // duration, ms
+	ackP50, ackP99     float64 // to the last acknowledgement, ms
+	p50Bytes, maxBytes int64
+}
+
+// summarize sums up completed checkpoints (savepoints left out).
+func summarize(done []checkpoint.CompletedInfo) ckptFigures {
+	var ds, acks []time.Duration
 	var sizes []int64
 	for _, c := range done {
 		if !c.Savepoint {
-			ds, sizes = append(ds, c.Duration), append(sizes, c.Size)
+			ds, acks, sizes = append(ds, c.Duration), append(acks, c.LastAck), append(sizes, c.Size)
 		}
 	}
 	if len(ds) == 0 {
-		return 0, 0, 0, 0, 0, 0
+		return ckptFigures{}
 	}
 	slices.Sort(ds)
+	slices.Sort(acks)
 	slices.Sort(sizes)
 	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
-	return len(ds), ms(ds[rank(len(ds), 50)]), ms(ds[rank(len(ds), 99)]), ms(ds[len(ds)-1]), sizes[rank(len(sizes), 50)], sizes[len(sizes)-1]
+	n := len(ds)
+	return ckptFigures{n: n, p50: ms(ds[rank(n, 50)]), p99: ms(ds[rank(n, 99)]), max: ms(ds[n-1]),
+		ackP50: ms(acks[rank(n, 50)]), ackP99: ms(acks[rank(n, 99)]), p50Bytes: sizes[rank(n, 50)], maxBytes: sizes[n-1]}
 }
 
 // rank is the index of the p-th percentile of n sorted values (nearest
@@ -492,7 +520,7 @@ func (r *CheckpointReport) WriteTable(w io.Writer) {
 	if r.Machine.CPU != "" {
 		fmt.Fprintf(w, "cpu: %s\n", r.Machine.CPU)
 	}
-	fmt.Fprintf(w, "backend %s, operators %s, checkpoints every %s\n", r.Backend, r.Impl, r.Interval)
+	fmt.Fprintf(w, "backend %s, operators %s, checkpoints every %s, %s\n", r.Backend, r.Impl, r.Interval, r.Mode)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "1. throughput with checkpoints / without, side by side (target >= 0.9)")
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
@@ -512,23 +540,24 @@ func (r *CheckpointReport) WriteTable(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "2. checkpoint duration (trigger to metadata written) and size, of the runs with checkpoints")
 	tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "query\tkind\tcheckpoints\tp50 ms\tp99 ms\tmax ms\tp50 size\tmax size\t")
+	fmt.Fprintln(tw, "query\tkind\tcheckpoints\tp50 ms\tp99 ms\tmax ms\tlast ack p50 ms\tlast ack p99 ms\tp50 size\tmax size\t")
 	for _, x := range r.Durations {
 		if !x.Implemented {
-			fmt.Fprintf(tw, "%s\t%s\tnot implemented\t-\t-\t-\t-\t-\t\n", x.Query, x.Kind)
+			fmt.Fprintf(tw, "%s\t%s\tnot implemented\t-\t-\t-\t-\t-\t-\t-\t\n", x.Query, x.Kind)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.1f\t%.1f\t%s\t%s\t\n", x.Query, x.Kind, x.Count, x.P50Ms, x.P99Ms, x.MaxMs, humanBytes(x.P50Bytes), humanBytes(x.MaxBytes))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%s\t\n", x.Query, x.Kind, x.Count, x.P50Ms, x.P99Ms, x.MaxMs, x.AckP50Ms, x.AckP99Ms,
+			humanBytes(x.P50Bytes), humanBytes(x.MaxBytes))
 	}
 	tw.Flush()
 	if len(r.Backpressure) > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "3. aligned vs unaligned under backpressure: q5 up to its window count, a file sink paced to a rate, checkpoints every "+r.Interval)
 		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "mode\tseconds\tsink rate/subtask\tsink records\tsource backpressured\tcheckpoints\tfailed\tp50 ms\tp99 ms\tmax ms\tp50 size\t")
+		fmt.Fprintln(tw, "mode\tseconds\tsink rate/subtask\tsink records\tsource backpressured\tcheckpoints\tfailed\tp50 ms\tp99 ms\tmax ms\tlast ack p50 ms\tlast ack p99 ms\tp50 size\t")
 		for _, x := range r.Backpressure {
-			fmt.Fprintf(tw, "%s\t%.1f\t%d\t%d\t%.0f%%\t%d\t%d\t%.1f\t%.1f\t%.1f\t%s\t\n", x.Mode, x.Seconds, x.SinkRate, x.SinkRecords, 100*x.SourceBackpressured,
-				x.Count, x.Failed, x.P50Ms, x.P99Ms, x.MaxMs, humanBytes(x.P50Bytes))
+			fmt.Fprintf(tw, "%s\t%.1f\t%d\t%d\t%.0f%%\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t\n", x.Mode, x.Seconds, x.SinkRate, x.SinkRecords, 100*x.SourceBackpressured,
+				x.Count, x.Failed, x.P50Ms, x.P99Ms, x.MaxMs, x.AckP50Ms, x.AckP99Ms, humanBytes(x.P50Bytes))
 		}
 		tw.Flush()
 	}

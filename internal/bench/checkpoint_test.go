@@ -79,6 +79,10 @@ func TestCheckpointSmall(t *testing.T) {
 		if full.Count != completed {
 			t.Errorf("%s: %d checkpoint durations, but the runs completed %d", q, full.Count, completed)
 		}
+		// The last acknowledgement comes before the metadata is written.
+		if !(full.AckP50Ms > 0 && full.AckP50Ms <= full.P50Ms && full.AckP99Ms <= full.P99Ms) {
+			t.Errorf("%s: to the last acknowledgement p50 %.1f ms, p99 %.1f ms; checkpoints p50 %.1f ms, p99 %.1f ms", q, full.AckP50Ms, full.AckP99Ms, full.P50Ms, full.P99Ms)
+		}
 		if !(full.P50Ms > 0 && full.P50Ms <= full.P99Ms && full.P99Ms <= full.MaxMs) || !(full.P50Bytes > 0 && full.P50Bytes <= full.MaxBytes) {
 			t.Errorf("%s full checkpoints: %+v", q, full)
 		}
@@ -88,7 +92,7 @@ func TestCheckpointSmall(t *testing.T) {
 		if b.Mode != mode || b.Count < 1 || b.SinkRate != 5000 || b.SinkRecords <= 0 || b.Seconds < 2 {
 			t.Errorf("backpressure %s: %+v", mode, b)
 		}
-		if !(b.P50Ms > 0 && b.P50Ms <= b.P99Ms && b.P99Ms <= b.MaxMs) || b.P50Bytes <= 0 {
+		if !(b.P50Ms > 0 && b.P50Ms <= b.P99Ms && b.P99Ms <= b.MaxMs) || b.P50Bytes <= 0 || !(b.AckP50Ms > 0 && b.AckP50Ms <= b.P50Ms) {
 			t.Errorf("backpressure %s: %+v", mode, b)
 		}
 		if !(b.SourceBackpressured > 0 && b.SourceBackpressured <= 1) {
@@ -117,7 +121,7 @@ func TestCheckpointSmall(t *testing.T) {
 func TestCheckpointOptionsRefused(t *testing.T) {
 	for _, o := range []CheckpointOptions{
 		{Events: -1}, {Rounds: -1}, {Rounds: 101}, {Interval: time.Millisecond}, {SinkRate: -5},
-		{BackpressureFor: -time.Second}, {Workers: 1}, {Workers: -1}, {Queries: []string{"q99"}},
+		{BackpressureFor: -time.Second}, {Mode: "sideways"}, {Workers: 1}, {Workers: -1}, {Queries: []string{"q99"}},
 	} {
 		if _, err := Checkpoint(context.Background(), o); err == nil {
 			t.Errorf("%+v: no error", o)
