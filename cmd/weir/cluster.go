@@ -273,11 +273,16 @@ Ctrl-C stops following, not the job (cancel it with ` + "`weir job cancel ID`" +
 			if poll <= 0 {
 				return usagef("--poll %v: want a positive interval", poll)
 			}
+			from, allow, err := a.restoreFrom() // checked before anything is uploaded
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			req, err := a.submission(ctx, c, args[0])
 			if err != nil {
 				return err
 			}
+			req.FromSavepoint, req.AllowNonRestoredState = from, allow
 			st, err := c.Submit(ctx, req)
 			if err != nil {
 				return a.apiErrors(args[0], err)
@@ -297,6 +302,7 @@ Ctrl-C stops following, not the job (cancel it with ` + "`weir job cancel ID`" +
 	}
 	cmd.Flags().Bool("detached", false, "return once the job is submitted, without following it")
 	cmd.Flags().Duration("poll", time.Second, "how often to ask for the job's status while following it")
+	withRestoreFlags(cmd)
 	return cmd
 }
 
@@ -514,6 +520,7 @@ func (a *app) printJob(st api.JobStatus) {
 			fmt.Fprintf(a.stdout, "module    %s = %s@%s (sha256 %.12s)\n", n, m.Name, m.Version, m.Digest)
 		}
 	}
+	a.printCheckpoints(st.Checkpoints)
 	if len(st.Subtasks) == 0 {
 		return
 	}

@@ -75,6 +75,8 @@ finished), as a container image of the job would.
 	f.Int("max-slots", 0, "slots the cluster can ever have (0: no limit with standalone); a job needing more fails at once")
 	f.String("job", "", "application mode: run this job spec and exit with its result")
 	f.Duration("flush-interval", 5*time.Millisecond, "the longest a partly filled network buffer waits while its task is busy")
+	f.String("checkpoint-dir", "", "the checkpoint folder the coordinator and every worker share (default: <data-dir>/checkpoints)")
+	f.String("savepoint-dir", "", "where savepoints go when a request names no folder (default: <data-dir>/savepoints)")
 	return cmd
 }
 
@@ -92,8 +94,9 @@ func (a *app) runCoordinator(ctx context.Context) error {
 		HeartbeatInterval: v.GetDuration("heartbeat-interval"),
 		Slots: slots.Config{Provider: provider, HeartbeatTimeout: v.GetDuration("heartbeat-timeout"), MaxSlots: v.GetInt("max-slots"),
 			SlotsPerWorker: v.GetInt("worker-slots"), MaxWorkers: v.GetInt("max-workers"), IdleTimeout: v.GetDuration("idle-timeout")},
-		Buffers: deploy.Buffers{FlushInterval: deploy.Duration(v.GetDuration("flush-interval"))},
-		Logger:  log,
+		Buffers:     deploy.Buffers{FlushInterval: deploy.Duration(v.GetDuration("flush-interval"))},
+		Checkpoints: clusterpkg.CheckpointDefaults{Dir: orDefault(v.GetString("checkpoint-dir"), filepath.Join(dataDir, "checkpoints")), SavepointDir: orDefault(v.GetString("savepoint-dir"), filepath.Join(dataDir, "savepoints"))},
+		Logger:      log,
 	}
 	switch provider {
 	case slots.ProviderStandalone:
@@ -223,4 +226,16 @@ func (p *workerProcs) stopAll() {
 			<-wp.done
 		}
 	}
+}
+
+// orDefault returns s, or def when s is empty, made absolute: workers
+// resolve these folders from their own working directories.
+func orDefault(s, def string) string {
+	if s == "" {
+		s = def
+	}
+	if abs, err := filepath.Abs(s); err == nil {
+		return abs
+	}
+	return s
 }

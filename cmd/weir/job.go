@@ -29,9 +29,13 @@ On a coordinator (--coordinator, WEIR_COORDINATOR; default ` + client.DefaultURL
   weir job list                    the jobs
   weir job info ID                 a job's subtasks: state, worker, slot, metrics
   weir job cancel ID               cancel a job
-  weir job stop ID                 stop a job gracefully`,
+  weir job stop ID                 stop a job gracefully
+  weir job savepoint ID DIR        take a savepoint; prints its folder
+  weir job stop ID --savepoint DIR take a savepoint, then stop
+  weir job submit job.yaml --from-savepoint PATH   start from a savepoint`,
 	}
-	cmd.AddCommand(newJobValidateCmd(a), newJobPlanCmd(a), newJobSubmitCmd(a), newJobListCmd(a), newJobInfoCmd(a), newJobCancelCmd(a), newJobStopCmd(a), newJobLogsCmd(a))
+	cmd.AddCommand(newJobValidateCmd(a), newJobPlanCmd(a), newJobSubmitCmd(a), newJobListCmd(a), newJobInfoCmd(a), newJobCancelCmd(a),
+		a.withStopSavepoint(newJobStopCmd(a)), newJobSavepointCmd(a), newJobLogsCmd(a))
 	return cmd
 }
 

@@ -69,7 +69,7 @@ $XDG_CONFIG_HOME/weir/config.yaml), then defaults.`,
 	pf.String("cache-dir", modbuild.DefaultCacheDir(), "where compiled modules and builds are cached")
 	pf.Bool("debug", false, "print full errors and stack traces")
 	pf.String("coordinator", client.DefaultURL, "the coordinator's REST API, for job, module and cluster commands (WEIR_COORDINATOR)")
-	root.AddCommand(newRunCmd(a), newJobCmd(a), newModuleCmd(a), newConnectorsCmd(a), newBenchCmd(a), newVersionCmd(a), newClusterCmd(a), newCoordinatorCmd(a), newWorkerCmd(a))
+	root.AddCommand(newRunCmd(a), newJobCmd(a), newModuleCmd(a), newConnectorsCmd(a), newBenchCmd(a), newVersionCmd(a), newClusterCmd(a), newCoordinatorCmd(a), newWorkerCmd(a), newSavepointCmd(a))
 	return root
 }
 

@@ -64,8 +64,7 @@ Examples:
 	f.Duration("checkpoint-interval", 0, "take a checkpoint this often (overrides the spec's checkpoints.interval; 0 keeps it)")
 	f.String("checkpoint-mode", "", "barrier mode: aligned, unaligned or at-least-once (overrides the spec)")
 	f.Bool("resume", false, "start from the latest completed checkpoint in the checkpoint folder")
-	f.String("from-savepoint", "", "start from this savepoint or checkpoint folder (<dir>/<job>/chk-<n>)")
-	f.Bool("allow-non-restored-state", false, "with --from-savepoint/--resume: drop the state of operators the job no longer has")
+	addRestoreFlags(cmd)
 	addLimitFlags(cmd)
 	return cmd
 }
@@ -160,13 +159,16 @@ func (a *app) prepareJob(ctx context.Context, path string, native bool, edit fun
 // checkpointOptions reads the checkpoint flags of `weir run`.
 func (a *app) checkpointOptions() (minicluster.CheckpointOptions, error) {
 	o := minicluster.CheckpointOptions{
-		Dir:              a.cfg.GetString("checkpoint-dir"),
-		Interval:         a.cfg.GetDuration("checkpoint-interval"),
-		Mode:             barrier.Mode(a.cfg.GetString("checkpoint-mode")),
-		Resume:           a.cfg.GetBool("resume"),
-		FromSavepoint:    a.cfg.GetString("from-savepoint"),
-		AllowNonRestored: a.cfg.GetBool("allow-non-restored-state"),
+		Dir:      a.cfg.GetString("checkpoint-dir"),
+		Interval: a.cfg.GetDuration("checkpoint-interval"),
+		Mode:     barrier.Mode(a.cfg.GetString("checkpoint-mode")),
+		Resume:   a.cfg.GetBool("resume"),
 	}
+	from, allow, err := a.restoreFrom()
+	if err != nil {
+		return o, err
+	}
+	o.FromSavepoint, o.AllowNonRestored = from, allow
 	if o.Interval < 0 {
 		return o, usagef("--checkpoint-interval %s: give a positive interval such as 1s", o.Interval)
 	}

@@ -45,14 +45,3 @@ func TemplateOf(d *deploy.Descriptor) ckptmeta.Payload {
 	}
 	return p
 }
-
-// ShapeOf returns what a restore into d is checked against.
-func ShapeOf(d *deploy.Descriptor) ckptmeta.Shape {
-	s := ckptmeta.Shape{MaxParallelism: d.MaxParallelism, Operators: map[string]ckptmeta.ShapeOperator{}}
-	for _, v := range d.Vertices {
-		for _, n := range v.Nodes {
-			s.Operators[n.UID] = ckptmeta.ShapeOperator{Kind: n.Kind, Parallelism: v.Parallelism}
-		}
-	}
-	return s
-}

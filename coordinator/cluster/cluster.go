@@ -59,7 +59,9 @@ type Config struct {
 	StartWorkers func(n, slotsEach int) error
 	// StopWorker stops a worker the process provider started.
 	StopWorker func(id string)
-	Logger     *slog.Logger
+	// Checkpoints are the checkpoint and savepoint folders.
+	Checkpoints CheckpointDefaults
+	Logger      *slog.Logger
 }
 
 // Cluster is a running coordinator core.
@@ -71,6 +73,7 @@ type Cluster struct {
 	srv   *http.Server
 	stop  chan struct{}
 	wg    sync.WaitGroup
+	async asyncQueue // checkpoint.go
 
 	mu struct {
 		sync.Mutex
@@ -133,10 +136,13 @@ func New(cfg Config) (*Cluster, error) {
 	mux.HandleFunc("POST "+control.PathRegister, c.handleRegister)
 	mux.HandleFunc("POST "+control.PathHeartbeat, c.handleHeartbeat)
 	mux.HandleFunc("GET "+control.PathCommands, c.handleCommands)
+	mux.HandleFunc("POST "+control.PathAcks, c.handleAcks)
 	c.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)}
-	c.wg.Add(2)
+	c.async.wake = make(chan struct{}, 1)
+	c.wg.Add(3)
 	go func() { defer c.wg.Done(); c.srv.Serve(c.ln) }()
 	go func() { defer c.wg.Done(); c.tick() }()
+	go func() { defer c.wg.Done(); c.async.run(c.stop) }()
 	return c, nil
 }
 
@@ -162,6 +168,9 @@ func (c *Cluster) Close() error {
 	c.mu.closed = true
 	for _, w := range c.mu.workers {
 		close(w.notify)
+	}
+	for _, j := range c.mu.jobs {
+		j.endCheckpoints()
 	}
 	c.mu.Unlock()
 	close(c.stop)

@@ -102,6 +102,7 @@ func (c *Cluster) taskReport(worker string, t control.TaskReport) {
 		return
 	}
 	c.jobStep(j, execgraph.TaskState{Now: c.now(), Subtask: id, Attempt: t.Attempt, State: st, Cause: t.Cause})
+	c.checkpointReport(j, id, t)
 }
 
 // taskLog keeps a module log line of a job the worker runs; c.mu is held.

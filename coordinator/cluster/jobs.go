@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/weirstream/weir/coordinator/checkpoint"
 	"github.com/weirstream/weir/coordinator/dispatcher"
 	"github.com/weirstream/weir/coordinator/execgraph"
 	"github.com/weirstream/weir/coordinator/plan"
@@ -36,6 +37,8 @@ type job struct {
 	// number.
 	logs   []api.LogLine
 	logSeq int64
+	// ckpt is the job's checkpointing; nil when it takes none.
+	ckpt *jobCheckpoints
 }
 
 // jobLogLines is how many log lines the coordinator keeps per job, at
@@ -89,6 +92,9 @@ func (c *Cluster) Submit(ctx context.Context, s dispatcher.Submission) (api.JobS
 		reported: map[execgraph.SubtaskID]control.TaskReport{}, done: make(chan struct{})}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.setupCheckpoints(j, s.Job.Checkpoints.Enabled(), checkpoint.FromSpec(s.Job.Checkpoints), s.FromSavepoint, s.AllowNonRestoredState); err != nil {
+		return api.JobStatus{}, fmt.Errorf("%w: %v", dispatcher.ErrInvalid, err)
+	}
 	c.mu.jobs[id] = j
 	c.log.Info("job submitted", "job", id, "name", j.name, "tenant", j.tenant, "slots", s.Plan.Slots)
 	c.jobStep(j, execgraph.Start{Now: c.now()})
@@ -141,6 +147,7 @@ func (c *Cluster) carry(j *job, acts []execgraph.Action) {
 			now := time.Now()
 			j.ended = &now
 			c.log.Info("job ended", "job", j.id, "status", a.Status, "reason", a.Reason)
+			j.endCheckpoints()
 			close(j.done)
 		}
 	}
@@ -162,6 +169,7 @@ func (c *Cluster) deploy(j *job, deploys []execgraph.Deploy) {
 		fail(err)
 		return
 	}
+	c.checkpointOptions(j, whole)
 	workerAt := map[string]string{} // data address -> worker
 	for _, s := range j.assign {
 		if a, ok := c.mu.pool.Address(s.Worker); ok {
@@ -285,6 +293,7 @@ func (c *Cluster) status(j *job, detail bool) api.JobStatus {
 			st.Modules[name] = m.Ref()
 		}
 	}
+	st.Checkpoints = j.checkpointStats()
 	if !detail {
 		return st
 	}

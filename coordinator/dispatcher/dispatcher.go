@@ -1,6 +1,6 @@
 // Package dispatcher is the coordinator's REST API under /v1 (JSON; the
-// OpenAPI document is served at /v1/openapi.json): jobs, workers, modules
-// and an overview. It validates every request — sizes, fields, names, job
+// OpenAPI document is served at /v1/openapi.json): jobs, their savepoints,
+// workers, modules and an overview. It validates every request — sizes, fields, names, job
 // specs against the module registry — and hands what is valid to the job
 // logic behind two interfaces, Jobs and Workers, which the coordinator's
 // JobManager and ResourceManager implement. The module registry
@@ -30,7 +30,8 @@ import (
 // Jobs is the job logic behind the job routes. Every method gets the
 // tenant the request acts for and must only see that tenant's jobs. Errors
 // wrapping ErrNotFound, ErrConflict, ErrInvalid or ErrUnavailable become
-// 404, 409, 400 and 503 answers with the error's text as the message;
+// 404, 409, 400 and 503 answers with the error's text as the message, and
+// errors.ErrUnsupported a 501 (a feature this coordinator lacks);
 // an error holding *jobspec.Error values becomes a 400 listing them with
 // their positions; any other error is a 500.
 type Jobs interface {
@@ -54,6 +55,22 @@ type Jobs interface {
 	// Logs returns the job's module log lines after seq after, of one
 	// operator (every operator when operator is empty).
 	Logs(ctx context.Context, tenant, id, operator string, after int64) (api.JobLogs, error)
+	// Savepoint starts a savepoint of a running job and returns at once,
+	// with state pending (or, for a request id it has seen, the status
+	// of that request — looked up first, so a retry after the job ended
+	// still answers: the same id never takes a second savepoint; the
+	// same id with another Dir, Stop or Drain is ErrConflict). The
+	// request is valid: RequestID is never empty (the dispatcher makes
+	// one up when the client sent none), Dir is empty or an absolute,
+	// clean path, Drain comes only with Stop. An empty Dir means the
+	// cluster's default savepoint folder; with none configured it is
+	// ErrInvalid, saying to give one. A job that has ended (or cannot take
+	// a savepoint now, with the reason) is ErrConflict; with Stop, the job stops once the
+	// savepoint is complete and ends finished.
+	Savepoint(ctx context.Context, tenant, id string, req api.SavepointRequest) (api.SavepointStatus, error)
+	// SavepointStatus returns the status of a savepoint request of the
+	// job; ErrNotFound for a job or request id it does not know.
+	SavepointStatus(ctx context.Context, tenant, id, requestID string) (api.SavepointStatus, error)
 }
 
 // Workers is the cluster's workers, behind GET /v1/workers and the
@@ -75,6 +92,14 @@ type Submission struct {
 	Plan *plan.Plan
 	// Modules are the registry modules by spec module name.
 	Modules map[string]api.ModuleInfo
+	// FromSavepoint is the absolute, clean path of the savepoint or
+	// checkpoint folder (<root>/<job>/chk-<n>) to restore from, or "".
+	// Submit opens it (ckptstore.OpenPath) and refuses, as ErrInvalid, a
+	// path that is not a completed checkpoint, a max parallelism that
+	// differs, or operators with state the job does not have (listing
+	// their uids) unless AllowNonRestoredState.
+	FromSavepoint         string
+	AllowNonRestoredState bool
 }
 
 // Errors Jobs and Workers wrap to choose the answer's status.

@@ -627,6 +627,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"JobStatus": api.JobStatus{}, "SubtaskStatus": api.SubtaskStatus{}, "SubtaskMetrics": api.SubtaskMetrics{},
 		"ChannelMetrics": api.ChannelMetrics{}, "WorkerStatus": api.WorkerStatus{}, "ModuleInfo": api.ModuleInfo{},
 		"Overview": api.Overview{}, "Operator": wasmabi.OperatorDesc{},
+		"CheckpointStats": api.CheckpointStats{}, "CheckpointInfo": api.CheckpointInfo{},
+		"SavepointRequest": api.SavepointRequest{}, "SavepointStatus": api.SavepointStatus{},
+		"LogLine": api.LogLine{}, "JobLogs": api.JobLogs{},
 	}
 	for name, v := range types {
 		s, ok := doc.Components.Schemas[name]

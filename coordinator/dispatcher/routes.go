@@ -53,6 +53,8 @@ func (d *Dispatcher) routeTable() []route {
 		{"GET", "/v1/jobs/{id}", d.getJob},
 		{"PATCH", "/v1/jobs/{id}", d.patchJob},
 		{"POST", "/v1/jobs/{id}/stop", d.stopJob},
+		{"POST", "/v1/jobs/{id}/savepoints", d.triggerSavepoint},
+		{"GET", "/v1/jobs/{id}/savepoints/{request_id}", d.savepointStatus},
 		{"GET", "/v1/jobs/{id}/logs", d.jobLogs},
 		{"GET", "/v1/workers", d.listWorkers},
 		{"POST", "/v1/modules", d.uploadModule},
@@ -159,6 +161,8 @@ func (d *Dispatcher) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrUnavailable), errors.Is(err, registry.ErrClosed):
 		status = http.StatusServiceUnavailable
+	case errors.Is(err, errors.ErrUnsupported):
+		status = http.StatusNotImplemented
 	}
 	if status == http.StatusInternalServerError {
 		d.cfg.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -184,21 +188,30 @@ func specError(err error) *api.Error {
 // decodeBody reads a JSON body into dst: one object, no unknown fields,
 // at most the configured bytes.
 func (d *Dispatcher) decodeBody(w http.ResponseWriter, r *http.Request, dst any) bool {
+	return d.decodeBodyLimit(w, r, dst, d.cfg.MaxBodyBytes, false)
+}
+
+// decodeBodyLimit is decodeBody with a limit of its own; with allowEmpty,
+// an empty body leaves dst as it is (every field at its default).
+func (d *Dispatcher) decodeBodyLimit(w http.ResponseWriter, r *http.Request, dst any, limit int64, allowEmpty bool) bool {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		writeError(w, http.StatusUnsupportedMediaType, &api.Error{Message: fmt.Sprintf("Content-Type %q: send application/json", ct)})
 		return false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, d.cfg.MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, &api.Error{Message: fmt.Sprintf("the body is larger than %d bytes", d.cfg.MaxBodyBytes)})
+			writeError(w, http.StatusRequestEntityTooLarge, &api.Error{Message: fmt.Sprintf("the body is larger than %d bytes", limit)})
 		} else {
 			writeError(w, http.StatusBadRequest, &api.Error{Message: "reading the body: " + err.Error()})
 		}
 		return false
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
+		if allowEmpty {
+			return true
+		}
 		writeError(w, http.StatusBadRequest, &api.Error{Message: "the body is empty; send a JSON object"})
 		return false
 	}
@@ -428,6 +441,16 @@ func (d *Dispatcher) prepare(t string, req *api.SubmitRequest) (*Submission, *ap
 	if req.Dir != "" && !filepath.IsAbs(req.Dir) {
 		return nil, &api.Error{Field: "dir", Message: fmt.Sprintf("dir %q is not an absolute path", req.Dir)}
 	}
+	from := ""
+	if req.FromSavepoint != "" {
+		var apiErr *api.Error
+		if from, apiErr = absPath("from_savepoint", req.FromSavepoint); apiErr != nil {
+			apiErr.Message += "; give the savepoint's folder as `weir job savepoint` printed it, <root>/<job>/chk-<n>"
+			return nil, apiErr
+		}
+	} else if req.AllowNonRestoredState {
+		return nil, &api.Error{Field: "allow_non_restored_state", Message: "allow_non_restored_state is only for a restore: give from_savepoint too, or leave it out"}
+	}
 	j, err := jobspec.ParseRemote([]byte(req.Spec), file, req.Dir)
 	if err != nil {
 		if len(jobspec.Errors(err)) > 0 {
@@ -462,7 +485,8 @@ func (d *Dispatcher) prepare(t string, req *api.SubmitRequest) (*Submission, *ap
 		}
 		return nil, &api.Error{Field: "spec", Message: err.Error()}
 	}
-	return &Submission{Tenant: t, Spec: []byte(req.Spec), Job: j, Plan: p, Modules: mods}, nil
+	return &Submission{Tenant: t, Spec: []byte(req.Spec), Job: j, Plan: p, Modules: mods,
+		FromSavepoint: from, AllowNonRestoredState: req.AllowNonRestoredState}, nil
 }
 
 type workerList struct {

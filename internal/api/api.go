@@ -74,6 +74,14 @@ type SubmitRequest struct {
 	// for clusters whose workers share that filesystem; "" resolves them
 	// against the coordinator's working folder.
 	Dir string `json:"dir,omitempty"`
+	// FromSavepoint is the absolute path of a savepoint (or a retained
+	// checkpoint) folder, <root>/<job>/chk-<n>, to restore the job's state
+	// from; its operators are matched to the spec's by uid.
+	FromSavepoint string `json:"from_savepoint,omitempty"`
+	// AllowNonRestoredState lets a restore drop the state of operators
+	// the savepoint has and the job no longer does; without it such a
+	// restore is refused, listing their uids.
+	AllowNonRestoredState bool `json:"allow_non_restored_state,omitempty"`
 }
 
 // JobStatus is a job: what GET /v1/jobs/{id} answers, and each element of
@@ -99,6 +107,79 @@ type JobStatus struct {
 	Plan json.RawMessage `json:"plan,omitempty"`
 	// Subtasks is the status of every subtask of every task.
 	Subtasks []SubtaskStatus `json:"subtasks,omitempty"`
+	// Checkpoints sums up the job's checkpoints, for a job that takes
+	// them (or has taken a savepoint, or was restored from one).
+	Checkpoints *CheckpointStats `json:"checkpoints,omitempty"`
+}
+
+// CheckpointStats are a job's checkpoint counts and its latest one.
+type CheckpointStats struct {
+	Completed  int `json:"completed"`
+	Failed     int `json:"failed"`
+	InProgress int `json:"in_progress"`
+	// Latest is the newest completed checkpoint or savepoint.
+	Latest *CheckpointInfo `json:"latest,omitempty"`
+	// LastFailure says why the last checkpoint that failed did.
+	LastFailure string `json:"last_failure,omitempty"`
+	// Restored is the checkpoint or savepoint folder the current attempt
+	// restored its state from, if it did.
+	Restored string `json:"restored,omitempty"`
+}
+
+// CheckpointInfo is one completed checkpoint or savepoint.
+type CheckpointInfo struct {
+	ID uint64 `json:"id"`
+	// Path is its folder, <root>/<job>/chk-<id>.
+	Path       string `json:"path"`
+	DurationMs int64  `json:"duration_ms"`
+	// Size is the bytes of its files.
+	Size      int64 `json:"size"`
+	Savepoint bool  `json:"savepoint,omitempty"`
+}
+
+// Savepoint states.
+const (
+	SavepointPending   = "pending"
+	SavepointCompleted = "completed"
+	SavepointFailed    = "failed"
+)
+
+// SavepointRequest is the body of POST /v1/jobs/{id}/savepoints.
+type SavepointRequest struct {
+	// RequestID names the request, so a retry is safe: the same id again
+	// answers the first request's status and never takes a second
+	// savepoint. Letters, digits, '_', '-' and '.', at most 128 bytes;
+	// empty: the coordinator makes one up and answers it.
+	RequestID string `json:"request_id,omitempty"`
+	// Dir is the absolute folder to write the savepoint under (it becomes
+	// Dir/<job>/chk-<n>); empty: the cluster's default savepoint folder.
+	Dir string `json:"dir,omitempty"`
+	// Stop ends the job once the savepoint is complete: its sinks commit
+	// what they wrote up to the savepoint and the job is canceled, so
+	// that a job resumed from the savepoint emits nothing twice.
+	Stop bool `json:"stop,omitempty"`
+	// Drain, with Stop, ends the job by draining instead: its sources
+	// stop after the savepoint and event time runs to the end, firing
+	// every timer and window (output a job resumed from the savepoint
+	// would emit again).
+	Drain bool `json:"drain,omitempty"`
+}
+
+// SavepointStatus is a savepoint request's state, what POST
+// /v1/jobs/{id}/savepoints and GET /v1/jobs/{id}/savepoints/{request_id}
+// answer.
+type SavepointStatus struct {
+	RequestID string `json:"request_id"`
+	Job       string `json:"job"`
+	// State is SavepointPending, SavepointCompleted or SavepointFailed.
+	State string `json:"state"`
+	// Checkpoint is the savepoint's checkpoint id, once it has one.
+	Checkpoint uint64 `json:"checkpoint,omitempty"`
+	// Path is the savepoint's folder, once it is completed: what `weir
+	// job submit --from-savepoint` takes.
+	Path string `json:"path,omitempty"`
+	// Error says why it failed.
+	Error string `json:"error,omitempty"`
 }
 
 // ModuleRef names one version of a registry module and pins its content.

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -61,4 +63,13 @@ func ParseModuleRef(s string) (name, version string, err error) {
 		return "", "", err
 	}
 	return name, version, nil
+}
+
+// NewRequestID makes up a savepoint request id, "sp-" and 16 random hex
+// digits: what the coordinator answers a request that named none, and what
+// the CLI sends so that it can retry safely.
+func NewRequestID() string {
+	var b [8]byte
+	rand.Read(b[:]) // never fails (crypto/rand panics rather)
+	return "sp-" + hex.EncodeToString(b[:])
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/weirstream/weir/internal/deploy"
 	"github.com/weirstream/weir/wasmabi"
 )
 
@@ -108,4 +109,15 @@ func (p *Payload) CheckRestore(s Shape, allowNonRestored bool) error {
 		return fmt.Errorf("restoring %s %d: %s", what, p.Checkpoint, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// ShapeOf returns what a restore into a deployment d is checked against.
+func ShapeOf(d *deploy.Descriptor) Shape {
+	s := Shape{MaxParallelism: d.MaxParallelism, Operators: map[string]ShapeOperator{}}
+	for _, v := range d.Vertices {
+		for _, n := range v.Nodes {
+			s.Operators[n.UID] = ShapeOperator{Kind: n.Kind, Parallelism: v.Parallelism}
+		}
+	}
+	return s
 }

@@ -232,6 +232,51 @@ func (c *Client) Stop(ctx context.Context, id string) (api.JobStatus, error) {
 	return st, err
 }
 
+// Savepoint is POST /v1/jobs/{id}/savepoints: it starts a savepoint (or,
+// with a request id sent before, answers that request's status) and
+// returns at once. Send a RequestID (api.NewRequestID) to retry safely.
+func (c *Client) Savepoint(ctx context.Context, id string, req api.SavepointRequest) (api.SavepointStatus, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return api.SavepointStatus{}, err
+	}
+	var st api.SavepointStatus
+	_, err = c.do(ctx, "POST", jobsPath+"/"+url.PathEscape(id)+"/savepoints", nil, contentTypeJSON, b, &st)
+	return st, err
+}
+
+// SavepointStatus is GET /v1/jobs/{id}/savepoints/{request_id}.
+func (c *Client) SavepointStatus(ctx context.Context, id, requestID string) (api.SavepointStatus, error) {
+	var st api.SavepointStatus
+	_, err := c.do(ctx, "GET", jobsPath+"/"+url.PathEscape(id)+"/savepoints/"+url.PathEscape(requestID), nil, "", nil, &st)
+	return st, err
+}
+
+// WaitSavepoint polls a savepoint request every poll until it is no longer
+// pending and returns its last status; progress, if not nil, sees every
+// status polled. A failed savepoint is a status, not an error: errors are
+// the coordinator's answers and ctx ending.
+func (c *Client) WaitSavepoint(ctx context.Context, st api.SavepointStatus, poll time.Duration, progress func(api.SavepointStatus)) (api.SavepointStatus, error) {
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+	for st.State == api.SavepointPending {
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-tick.C:
+		}
+		next, err := c.SavepointStatus(ctx, st.Job, st.RequestID)
+		if err != nil {
+			return st, err
+		}
+		st = next
+		if progress != nil {
+			progress(st)
+		}
+	}
+	return st, nil
+}
+
 // Workers is GET /v1/workers.
 func (c *Client) Workers(ctx context.Context) ([]api.WorkerStatus, error) {
 	var l struct {

@@ -150,9 +150,17 @@ sinks:
 			t.Fatalf("subtask %s[%d] ran on the killed worker %s in the last attempt", s.Task, s.Index, victim)
 		}
 	}
-	// Every key's counts are 1..n once each, and the n sum to records.
+	checkCounts(t, readRecords(t, dir), records, keys)
+}
+
+type record struct{ key, value string }
+
+// checkCounts checks the output of a keyed counter exactly once: every
+// key's counts are 1..n once each, and the n sum to the records read.
+func checkCounts(t *testing.T, recs []record, records, keys int) {
+	t.Helper()
 	seen := map[string]map[int]bool{}
-	for _, r := range readRecords(t, dir) {
+	for _, r := range recs {
 		n, err := strconv.Atoi(r.value)
 		if err != nil {
 			t.Fatalf("count %q is not a number", r.value)
@@ -179,11 +187,9 @@ sinks:
 	}
 }
 
-type record struct{ key, value string }
-
 func readRecords(t *testing.T, dir string) []record {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(dir, "out*.jsonl"))
+	files, _ := filepath.Glob(filepath.Join(dir, "out*.jsonl*")) // committed part files too, never hidden pending ones
 	if len(files) == 0 {
 		t.Fatalf("no output in %s", dir)
 	}

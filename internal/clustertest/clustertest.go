@@ -177,10 +177,10 @@ func (c *Cluster) stopAll() {
 }
 
 // Submit submits a job spec with `weir job submit --detached` and
-// returns the job's id.
-func (c *Cluster) Submit(spec string) string {
+// returns the job's id; args are more flags of the command.
+func (c *Cluster) Submit(spec string, args ...string) string {
 	c.t.Helper()
-	cmd := exec.Command(c.bin, "job", "submit", spec, "--detached", "--output", "json", "--coordinator", c.URL)
+	cmd := exec.Command(c.bin, append([]string{"job", "submit", spec, "--detached", "--output", "json", "--coordinator", c.URL}, args...)...)
 	cmd.Env = append(os.Environ(), "WEIR_CACHE_DIR="+filepath.Join(c.dir, "cache"))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -192,6 +192,20 @@ func (c *Cluster) Submit(spec string) string {
 		c.t.Fatalf("weir job submit --output json printed %q: %v", stdout.String(), err)
 	}
 	return st.ID
+}
+
+// CLI runs `weir args... --coordinator URL` and returns its standard
+// output, failing the test if it fails.
+func (c *Cluster) CLI(args ...string) string {
+	c.t.Helper()
+	cmd := exec.Command(c.bin, append(args, "--coordinator", c.URL)...)
+	cmd.Env = append(os.Environ(), "WEIR_CACHE_DIR="+filepath.Join(c.dir, "cache"))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		c.t.Fatalf("weir %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.String()
 }
 
 // Job returns a job's status.

@@ -203,10 +203,13 @@ func fileSinkSpec() *Spec {
 	return &Spec{
 		Name: "file",
 		Kind: KindSink,
-		Help: `Writes one line per record to a file, created or truncated when the job starts (with its
-parent folders). With parallelism p > 1, subtask i writes its own file: the path with "-i" inserted
-before the extension (out.jsonl -> out-0.jsonl, out-1.jsonl; out -> out-0). lines writes the value
-only. ` + jsonlShape + `Flush writes the buffered lines and syncs the file.`,
+		Help: `Writes one line per record to a file (its parent folders created). Without checkpoints the
+lines go to a hidden temporary file renamed into place when the job ends, so a failed run leaves an
+earlier file as it was; with parallelism p > 1, subtask i writes its own file: the path with "-i"
+inserted before the extension (out.jsonl -> out-0.jsonl, out-1.jsonl; out -> out-0). With checkpoints
+it is exactly-once: each checkpoint's records are a hidden pending file, committed by an atomic rename
+to <path>.part-<subtask>-<seq>-<attempt> once the checkpoint completes (read every <path>.part-* in
+name order). lines writes the value only. ` + jsonlShape,
 		Options: []Option{
 			{Name: "path", Type: TypeString, Required: true, Help: "the file to write"},
 			{Name: "format", Type: TypeString, Default: "jsonl", Enum: []string{"jsonl", "lines"}, Help: "jsonl: one JSON object per record; lines: the value of each record"},

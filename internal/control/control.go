@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/weirstream/weir/internal/ckptmeta"
 )
 
 // Paths of the coordinator's control endpoints.
@@ -16,6 +18,7 @@ const (
 	PathRegister  = "/control/v1/register"
 	PathHeartbeat = "/control/v1/heartbeat"
 	PathCommands  = "/control/v1/commands" // ?worker=ID, long-poll
+	PathAcks      = "/control/v1/acks"     // checkpoint acknowledgements
 )
 
 // Limits on what a peer may send.
@@ -87,6 +90,41 @@ type Command struct {
 	// Stop names a job attempt whose sources on the worker must end, so
 	// the job drains and finishes.
 	Stop *Cancel `json:"stop,omitempty"`
+	// Checkpoint asks the worker's subtasks of a job attempt to inject a
+	// checkpoint's barrier, or tells them it completed or was aborted.
+	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
+}
+
+// Checkpoint commands.
+const (
+	CheckpointTrigger  = "trigger"
+	CheckpointComplete = "complete"
+	CheckpointAbort    = "abort"
+)
+
+// Checkpoint is a checkpoint command for one job attempt.
+type Checkpoint struct {
+	Job       string `json:"job"`
+	Attempt   int    `json:"attempt"`
+	Do        string `json:"do"` // CheckpointTrigger, CheckpointComplete or CheckpointAbort
+	ID        uint64 `json:"id"`
+	Mode      string `json:"mode,omitempty"`
+	Savepoint bool   `json:"savepoint,omitempty"`
+}
+
+// MaxAcks bounds the acknowledgements of one Acks message.
+const MaxAcks = 4096
+
+// Acks carries a worker's checkpoint acknowledgements.
+type Acks struct {
+	Worker string   `json:"worker"`
+	Acks   []JobAck `json:"acks"`
+}
+
+// JobAck is a subtask's acknowledgement of a checkpoint of a job.
+type JobAck struct {
+	Job string       `json:"job"`
+	Ack ckptmeta.Ack `json:"ack"`
 }
 
 // Cancel stops a job attempt's tasks on a worker.

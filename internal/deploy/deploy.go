@@ -55,6 +55,19 @@ type Descriptor struct {
 	Peers []Peer `json:"peers,omitempty"`
 	// Restore is the state to start from; nil starts empty.
 	Restore *Restore `json:"restore,omitempty"`
+	// Checkpoints sets checkpointing up; nil when the job takes none.
+	Checkpoints *Checkpoints `json:"checkpoints,omitempty"`
+}
+
+// Checkpoints is where a deployment's subtasks write their snapshots.
+type Checkpoints struct {
+	// Dir is the checkpoint folder the cluster's processes share: the
+	// subtasks write Dir/<job>/chk-<n>/ files, the coordinator the
+	// metadata.
+	Dir string `json:"dir"`
+	// AlignmentTimeout switches an aligned checkpoint to unaligned at a
+	// subtask that aligned this long (0: never).
+	AlignmentTimeout Duration `json:"alignment_timeout,omitempty"`
 }
 
 // Buffers are the data plane's settings; zero values take the engine's
@@ -75,7 +88,12 @@ type State struct {
 // Restore points at the snapshot a deployment starts from. It is filled
 // by checkpoint recovery and savepoints.
 type Restore struct {
+	// Checkpoint is the folder of the checkpoint or savepoint
+	// (<dir>/<job>/chk-<n>).
 	Checkpoint string `json:"checkpoint,omitempty"`
+	// AllowNonRestored drops the state of operators the job no longer
+	// has.
+	AllowNonRestored bool `json:"allow_non_restored,omitempty"`
 }
 
 // Vertex is a task: a chain of nodes run by Parallelism subtasks.

@@ -151,18 +151,7 @@ func (j *Job) setupCheckpoints() error {
 
 // loadRestore reads and checks checkpoint n of job in s for this run.
 func (j *Job) loadRestore(s ckptstore.Storage, job string, n uint64) (*task.Restore, error) {
-	md, err := ckptstore.Verify(s, job, n)
-	if err != nil {
-		return nil, fmt.Errorf("restoring %s: %w", ckptstore.PathOf(s, job, n), err)
-	}
-	p, err := ckptmeta.Decode(md.Payload)
-	if err != nil {
-		return nil, fmt.Errorf("restoring %s: %w", ckptstore.PathOf(s, job, n), err)
-	}
-	if err := p.CheckRestore(checkpoint.ShapeOf(j.desc), j.o.Checkpoints.AllowNonRestored); err != nil {
-		return nil, err
-	}
-	return &task.Restore{Storage: s, Meta: md, Payload: p, AllowNonRestored: j.o.Checkpoints.AllowNonRestored}, nil
+	return task.OpenRestore(s, job, n, ckptmeta.ShapeOf(j.desc), j.o.Checkpoints.AllowNonRestored)
 }
 
 // startCheckpoints starts the runner for run.

@@ -68,8 +68,10 @@ type Agent struct {
 		deps     map[depKey]*deployment
 		interval time.Duration
 		wake     chan struct{} // a state changed: heartbeat now
+		acks     []control.JobAck
 	}
-	wg sync.WaitGroup
+	ackWake chan struct{}
+	wg      sync.WaitGroup
 }
 
 type depKey struct {
@@ -120,6 +122,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	a.mu.deps = map[depKey]*deployment{}
 	a.mu.wake = make(chan struct{}, 1)
+	a.ackWake = make(chan struct{}, 1)
 	a.mu.interval = time.Second
 	if cfg.Dir == "" {
 		tmp, err := os.MkdirTemp("", "weir-worker-")
@@ -167,10 +170,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	a.log.Info("registered", "worker", a.cfg.ID, "slots", a.cfg.Slots, "data", a.DataAddr(), "coordinator", a.cfg.Coordinator)
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- a.heartbeats(ctx) }()
 	go func() { errc <- a.commands(ctx) }()
+	go func() { errc <- a.sendAcks(ctx) }()
 	err := <-errc
+	<-errc
 	<-errc
 	if ctx.Err() != nil {
 		return nil
@@ -259,6 +264,8 @@ func (a *Agent) commands(ctx context.Context) error {
 				a.cancel(c.Cancel.Job, c.Cancel.Attempt)
 			case c.Stop != nil:
 				a.stopSources(c.Stop.Job, c.Stop.Attempt)
+			case c.Checkpoint != nil:
+				a.checkpointCommand(c.Checkpoint)
 			}
 		}
 	}
@@ -345,6 +352,9 @@ func (a *Agent) start(ctx context.Context, d *deploy.Descriptor) (*task.Run, fun
 		os.RemoveAll(dir)
 	}
 	tj.Network = newNetwork(a.transport, d)
+	if tj.Checkpoints != nil {
+		tj.Checkpoints.OnAck = a.queueAck(d.Job)
+	}
 	run, err := task.Start(ctx, tj, task.Options{Logger: a.log.With("job", d.Job, "attempt", d.Attempt)})
 	if err != nil {
 		closeState()

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/weirstream/weir/internal/jsontext"
 	"github.com/weirstream/weir/wasmabi"
@@ -202,116 +201,6 @@ func (s *stdoutSink) Close() error {
 }
 
 var errSinkClosed = errors.New("connector: sink closed")
-
-// fileSink is one subtask of the file sink.
-type fileSink struct {
-	path    string
-	format  lineFormat
-	rawJSON bool
-	f       *os.File
-	buf     []byte
-	// rate limits records per second (0: none): start and written pace it.
-	rate    int64
-	start   time.Time
-	written int64
-}
-
-// fileSinkBuffer is how many formatted bytes a file sink gathers before it
-// writes them.
-const fileSinkBuffer = 256 << 10
-
-func newFileSink(o Options, sub Subtask) (*fileSink, error) {
-	if err := checkSubtask("file", sub); err != nil {
-		return nil, err
-	}
-	s := &fileSink{path: SubtaskPath(o.String("path"), sub), format: formatJSONL, rawJSON: o.Bool("raw_json"), rate: o.Int("rate")}
-	if o.String("format") == "lines" {
-		s.format = formatLines
-	}
-	if err := os.MkdirAll(filepath.Dir(s.path), 0o755); err != nil {
-		return nil, fmt.Errorf("connector: file sink: %w", err)
-	}
-	f, err := os.Create(s.path)
-	if err != nil {
-		return nil, fmt.Errorf("connector: file sink: %w", err)
-	}
-	s.f = f
-	s.buf = make([]byte, 0, fileSinkBuffer+64<<10)
-	return s, nil
-}
-
-// Path is the file this subtask writes.
-func (s *fileSink) Path() string { return s.path }
-
-// Write formats the batch into the buffer, writing it out when full.
-func (s *fileSink) Write(entries []byte, count int) error {
-	if s.f == nil {
-		return errSinkClosed
-	}
-	var err error
-	if s.buf, err = appendLines(s.buf, entries, s.format, s.rawJSON); err != nil {
-		return err
-	}
-	if s.rate > 0 {
-		s.pace(count)
-	}
-	if len(s.buf) >= fileSinkBuffer {
-		return s.writeOut()
-	}
-	return nil
-}
-
-func (s *fileSink) writeOut() error {
-	if len(s.buf) == 0 {
-		return nil
-	}
-	_, err := s.f.Write(s.buf)
-	s.buf = s.buf[:0]
-	if err != nil {
-		return fmt.Errorf("connector: file sink: writing %s: %w", s.path, err)
-	}
-	return nil
-}
-
-// pace sleeps so that the records written so far took at least
-// written/rate seconds.
-func (s *fileSink) pace(count int) {
-	if s.start.IsZero() {
-		s.start = time.Now()
-	}
-	s.written += int64(count)
-	due := s.start.Add(time.Duration(s.written * int64(time.Second) / s.rate))
-	if d := time.Until(due); d > 0 {
-		time.Sleep(d)
-	}
-}
-
-// Flush writes the buffered lines and syncs the file.
-func (s *fileSink) Flush() error {
-	if s.f == nil {
-		return errSinkClosed
-	}
-	if err := s.writeOut(); err != nil {
-		return err
-	}
-	if err := s.f.Sync(); err != nil {
-		return fmt.Errorf("connector: file sink: syncing %s: %w", s.path, err)
-	}
-	return nil
-}
-
-// Close flushes and closes the file. It is idempotent.
-func (s *fileSink) Close() error {
-	if s.f == nil {
-		return nil
-	}
-	err := s.Flush()
-	if cerr := s.f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("connector: file sink: closing %s: %w", s.path, cerr)
-	}
-	s.f = nil
-	return err
-}
 
 // discardTotals count what every DiscardSink of the process received.
 var discardTotals struct{ records, bytes atomic.Int64 }

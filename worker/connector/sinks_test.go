@@ -156,6 +156,9 @@ func TestFileSinkLinesAndSubtaskPaths(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		if err := snk.Flush(); err != nil {
+			t.Fatal(err)
+		}
 		if err := snk.Close(); err != nil {
 			t.Fatal(err)
 		}

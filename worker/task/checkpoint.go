@@ -14,6 +14,7 @@ import (
 	"github.com/weirstream/weir/internal/barrier"
 	"github.com/weirstream/weir/internal/ckptmeta"
 	"github.com/weirstream/weir/internal/ckptstore"
+	"github.com/weirstream/weir/internal/deploy"
 	"github.com/weirstream/weir/internal/snapshot"
 	"github.com/weirstream/weir/internal/splits"
 	"github.com/weirstream/weir/netstack"
@@ -59,6 +60,46 @@ type Restore struct {
 	// AllowNonRestored drops the state of operators the job no longer
 	// has instead of refusing the restore.
 	AllowNonRestored bool
+}
+
+// OpenRestore reads and checks checkpoint n of job in s for a job of
+// shape: its metadata and every file's checksum, its payload, and whether
+// it fits the job (ckptmeta.Payload.CheckRestore).
+func OpenRestore(s ckptstore.Storage, job string, n uint64, shape ckptmeta.Shape, allowNonRestored bool) (*Restore, error) {
+	where := ckptstore.PathOf(s, job, n)
+	md, err := ckptstore.Verify(s, job, n)
+	if err != nil {
+		return nil, fmt.Errorf("restoring %s: %w", where, err)
+	}
+	p, err := ckptmeta.Decode(md.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("restoring %s: %w", where, err)
+	}
+	if err := p.CheckRestore(shape, allowNonRestored); err != nil {
+		return nil, err
+	}
+	return &Restore{Storage: s, Meta: md, Payload: p, AllowNonRestored: allowNonRestored}, nil
+}
+
+// checkpointsFromDescriptor sets up the checkpoints of a deployment.
+func checkpointsFromDescriptor(d *deploy.Descriptor) (*Checkpointing, error) {
+	if d.Checkpoints == nil {
+		if d.Restore != nil {
+			return nil, fmt.Errorf("task: the descriptor restores %s but sets no checkpoint folder", d.Restore.Checkpoint)
+		}
+		return nil, nil
+	}
+	cp := &Checkpointing{Storage: &ckptstore.Dir{Root: d.Checkpoints.Dir}, StorageJob: d.Job, AlignmentTimeout: time.Duration(d.Checkpoints.AlignmentTimeout)}
+	if d.Restore != nil {
+		s, job, n, err := ckptstore.OpenPath(d.Restore.Checkpoint)
+		if err != nil {
+			return nil, err
+		}
+		if cp.Restore, err = OpenRestore(s, job, n, ckptmeta.ShapeOf(d), d.Restore.AllowNonRestored); err != nil {
+			return nil, err
+		}
+	}
+	return cp, nil
 }
 
 // evBarrier is a checkpoint barrier; its Value packs the checkpoint id,

@@ -28,6 +28,11 @@ func FromDescriptor(d *deploy.Descriptor, r Resolver) (*Job, error) {
 		BufferSize: d.Buffers.Size, Credits: d.Buffers.Credits, BatchSize: d.Buffers.BatchSize,
 		FlushInterval: duration(d.Buffers.FlushInterval),
 	}
+	cp, err := checkpointsFromDescriptor(d)
+	if err != nil {
+		return nil, err
+	}
+	j.Checkpoints = cp
 	vs := make([]*Vertex, len(d.Vertices))
 	for i, dv := range d.Vertices {
 		vs[i] = &Vertex{ID: dv.ID, Name: dv.Name, Parallelism: dv.Parallelism}

@@ -18,8 +18,10 @@ import (
 
 // Jobs is a fake dispatcher.Jobs. A submitted job is created; each Get
 // advances it one step (scheduled, running, then running with more
-// records per poll) until it has been polled FinishAfter times, when it
-// finishes. Cancel and Stop end it at once.
+// records and one more completed checkpoint per poll) until it has been
+// polled FinishAfter times, when it finishes. Cancel and Stop end it at
+// once. A savepoint is pending until its status has been asked for
+// SavepointAfter times (savepoints.go).
 type Jobs struct {
 	// FinishAfter is the number of Gets after which a job finishes; 0
 	// means never (it runs until canceled or stopped). Set it before use,
@@ -32,18 +34,29 @@ type Jobs struct {
 	FailSubmit error
 	// Now is the clock of timestamps (default a fixed time).
 	Now func() time.Time
+	// SavepointDir is the cluster's default savepoint folder; "" means
+	// none, so a request without a folder is refused.
+	SavepointDir string
+	// SavepointAfter is the number of status requests after which a
+	// savepoint completes (default 2: the first still answers pending).
+	SavepointAfter int
+	// FailSavepoint, when set, is the error savepoints fail with.
+	FailSavepoint string
 
 	mu struct {
 		sync.Mutex
 		jobs        map[string]*job
 		next        int
 		submissions []dispatcher.Submission
+		savepoints  []*savepoint // in the order they were started
 	}
 }
 
 type job struct {
 	st    api.JobStatus
 	polls int
+	// chk is the job's last checkpoint id, periodic or savepoint.
+	chk uint64
 }
 
 var _ dispatcher.Jobs = (*Jobs)(nil)
@@ -98,6 +111,9 @@ func (f *Jobs) Submit(_ context.Context, s dispatcher.Submission) (api.JobStatus
 	for name, m := range s.Modules {
 		st.Modules[name] = m.Ref()
 	}
+	if s.FromSavepoint != "" {
+		st.Checkpoints = &api.CheckpointStats{Restored: s.FromSavepoint}
+	}
 	for _, v := range s.Plan.Vertices {
 		for _, sub := range v.Subtasks {
 			st.Subtasks = append(st.Subtasks, api.SubtaskStatus{Task: v.Name, Index: sub.Index, Parallelism: v.Parallelism, State: api.StateCreated, Attempt: 1})
@@ -111,6 +127,14 @@ func (f *Jobs) Submit(_ context.Context, s dispatcher.Submission) (api.JobStatus
 // clone deep-copies the parts of a status a caller might change.
 func clone(st api.JobStatus) api.JobStatus {
 	st.Subtasks = append([]api.SubtaskStatus(nil), st.Subtasks...)
+	if st.Checkpoints != nil {
+		c := *st.Checkpoints
+		if c.Latest != nil {
+			l := *c.Latest
+			c.Latest = &l
+		}
+		st.Checkpoints = &c
+	}
 	return st
 }
 
@@ -167,6 +191,10 @@ func (f *Jobs) step(j *job) {
 			s.State, s.Worker, s.Slot = api.StateRunning, fmt.Sprintf("worker-%d", i%2+1), i/2
 		}
 	default:
+		j.chk++
+		cs := j.checkpoints()
+		cs.Completed++
+		cs.Latest = &api.CheckpointInfo{ID: j.chk, Path: fmt.Sprintf("/checkpoints/%s/chk-%d", j.st.ID, j.chk), DurationMs: 12, Size: 4096}
 		for i := range j.st.Subtasks {
 			m := &j.st.Subtasks[i].Metrics
 			m.RecordsIn += 100
