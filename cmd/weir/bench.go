@@ -200,7 +200,13 @@ discard) on the embedded engine with the pebble backend and prints:
     incremental pebble checkpoints yet), which a row says;
  3. aligned vs unaligned checkpoint durations under backpressure: q5 up to
     its window count behind a file sink paced to --sink-rate records/s per
-    subtask, each mode for --backpressure-for (0 leaves it out).
+    subtask, each mode for --backpressure-for (0 leaves it out);
+ 4. recovery: q5 on a coordinator and --workers worker processes of this
+    binary on 127.0.0.1 (2 slots each, parallelism 2, checkpoints every
+    --interval, restart strategy fixed-delay), one worker SIGKILLed once two
+    checkpoints completed; the time from the kill to the first record the
+    next attempt processed, with the timeouts that bound it (0 workers
+    leaves it out). --heartbeat-timeout and --restart-delay change them.
 
 --events sets the events per run of every query (0: q5 400000, q8 2000000,
 about 5 s each as WebAssembly on a 2.8 GHz core). --native runs the
@@ -209,7 +215,8 @@ operators linked into this binary. Run it from the repository root.
 Examples:
   weir bench checkpoint
   weir bench checkpoint --rounds 5 --events 1000000 --output json
-  weir bench checkpoint --query q5 --backpressure-for 0`,
+  weir bench checkpoint --query q5 --backpressure-for 0 --workers 0
+  weir bench checkpoint --rounds 1 --heartbeat-timeout 1s --restart-delay 100ms`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			progress := a.stderr
@@ -221,18 +228,21 @@ Examples:
 				return err
 			}
 			rep, err := bench.Checkpoint(cmd.Context(), bench.CheckpointOptions{
-				SpecDir:         a.cfg.GetString("spec-dir"),
-				Queries:         splitList(a.cfg.GetString("query")),
-				Events:          a.cfg.GetInt64("events"),
-				Rounds:          a.cfg.GetInt("rounds"),
-				Interval:        a.cfg.GetDuration("interval"),
-				Mode:            barrier.Mode(a.cfg.GetString("mode")),
-				Native:          a.cfg.GetBool("native"),
-				SinkRate:        a.cfg.GetInt64("sink-rate"),
-				BackpressureFor: a.cfg.GetDuration("backpressure-for"),
-				Runtime:         rc,
-				CacheDir:        a.cfg.GetString("cache-dir"),
-				Progress:        progress,
+				SpecDir:          a.cfg.GetString("spec-dir"),
+				Queries:          splitList(a.cfg.GetString("query")),
+				Events:           a.cfg.GetInt64("events"),
+				Rounds:           a.cfg.GetInt("rounds"),
+				Interval:         a.cfg.GetDuration("interval"),
+				Mode:             barrier.Mode(a.cfg.GetString("mode")),
+				Native:           a.cfg.GetBool("native"),
+				SinkRate:         a.cfg.GetInt64("sink-rate"),
+				BackpressureFor:  a.cfg.GetDuration("backpressure-for"),
+				Workers:          a.cfg.GetInt("workers"),
+				HeartbeatTimeout: a.cfg.GetDuration("heartbeat-timeout"),
+				RestartDelay:     a.cfg.GetDuration("restart-delay"),
+				Runtime:          rc,
+				CacheDir:         a.cfg.GetString("cache-dir"),
+				Progress:         progress,
 			})
 			if err != nil {
 				return err
@@ -254,6 +264,9 @@ Examples:
 	f.Bool("native", false, "run the operators linked into this binary instead of the WebAssembly module")
 	f.Int64("sink-rate", bench.DefaultSlowSinkRate, "records per second per subtask of the slow sink in the backpressure runs")
 	f.Duration("backpressure-for", bench.DefaultBackpressureFor, "length of each backpressure run (0: none)")
+	f.Int("workers", bench.DefaultRecoveryWorkers, "workers of the recovery run, one of which is killed (0: no recovery run)")
+	f.Duration("heartbeat-timeout", 0, "the recovery run's coordinator --heartbeat-timeout (0: its default)")
+	f.Duration("restart-delay", 0, "the recovery run's fixed-delay restart delay (0: its default)")
 	f.String("spec-dir", "examples/nexmark", "folder of the qN.yaml job specs")
 	addLimitFlags(cmd)
 	return cmd

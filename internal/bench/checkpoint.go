@@ -44,11 +44,16 @@ type CheckpointOptions struct {
 	SinkRate        int64
 	BackpressureFor time.Duration
 	// Workers, when positive, adds the recovery run: a coordinator and
-	// that many worker processes of this binary, one killed mid-job.
-	Workers  int
-	Runtime  wasmhost.Config
-	CacheDir string
-	Progress io.Writer
+	// that many worker processes of Binary (default: this process's
+	// executable), one killed mid-job. HeartbeatTimeout and RestartDelay
+	// replace the coordinator's and the restart strategy's defaults.
+	Workers          int
+	Binary           string
+	HeartbeatTimeout time.Duration
+	RestartDelay     time.Duration
+	Runtime          wasmhost.Config
+	CacheDir         string
+	Progress         io.Writer
 }
 
 // DefaultCheckpointEvents are the events per run of each query when
@@ -63,6 +68,7 @@ const (
 	DefaultCheckpointInterval = time.Second
 	DefaultSlowSinkRate       = 2000
 	DefaultBackpressureFor    = 8 * time.Second
+	DefaultRecoveryWorkers    = 3
 )
 
 // CheckpointReport is the whole result.
@@ -161,14 +167,19 @@ type RecoveryRun struct {
 	Workers int `json:"workers"`
 	// Seconds from the kill to the first record processed by the next
 	// attempt; Detected the part until the coordinator saw the failure,
+	// Canceled until the other subtasks of the attempt had ended,
 	// Restarted until the next attempt's tasks ran.
 	Seconds   float64 `json:"seconds"`
 	Detected  float64 `json:"detected_seconds"`
+	Canceled  float64 `json:"canceled_seconds"`
 	Restarted float64 `json:"restarted_seconds"`
 	// Timeouts are the settings that bound the recovery, by name, and
 	// Dominant says which of them took most of it.
 	Timeouts map[string]string `json:"timeouts"`
 	Dominant string            `json:"dominant"`
+	// Timeline is what the coordinator said after the kill, a line per
+	// change, from the kill on.
+	Timeline []string `json:"timeline"`
 }
 
 // Checkpoint runs the benchmark.
@@ -284,6 +295,8 @@ func (o *CheckpointOptions) defaults() error {
 		return fmt.Errorf("bench checkpoint: --sink-rate %d: want more than 0", o.SinkRate)
 	case o.BackpressureFor < 0:
 		return fmt.Errorf("bench checkpoint: --backpressure-for %s: want 0 (none) or more", o.BackpressureFor)
+	case o.HeartbeatTimeout < 0 || o.RestartDelay < 0:
+		return fmt.Errorf("bench checkpoint: --heartbeat-timeout %s, --restart-delay %s: want 0 (the default) or more", o.HeartbeatTimeout, o.RestartDelay)
 	case o.Workers < 0 || o.Workers == 1 || o.Workers > 16:
 		return fmt.Errorf("bench checkpoint: --workers %d: want 0 (no recovery run) or 2 to 16 (one is killed, the others take over)", o.Workers)
 	}
@@ -521,35 +534,38 @@ func (r *CheckpointReport) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "cpu: %s\n", r.Machine.CPU)
 	}
 	fmt.Fprintf(w, "backend %s, operators %s, checkpoints every %s, %s\n", r.Backend, r.Impl, r.Interval, r.Mode)
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "1. throughput with checkpoints / without, side by side (target >= 0.9)")
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "query\tround\tfirst\tevents\toff events/s\ton events/s\tratio\toff ev/s/core\ton ev/s/core\tcpu ratio\tcheckpoints\tfailed\t")
-	for _, x := range r.Rounds {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%.2f\t%s\t%s\t%.2f\t%d\t%d\t\n", x.Query, x.Round, x.First, x.Events, humanRate(x.OffPerSec), humanRate(x.OnPerSec), x.Ratio,
-			humanRate(x.OffPerCoreSec), humanRate(x.OnPerCoreSec), x.CPURatio, x.Checkpoints, x.Failed)
-	}
-	tw.Flush()
-	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "query\trounds\tratio min\tmedian\tmax\tcpu ratio median\t")
-	for _, x := range r.Overhead {
-		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t\n", x.Query, x.Rounds, x.MinRatio, x.MedianRatio, x.MaxRatio, x.MedianCPURatio)
-	}
-	tw.Flush()
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "2. checkpoint duration (trigger to metadata written) and size, of the runs with checkpoints")
-	tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "query\tkind\tcheckpoints\tp50 ms\tp99 ms\tmax ms\tlast ack p50 ms\tlast ack p99 ms\tp50 size\tmax size\t")
-	for _, x := range r.Durations {
-		if !x.Implemented {
-			fmt.Fprintf(tw, "%s\t%s\tnot implemented\t-\t-\t-\t-\t-\t-\t-\t\n", x.Query, x.Kind)
-			continue
+	var tw *tabwriter.Writer
+	if len(r.Rounds) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "1. throughput with checkpoints / without, side by side (target >= 0.9)")
+		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "query\tround\tfirst\tevents\toff events/s\ton events/s\tratio\toff ev/s/core\ton ev/s/core\tcpu ratio\tcheckpoints\tfailed\t")
+		for _, x := range r.Rounds {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%.2f\t%s\t%s\t%.2f\t%d\t%d\t\n", x.Query, x.Round, x.First, x.Events, humanRate(x.OffPerSec), humanRate(x.OnPerSec), x.Ratio,
+				humanRate(x.OffPerCoreSec), humanRate(x.OnPerCoreSec), x.CPURatio, x.Checkpoints, x.Failed)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%s\t\n", x.Query, x.Kind, x.Count, x.P50Ms, x.P99Ms, x.MaxMs, x.AckP50Ms, x.AckP99Ms,
-			humanBytes(x.P50Bytes), humanBytes(x.MaxBytes))
+		tw.Flush()
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "query\trounds\tratio min\tmedian\tmax\tcpu ratio median\t")
+		for _, x := range r.Overhead {
+			fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t\n", x.Query, x.Rounds, x.MinRatio, x.MedianRatio, x.MaxRatio, x.MedianCPURatio)
+		}
+		tw.Flush()
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "2. checkpoint duration (trigger to metadata written) and size, of the runs with checkpoints")
+		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "query\tkind\tcheckpoints\tp50 ms\tp99 ms\tmax ms\tlast ack p50 ms\tlast ack p99 ms\tp50 size\tmax size\t")
+		for _, x := range r.Durations {
+			if !x.Implemented {
+				fmt.Fprintf(tw, "%s\t%s\tnot implemented\t-\t-\t-\t-\t-\t-\t-\t\n", x.Query, x.Kind)
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%s\t\n", x.Query, x.Kind, x.Count, x.P50Ms, x.P99Ms, x.MaxMs, x.AckP50Ms, x.AckP99Ms,
+				humanBytes(x.P50Bytes), humanBytes(x.MaxBytes))
+		}
+		tw.Flush()
 	}
-	tw.Flush()
 	if len(r.Backpressure) > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "3. aligned vs unaligned under backpressure: q5 up to its window count, a file sink paced to a rate, checkpoints every "+r.Interval)
@@ -565,9 +581,10 @@ func (r *CheckpointReport) WriteTable(w io.Writer) {
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "4. recovery from a worker SIGKILL on a coordinator and %d workers (target <= 5 s)\n", x.Workers)
 		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "kill to first record s\tkill to failure seen s\tkill to tasks running s\tdominated by\t")
-		fmt.Fprintf(tw, "%.2f\t%.2f\t%.2f\t%s\t\n", x.Seconds, x.Detected, x.Restarted, x.Dominant)
+		fmt.Fprintln(tw, "kill to first record s\tto failure seen s\tto others canceled s\tto tasks running s\t")
+		fmt.Fprintf(tw, "%.2f\t%.2f\t%.2f\t%.2f\t\n", x.Seconds, x.Detected, x.Canceled, x.Restarted)
 		tw.Flush()
+		fmt.Fprintln(w, "  dominated by "+x.Dominant)
 		var names []string
 		for k := range x.Timeouts {
 			names = append(names, k)
@@ -575,6 +592,10 @@ func (r *CheckpointReport) WriteTable(w io.Writer) {
 		slices.Sort(names)
 		for _, k := range names {
 			fmt.Fprintf(w, "  %s = %s\n", k, x.Timeouts[k])
+		}
+		fmt.Fprintln(w, "  after the kill:")
+		for _, l := range x.Timeline {
+			fmt.Fprintln(w, "  "+l)
 		}
 	}
 	for _, n := range r.Notes {

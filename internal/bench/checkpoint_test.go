@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -135,4 +137,51 @@ func TestRank(t *testing.T) {
 			t.Errorf("rank(%d, %d) = %d, want %d", c.n, c.p, got, c.want)
 		}
 	}
+}
+
+// The recovery run on real processes: a coordinator and three workers of
+// a freshly built weir, one SIGKILLed. The phases follow each other, the
+// timeline starts with the job running its first attempt and ends with
+// the second one running, and the timeouts shown are the ones asked for.
+func TestCheckpointRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds weir and runs a cluster of processes")
+	}
+	bin := filepath.Join(t.TempDir(), "weir")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/weir")
+	build.Dir = "../.."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building weir: %v\n%s", err, out)
+	}
+	o := CheckpointOptions{SpecDir: "../../examples/nexmark", Workers: 3, Binary: bin, HeartbeatTimeout: 1500 * time.Millisecond, RestartDelay: 100 * time.Millisecond}
+	if err := o.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := recoveryRun(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(r.Detected > 0 && r.Detected <= r.Canceled && r.Canceled <= r.Restarted && r.Restarted <= r.Seconds) {
+		t.Errorf("phases out of order: %+v", r)
+	}
+	if len(r.Timeline) < 2 || !strings.Contains(r.Timeline[0], "attempt 1") || !strings.Contains(r.Timeline[len(r.Timeline)-1], "attempt 2 running") {
+		t.Errorf("timeline:\n%s", strings.Join(r.Timeline, "\n"))
+	}
+	var hb, delay bool
+	for k, v := range r.Timeouts {
+		hb = hb || strings.HasPrefix(k, "heartbeat timeout") && v == "1.5s"
+		delay = delay || strings.HasPrefix(k, "restart delay") && v == "100ms"
+	}
+	if !hb || !delay || r.Dominant == "" || r.Workers != 3 {
+		t.Errorf("timeouts %v, dominant %q, workers %d", r.Timeouts, r.Dominant, r.Workers)
+	}
+	rep := &CheckpointReport{Recovery: r}
+	var out bytes.Buffer
+	rep.WriteTable(&out)
+	for _, want := range []string{"kill to first record", "dominated by", "after the kill:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	t.Log("\n" + out.String())
 }
