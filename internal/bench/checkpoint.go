@@ -260,6 +260,8 @@ func Checkpoint(ctx context.Context, o CheckpointOptions) (*CheckpointReport, er
 	return rep, nil
 }
 
+// defaults fills the zero fields of o with their defaults and validates
+// the result.
 func (o *CheckpointOptions) defaults() error {
 	if len(o.Queries) == 0 {
 		o.Queries = []string{"q5", "q8"}
@@ -282,6 +284,11 @@ func (o *CheckpointOptions) defaults() error {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
+	return o.Validate()
+}
+
+// Validate reports what is wrong with o, its defaults filled in.
+func (o *CheckpointOptions) Validate() error {
 	switch {
 	case o.Events < 0:
 		return fmt.Errorf("bench checkpoint: --events %d: want 0 (sized per query) or more", o.Events)
