@@ -545,6 +545,7 @@ func (r *CheckpointReport) WriteTable(w io.Writer) {
 	if len(r.Rounds) > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "1. throughput with checkpoints / without, side by side (target >= 0.9)")
+		fmt.Fprintln(w, "   cpu ratio: events per CPU second of this process, with / without; steadier than wall clock when other processes share the cores")
 		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "query\tround\tfirst\tevents\toff events/s\ton events/s\tratio\toff ev/s/core\ton ev/s/core\tcpu ratio\tcheckpoints\tfailed\t")
 		for _, x := range r.Rounds {
