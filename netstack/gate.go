@@ -72,6 +72,7 @@ func (g *InputGate) Push(ch int, m Message) error {
 	}
 	c := g.mu.chans[ch]
 	if m.Buf == nil && m.Event.Priority {
+		m.Event.Ahead = c.queue.len()
 		c.prio.push(m.Event)
 		if !c.inPrio {
 			c.inPrio = true
@@ -151,14 +152,16 @@ func (g *InputGate) Unblock(ch int) {
 	g.Rearm()
 }
 
-// Peek calls fn with each buffer queued on channel ch, oldest first,
-// under the gate's lock: fn must only copy what it needs. An unaligned
-// checkpoint persists the buffers its barrier overtook this way.
-func (g *InputGate) Peek(ch int, fn func(b *Buffer)) {
+// Peek calls fn with each buffer among the first n messages queued on
+// channel ch, oldest first, under the gate's lock: fn must only copy what
+// it needs. An unaligned checkpoint persists the buffers its barrier
+// overtook this way (n is the barrier's Ahead: what came after it is not
+// the checkpoint's).
+func (g *InputGate) Peek(ch, n int, fn func(b *Buffer)) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	q := &g.mu.chans[ch].queue
-	for _, m := range q.s[q.head:] {
+	for _, m := range q.s[q.head:min(q.head+n, len(q.s))] {
 		if m.Buf != nil {
 			fn(m.Buf)
 		}

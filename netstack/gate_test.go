@@ -140,12 +140,14 @@ func TestGateBlockPeekUnblock(t *testing.T) {
 	send(spa, 2)
 	send(spb, 10)
 	must(t, spa.SendEvent(Event{Kind: 3, Priority: true, Value: 7}))
+	send(spa, 3) // after the priority event: not among those it overtook
 	var peeked []byte
-	g.Peek(a, func(buf *Buffer) { peeked = append(peeked, buf.B[0]) })
+	g.Peek(a, 2, func(buf *Buffer) { peeked = append(peeked, buf.B[0]) })
 	if !slices.Equal(peeked, []byte{1, 2}) {
 		t.Fatalf("peek of the blocked channel = %v, want [1 2]", peeked)
 	}
 	var got []int
+	ahead := -1
 	take := func() {
 		for {
 			ch, m, ok := g.Next()
@@ -157,10 +159,14 @@ func TestGateBlockPeekUnblock(t *testing.T) {
 				g.Release(ch, m.Buf)
 			} else {
 				got = append(got, -int(m.Event.Value))
+				ahead = m.Event.Ahead
 			}
 		}
 	}
 	take()
+	if ahead != 2 {
+		t.Fatalf("the priority event overtook %d messages, want 2", ahead)
+	}
 	if want := []int{-7, 110}; !slices.Equal(got, want) {
 		t.Fatalf("while blocked: %v, want %v (the priority event and the other channel only)", got, want)
 	}
@@ -172,7 +178,7 @@ func TestGateBlockPeekUnblock(t *testing.T) {
 	}
 	got = got[:0]
 	take()
-	if want := []int{1, 2}; !slices.Equal(got, want) {
+	if want := []int{1, 2, 3}; !slices.Equal(got, want) {
 		t.Fatalf("after Unblock: %v, want %v", got, want)
 	}
 }

@@ -57,6 +57,10 @@ type Event struct {
 	// Priority events may overtake the data queued ahead of them.
 	Priority bool
 	Value    int64
+	// Ahead, on a priority event an InputGate yields, is how many
+	// messages of its channel were queued when it arrived: those it
+	// overtook (Peek them). The gate sets it; it does not travel.
+	Ahead int
 }
 
 // Message is what an input channel yields: a buffer, or (Buf nil) an event,
@@ -93,8 +97,9 @@ type Subpartition interface {
 	Available() <-chan struct{}
 	// Send queues a filled buffer, one Request gave, for the consumer.
 	Send(b *Buffer) error
-	// SendEvent queues an event behind the buffers sent so far, or ahead
-	// of them when it has Priority. Events need no credit.
+	// SendEvent queues an event behind the buffers sent so far; one with
+	// Priority overtakes, at the consumer's gate, what is queued there
+	// when it arrives. Events need no credit.
 	SendEvent(e Event) error
 	Stats() ChannelStats
 	// Close releases the channel's resources; it is not end of stream,

@@ -39,7 +39,6 @@ type remoteOut struct {
 		acts     []SenderAction[*outItem] // scratch
 		free     []*Buffer
 		outq     []outFrame // frames to write, in order
-		prio     []Event    // priority events: written ahead of outq
 		last     *outItem   // the newest buffer waiting for credit
 		err      error
 		closing  bool
@@ -160,15 +159,12 @@ func (o *remoteOut) SendEvent(e Event) error {
 		o.mu.Unlock()
 		return err
 	}
+	// Every event keeps its place behind what was sent before it, even a
+	// priority one: it overtakes only at the consumer's gate, so what the
+	// consumer receives after a priority barrier was sent after it (an
+	// unaligned checkpoint counts on that), and the producer holds at
+	// most its pool of buffers back.
 	switch {
-	case e.Priority && o.mu.last == nil:
-		// Nothing waits for credit: the event may go ahead of the
-		// frames already queued for the wire. Behind buffers still
-		// waiting for credit it keeps its place (below) and overtakes
-		// only at the consumer's gate, so what the consumer receives
-		// after a priority barrier was sent after it (the producer
-		// holds at most its pool of buffers back).
-		o.mu.prio = append(o.mu.prio, e)
 	case o.mu.last != nil:
 		o.mu.last.events = append(o.mu.last.events, e)
 	default:
@@ -216,15 +212,13 @@ func (o *remoteOut) writeLoop() {
 	defer close(o.written)
 	var (
 		batch []outFrame
-		prio  []Event
 		wbuf  []byte
 	)
 	for {
 		o.mu.Lock()
 		batch, o.mu.outq = o.mu.outq, batch[:0]
-		prio, o.mu.prio = o.mu.prio, prio[:0]
 		failed := o.mu.err
-		done := o.mu.closing && len(batch) == 0 && len(prio) == 0 && o.mu.credits.Backlog() == 0
+		done := o.mu.closing && len(batch) == 0 && o.mu.credits.Backlog() == 0
 		o.mu.Unlock()
 		if failed != nil {
 			return
@@ -243,7 +237,7 @@ func (o *remoteOut) writeLoop() {
 			o.mu.Unlock()
 			return
 		}
-		if len(batch) == 0 && len(prio) == 0 {
+		if len(batch) == 0 {
 			select {
 			case <-o.wake:
 			case <-o.t.ctx.Done():
@@ -253,9 +247,6 @@ func (o *remoteOut) writeLoop() {
 			continue
 		}
 		wbuf = wbuf[:0]
-		for _, e := range prio {
-			wbuf = appendEvent(wbuf, e)
-		}
 		var nbuf, nbytes int64
 		for _, f := range batch {
 			switch {

@@ -36,12 +36,13 @@ func latestCheckpoint(c *Cluster, job string) int {
 // chaosSpec is a job whose source emits records of keys key-0..key-39;
 // a keyed counter counts them and an exactly-once file sink writes
 // (key, count): exactly once means every key's counts 1..n appear once.
-func chaosSpec(t *testing.T, dir, backend string, records, rate int) string {
-	return chaosSpecWith(t, dir, chaosOptions{backend: backend, records: records, rate: rate, parallelism: 2})
+func chaosSpec(t *testing.T, dir, backend, mode string, records, rate int) string {
+	return chaosSpecWith(t, dir, chaosOptions{backend: backend, mode: mode, records: records, rate: rate, parallelism: 2})
 }
 
 type chaosOptions struct {
 	backend       string
+	mode          string // barrier mode; default aligned
 	records, rate int
 	parallelism   int
 	sinkRate      int // records per second per sink subtask (0: no limit)
@@ -52,12 +53,15 @@ func chaosSpecWith(t *testing.T, dir string, o chaosOptions) string {
 	if o.name == "" {
 		o.name = "chaos"
 	}
+	if o.mode == "" {
+		o.mode = "aligned"
+	}
 	spec := filepath.Join(dir, fmt.Sprintf("%s-%d.yaml", o.name, o.parallelism))
 	writeFile(t, spec, fmt.Sprintf(`name: %s
 parallelism: %d
 restart: {strategy: fixed-delay, attempts: 20, delay: 200ms}
 state: {backend: %s}
-checkpoints: {interval: 300ms, timeout: 20s}
+checkpoints: {interval: 300ms, timeout: 20s, mode: %s}
 modules:
   wc: %s
 sources:
@@ -74,7 +78,7 @@ sinks:
     connector: file
     options: {path: %s, rate: %d}
     input: count
-`, o.name, o.parallelism, o.backend, repo(t, "examples/wordcount"), o.records, o.rate, filepath.Join(dir, "out.jsonl"), o.sinkRate))
+`, o.name, o.parallelism, o.backend, o.mode, repo(t, "examples/wordcount"), o.records, o.rate, filepath.Join(dir, "out.jsonl"), o.sinkRate))
 	return spec
 }
 
@@ -82,15 +86,16 @@ sinks:
 // worker (SIGKILL) three times, each after a new checkpoint completed; a
 // fresh worker joins after each kill. The job restores the latest
 // checkpoint each time and ends with every count exactly once, on both
-// state backends.
+// state backends, aligned (heap) and unaligned (pebble).
 func TestChaosWorkerKills(t *testing.T) {
 	skipShort(t)
 	for _, backend := range []string{"heap", "pebble"} {
-		t.Run(backend, func(t *testing.T) {
+		mode := map[string]string{"heap": "aligned", "pebble": "unaligned"}[backend]
+		t.Run(backend+"-"+mode, func(t *testing.T) {
 			c := Start(t, weirBin, Options{Workers: 3, Slots: 2})
 			dir := t.TempDir()
 			const records, keys = 24000, 40
-			id := c.Submit(chaosSpec(t, dir, backend, records, 2400))
+			id := c.Submit(chaosSpec(t, dir, backend, mode, records, 2400))
 			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 			last := 0
 			for kill := range 3 {

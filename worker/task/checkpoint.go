@@ -255,8 +255,10 @@ func (t *subtask) handleMail() error {
 // now is the monotonic time the aligner works with.
 func (t *subtask) now() time.Duration { return time.Since(t.run.start) }
 
-// onBarrier handles a barrier from input channel ch.
-func (t *subtask) onBarrier(ch int, v int64) error {
+// onBarrier handles a barrier from input channel ch; ahead is how many
+// messages of ch it overtook (a priority barrier), which are the
+// checkpoint's in-flight data.
+func (t *subtask) onBarrier(ch int, v int64, ahead int) error {
 	id, mode, sp, err := parseBarrier(v)
 	if err != nil {
 		return fmt.Errorf("task %s subtask %d: input channel %d: %w", t.v.Name, t.index, ch, err)
@@ -268,7 +270,7 @@ func (t *subtask) onBarrier(ch int, v int64) error {
 	if mode == barrier.Aligned && !sp {
 		timeout = t.checkpointing().AlignmentTimeout
 	}
-	t.barrierSavepoint = sp
+	t.barrierSavepoint, t.barrierAhead = sp, ahead
 	acts, err := t.aligner.Step(barrier.Barrier{Channel: ch, Checkpoint: id, Mode: mode, AlignmentTimeout: timeout, Now: t.now()})
 	if err != nil {
 		return fmt.Errorf("task %s subtask %d: input channel %d: %w", t.v.Name, t.index, ch, err)
@@ -291,7 +293,7 @@ func (t *subtask) barrierActions(acts []barrier.Action) error {
 		case barrier.PersistInFlight:
 			if c := t.ckpt; c != nil && c.id == a.Checkpoint {
 				in := t.inputs[a.Channel].input
-				t.gate.Peek(a.Channel, func(b *netstack.Buffer) { appendInFlight(&c.inflight, in, b.B, b.Count) })
+				t.gate.Peek(a.Channel, t.barrierAhead, func(b *netstack.Buffer) { appendInFlight(&c.inflight, in, b.B, b.Count) })
 			}
 		case barrier.Done:
 			if c := t.ckpt; c != nil && c.id == a.Checkpoint {

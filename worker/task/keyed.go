@@ -28,7 +28,14 @@ type services struct {
 	ttl     int64
 	scratch []byte
 
-	event, proc *timerQueue
+	// The operator's timers in the backend (registered once, for a keyed
+	// operator): event and proc are its two time domains in the subtask's
+	// key groups. timersErr is why registering them failed, returned by
+	// every use.
+	timers      state.TimersID
+	timersErr   error
+	event, proc *timerSet
+	timerCount  timerCount
 	keyed       bool
 	// declared are the states the module registered, for checkpoints'
 	// metadata and the upgrade check of a restore.
@@ -38,7 +45,15 @@ type services struct {
 func newServices(n *node, keyed bool) *services {
 	s := &services{n: n, keyed: keyed, backend: n.t.job.State, maxPar: n.t.job.MaxParallelism, kgs: n.t.keyGroups, ttl: n.spec.StateTTL.Milliseconds()}
 	if keyed {
-		s.event, s.proc = newTimerQueue(), newTimerQueue()
+		s.event, s.proc = newTimerSet(s, wasmabi.EventTime), newTimerSet(s, wasmabi.ProcessingTime)
+		s.timerCount = newTimerCount()
+		// The job of the timers is the job of the operator's state (see
+		// stateName), so they are snapshotted and restored together.
+		id, err := s.backend.RegisterTimers(n.stateName("").Job, n.spec.UID)
+		if err != nil {
+			err = fmt.Errorf("registering the timers of %s subtask %d: %w", n.spec.UID, n.t.index, err)
+		}
+		s.timers, s.timersErr = id, err
 	}
 	return s
 }
@@ -128,24 +143,25 @@ func (s *services) Timer(op wasmabi.TimerOp, domain wasmabi.TimeDomain, ts int64
 	if !s.keyed {
 		return fmt.Errorf("operator %s is not keyed: timers need a keyed operator", s.n.spec.UID)
 	}
-	if _, err := s.keyGroup(key); err != nil {
+	kg, err := s.keyGroup(key)
+	if err != nil {
 		return err
 	}
 	q := s.event
 	if domain == wasmabi.ProcessingTime {
 		q = s.proc
 	}
-	t := timer{ts: ts, key: string(key)}
 	if op == wasmabi.TimerRegister {
-		if held := s.event.bytes + s.proc.bytes; held+timerBytes(len(key)) > MaxTimerBytes {
+		// The cap is checked for a timer that may exist already (the count
+		// learns that only by adding it): near the cap, registering a
+		// timer again may be refused.
+		if held := s.timerCount.bytes; held+timerBytes(len(key)+1) > MaxTimerBytes {
 			return fmt.Errorf("%w: the timers of operator %s subtask %d hold %d MiB (%d timers), the most an operator subtask may; delete timers that are no longer needed, or coalesce them (one per key and minute, say)",
-				wasmhost.ErrHostLimit, s.n.spec.UID, s.n.t.index, held>>20, s.event.len()+s.proc.len())
+				wasmhost.ErrHostLimit, s.n.spec.UID, s.n.t.index, held>>20, s.timerCount.n)
 		}
-		q.add(t)
-	} else {
-		q.remove(t)
+		return q.add(kg, ts, key, nsUser, window{})
 	}
-	return nil
+	return q.remove(kg, ts, key, nsUser, window{})
 }
 
 func (s *services) Log(level int, msg string) {

@@ -104,6 +104,7 @@ type subtask struct {
 	aligner          *barrier.Aligner // nil without checkpoints or inputs
 	ckpt             *ckptState       // the unaligned checkpoint collecting in-flight data
 	barrierSavepoint bool
+	barrierAhead     int
 	alignTimer       *time.Timer
 	deferred         []deferredEvent // barriers taken while blocked on credits
 }
@@ -539,21 +540,24 @@ func (n *node) open() error {
 		}
 		n.direct, _ = n.op.(directOperator)
 		n.meter()
-		if restore != nil {
-			if err := n.restoreOperator(restore); err != nil {
-				return err
-			}
-		}
 		if err = n.op.Open(n.spec.Params); err != nil {
 			return n.annotate(err)
 		}
+		if kind == wasmabi.KindAggregate {
+			if n.win, err = newWindowOp(n, n.svc); err != nil {
+				break
+			}
+		}
+		// The state is restored once the module declared its states
+		// (in open), so that a module whose states differ from the
+		// checkpoint's is refused with every difference.
 		if restore != nil {
 			if err := n.checkUpgrade(restore); err != nil {
 				return err
 			}
-		}
-		if kind == wasmabi.KindAggregate {
-			n.win, err = newWindowOp(n, n.svc)
+			if err := n.restoreOperator(restore); err != nil {
+				return err
+			}
 		}
 	}
 	if err != nil {
@@ -814,7 +818,7 @@ func (t *subtask) onEvent(ch int, e netstack.Event, more bool) error {
 	case evLatency:
 		return t.latencyMarker(e.Value)
 	case evBarrier:
-		return t.onBarrier(ch, e.Value)
+		return t.onBarrier(ch, e.Value, e.Ahead)
 	case evEnd:
 		g.ended = true
 		if t.aligner != nil {
@@ -956,8 +960,8 @@ func (t *subtask) procC() <-chan time.Time {
 	earliest := int64(math.MaxInt64)
 	for _, n := range t.nodes {
 		if n.svc != nil && n.svc.proc != nil {
-			if tm, ok := n.svc.proc.next(); ok {
-				earliest = min(earliest, tm.ts)
+			if ts, ok := n.svc.proc.earliest(); ok { // cached: no walk over the key groups
+				earliest = min(earliest, ts)
 			}
 		}
 	}
@@ -979,7 +983,7 @@ func (t *subtask) procC() <-chan time.Time {
 func (t *subtask) fireProcessing() error {
 	now := time.Now().UnixMilli()
 	for _, n := range t.nodes {
-		if n.svc == nil || n.svc.proc == nil || n.svc.proc.len() == 0 {
+		if n.svc == nil || n.svc.proc == nil {
 			continue
 		}
 		if err := n.fireTimers(n.svc.proc, wasmabi.ProcessingTime, now); err != nil {
@@ -1165,27 +1169,28 @@ func (n *node) emitWatermark(wm int64) error {
 }
 
 // fireTimers fires the timers of q due at ts; timers that fire may set
-// new ones, so it repeats until none is due.
-func (n *node) fireTimers(q *timerQueue, domain wasmabi.TimeDomain, ts int64) error {
+// new ones, so it repeats until none is due. q's cached earliest time
+// makes the common case, nothing due, a comparison.
+func (n *node) fireTimers(q *timerSet, domain wasmabi.TimeDomain, ts int64) error {
 	for round := 0; ; round++ {
-		n.timers = q.popDue(ts, n.timers[:0])
+		var err error
+		if n.timers, err = q.popDue(ts, n.timers[:0]); err != nil {
+			return err
+		}
 		if len(n.timers) == 0 {
 			return nil
 		}
 		if round == 10000 {
 			return fmt.Errorf("%s: timers keep setting due timers (10000 rounds at time %d)", n.spec.UID, ts)
 		}
-		var user, wins, expired []timer
-		for _, tm := range n.timers {
-			switch tm.ns {
-			case 0:
-				user = append(user, tm)
-			case 1:
-				wins = append(wins, tm)
-			default:
-				expired = append(expired, tm)
+		if n.win == nil {
+			for _, tm := range n.timers {
+				if tm.ns != nsUser {
+					return fmt.Errorf("%s subtask %d: a window timer of key %q at %d, but the operator is no window aggregate: the state it was restored from is of another operator", n.spec.UID, n.t.index, tm.key, tm.ts)
+				}
 			}
 		}
+		wins, expired, user := q.byKind(n.timers)
 		// Fire in batches, so that the end of input (everything due at
 		// once) is many calls, each well within the time limit.
 		for len(wins) > 0 {
@@ -1206,7 +1211,7 @@ func (n *node) fireTimers(q *timerQueue, domain wasmabi.TimeDomain, ts int64) er
 			user = user[k:]
 			in := n.timerIn[:0]
 			for _, tm := range batch {
-				e := wasmabi.Entry{Kind: wasmabi.EntryTimer, Flags: uint8(domain), Key: []byte(tm.key), Timestamp: tm.ts}
+				e := wasmabi.Entry{Kind: wasmabi.EntryTimer, Flags: uint8(domain), Key: tm.key, Timestamp: tm.ts}
 				in = wasmabi.AppendEntry(in, &e)
 			}
 			n.timerIn = in

@@ -269,7 +269,9 @@ func (w *windowOp) addGroups() error {
 		}
 		for _, old := range g.olds {
 			if old != g.win {
-				w.svc.event.remove(timer{ts: old.last(), key: string(g.key), ns: 1, win: old})
+				if err := w.svc.event.remove(kg, old.last(), g.key, nsWindow, old); err != nil {
+					return err
+				}
 				w.gkey = appendWindow(w.gkey[:0], old)
 				if err := w.svc.backend.Delete(w.accID, kg, g.key, w.gkey); err != nil {
 					return err
@@ -278,8 +280,8 @@ func (w *windowOp) addGroups() error {
 		}
 		if g.win.last() <= w.n.wm {
 			fire = append(fire, i) // a late record within the allowed lateness: fire again now
-		} else {
-			w.svc.event.add(timer{ts: g.win.last(), key: string(g.key), ns: 1, win: g.win})
+		} else if err := w.svc.event.add(kg, g.win.last(), g.key, nsWindow, g.win); err != nil {
+			return err
 		}
 	}
 	if i != len(w.gs) {
@@ -288,7 +290,7 @@ func (w *windowOp) addGroups() error {
 	if len(fire) > 0 {
 		ts := make([]timer, len(fire))
 		for j, gi := range fire {
-			ts[j] = timer{ts: w.gs[gi].win.last(), key: string(w.gs[gi].key), ns: 1, win: w.gs[gi].win}
+			ts[j] = timer{ts: w.gs[gi].win.last(), key: w.gs[gi].key, ns: nsWindow, win: w.gs[gi].win}
 		}
 		return w.fire(ts, false)
 	}
@@ -470,7 +472,7 @@ func (w *windowOp) fire(due []timer, cleanup bool) error {
 	in := w.in[:0]
 	count := 0
 	for _, t := range due {
-		key := []byte(t.key)
+		key := t.key
 		kg, err := w.svc.keyGroup(key)
 		if err != nil {
 			return err
@@ -490,7 +492,7 @@ func (w *windowOp) fire(due []timer, cleanup bool) error {
 			if w.lateness == 0 || t.win.end == math.MaxInt64 {
 				err = w.svc.backend.Delete(w.accID, kg, key, w.gkey)
 			} else {
-				w.svc.event.add(timer{ts: t.win.last() + w.lateness, key: t.key, ns: 2, win: t.win})
+				err = w.svc.event.add(kg, t.win.last()+w.lateness, key, nsExpire, t.win)
 			}
 			if err != nil {
 				return err
@@ -511,7 +513,7 @@ func (w *windowOp) fire(due []timer, cleanup bool) error {
 // expire drops the state of windows past their allowed lateness.
 func (w *windowOp) expire(due []timer) error {
 	for _, t := range due {
-		key := []byte(t.key)
+		key := t.key
 		kg, err := w.svc.keyGroup(key)
 		if err != nil {
 			return err

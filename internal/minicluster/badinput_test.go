@@ -1,0 +1,287 @@
+package minicluster
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/weirstream/weir/coordinator/jobspec"
+	weir "github.com/weirstream/weir/sdk/go"
+)
+
+// badSpec is a small checkpointed job: a keyed counter into a file sink.
+const badSpec = `
+name: bad
+parallelism: 2
+max_parallelism: MAXPAR
+modules: {m: .}
+checkpoints: {interval: 30ms, retained: 3, tolerable_failures: TOLERATE}
+sources:
+  - uid: gen
+    connector: datagen
+    options: {count: COUNT, keys: 20, seed: 2, rate: 10000}
+    watermark: {strategy: none}
+operators:
+  - uid: UID
+    module: m
+    operator: OPERATOR
+    inputs: [{from: gen, partition: key_by}]
+sinks:
+  - uid: out
+    connector: file
+    options: {path: OUT/out.jsonl}
+    inputs: [UID]
+`
+
+type badOptions struct {
+	uid       string
+	operator  string // default mc_kitchen
+	maxPar    int
+	tolerate  int
+	count     int
+	out, ckpt string
+}
+
+func badJob(t *testing.T, o badOptions, co CheckpointOptions) (*Job, error) {
+	t.Helper()
+	if o.uid == "" {
+		o.uid = "kitchen"
+	}
+	if o.maxPar == 0 {
+		o.maxPar = 64
+	}
+	if o.count == 0 {
+		o.count = 4000
+	}
+	if o.operator == "" {
+		o.operator = "mc_kitchen"
+	}
+	text := strings.NewReplacer("MAXPAR", strconv.Itoa(o.maxPar), "TOLERATE", strconv.Itoa(o.tolerate), "COUNT", strconv.Itoa(o.count), "UID", o.uid, "OUT", o.out, "OPERATOR", o.operator).Replace(badSpec)
+	spec, err := jobspec.Parse([]byte(text), filepath.Join(o.out, "job.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	co.Dir = o.ckpt
+	j, err := Prepare(context.Background(), spec, Options{Native: true, Checkpoints: co})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j, nil
+}
+
+// runToEnd runs a job to its end and returns its error (from Start or
+// from the run).
+func runToEnd(t *testing.T, j *Job) error {
+	t.Helper()
+	run, err := j.Start(context.Background())
+	if err != nil {
+		return err
+	}
+	return run.Wait()
+}
+
+// checkpointed runs the job to the end, leaving its checkpoints (at
+// least two) in o.ckpt, and returns their ids.
+func checkpointed(t *testing.T, o badOptions) []string {
+	t.Helper()
+	j, _ := badJob(t, o, CheckpointOptions{})
+	defer j.Close()
+	if err := runToEnd(t, j); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(o.ckpt, "bad"))
+	var ids []string
+	for _, e := range entries {
+		if _, err := os.Stat(filepath.Join(o.ckpt, "bad", e.Name(), "_metadata")); err == nil {
+			ids = append(ids, e.Name())
+		}
+	}
+	if len(ids) < 2 {
+		t.Fatalf("%d completed checkpoints retained, want 2 or more", len(ids))
+	}
+	return ids
+}
+
+// Restores that cannot be right are refused before anything runs, with
+// the reason and what to do.
+func TestRestoreRefusals(t *testing.T) {
+	o := badOptions{out: t.TempDir(), ckpt: t.TempDir()}
+	ids := checkpointed(t, o)
+	sp := filepath.Join(o.ckpt, "bad", ids[len(ids)-1])
+
+	// A job without the operator whose state the savepoint holds.
+	o2 := o
+	o2.uid, o2.out = "renamed", t.TempDir()
+	j, _ := badJob(t, o2, CheckpointOptions{FromSavepoint: sp})
+	err := runToEnd(t, j)
+	j.Close()
+	if err == nil || !strings.Contains(err.Error(), "kitchen") || !strings.Contains(err.Error(), "--allow-non-restored-state") {
+		t.Fatalf("restoring into a job without uid kitchen: %v, want a refusal naming kitchen and the flag", err)
+	}
+	// ... which --allow-non-restored-state lets through.
+	j, _ = badJob(t, o2, CheckpointOptions{FromSavepoint: sp, AllowNonRestored: true})
+	if err := runToEnd(t, j); err != nil {
+		t.Fatalf("with --allow-non-restored-state: %v", err)
+	}
+	j.Close()
+
+	// Another max parallelism.
+	o3 := o
+	o3.maxPar, o3.out = 32, t.TempDir()
+	j, _ = badJob(t, o3, CheckpointOptions{FromSavepoint: sp})
+	err = runToEnd(t, j)
+	j.Close()
+	if err == nil || !strings.Contains(err.Error(), "max parallelism 64") || !strings.Contains(err.Error(), "32") {
+		t.Fatalf("restoring at another max parallelism: %v, want a refusal with both numbers", err)
+	}
+
+	// A savepoint path that does not exist.
+	j, _ = badJob(t, badOptions{out: t.TempDir(), ckpt: t.TempDir()}, CheckpointOptions{FromSavepoint: filepath.Join(o.ckpt, "nope", "chk-1")})
+	err = runToEnd(t, j)
+	j.Close()
+	if err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("restoring from a missing path: %v", err)
+	}
+}
+
+// A corrupted checkpoint file is caught by its checksum, and a resume
+// falls back to the previous retained checkpoint, saying so.
+func TestResumeFallsBackPastCorruptCheckpoint(t *testing.T) {
+	o := badOptions{out: t.TempDir(), ckpt: t.TempDir()}
+	ids := checkpointed(t, o)
+	newest, previous := ids[len(ids)-1], ids[len(ids)-2]
+	files, _ := filepath.Glob(filepath.Join(o.ckpt, "bad", newest, "kitchen.0.state"))
+	if len(files) != 1 {
+		t.Fatalf("no state file of kitchen subtask 0 in %s", newest)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(files[0], b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	j, _ := badJob(t, badOptions{out: t.TempDir(), ckpt: o.ckpt}, CheckpointOptions{Resume: true})
+	j.o.Logger = newTestLogger(&log)
+	defer j.Close()
+	if err := runToEnd(t, j); err != nil {
+		t.Fatal(err)
+	}
+	if got := "chk-" + strconv.FormatUint(j.Restored.Meta.Checkpoint, 10); got != previous {
+		t.Fatalf("resumed from %s, want %s (the newest, %s, is corrupt)", got, previous, newest)
+	}
+	if !strings.Contains(log.String(), "skipping a checkpoint") || !strings.Contains(log.String(), "kitchen.0.state") {
+		t.Fatalf("the run did not say it skipped the corrupt checkpoint; log:\n%s", log.String())
+	}
+}
+
+// A checkpoint folder that cannot be written: checkpoints fail, the job
+// goes on and finishes while they are tolerated, and fails once more
+// fail in a row than tolerated.
+func TestUnwritableCheckpointFolder(t *testing.T) {
+	for _, tolerate := range []int{1000, 0} {
+		t.Run("tolerate-"+strconv.Itoa(tolerate), func(t *testing.T) {
+			o := badOptions{out: t.TempDir(), ckpt: t.TempDir(), tolerate: tolerate, count: 3000}
+			// The job's folder is a file: nothing can be created in it.
+			if err := os.WriteFile(filepath.Join(o.ckpt, "bad"), []byte("not a folder"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			j, _ := badJob(t, o, CheckpointOptions{})
+			defer j.Close()
+			start := time.Now()
+			err := runToEnd(t, j)
+			st := j.Checkpoints()
+			if st.Completed != 0 || st.Failed == 0 {
+				t.Fatalf("checkpoints: %+v, want failures and none completed", st)
+			}
+			if tolerate > 0 {
+				if err != nil {
+					t.Fatalf("with failures tolerated the job failed: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "checkpoint") {
+				t.Fatalf("with no failure tolerated the job ended with %v after %s, want a failure naming the checkpoints", err, time.Since(start))
+			}
+		})
+	}
+}
+
+// newTestLogger logs text lines into b.
+func newTestLogger(b *strings.Builder) *slog.Logger {
+	return slog.New(slog.NewTextHandler(&syncWriter{b: b}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	b  *strings.Builder
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// kitchenV2 is a new version of kitchen with the same states: a restore
+// may move to it.
+type kitchenV2 struct{ kitchen }
+
+// kitchenRenamed declares other states than kitchen: count as a map, no
+// seen list, and a new one.
+type kitchenRenamed struct {
+	weir.BaseProcess
+	count *weir.MapState[int64, int64]
+	extra *weir.ValueState[int64]
+	mod   *weir.MapState[int64, int64]
+}
+
+func (k *kitchenRenamed) Open(o *weir.OpenContext) error {
+	k.count = weir.NewMapState(o, "count", weir.Int64Codec, weir.Int64Codec)
+	k.extra = weir.NewValueState(o, "extra", weir.Int64Codec)
+	k.mod = weir.NewMapState(o, "mod", weir.Int64Codec, weir.Int64Codec)
+	return nil
+}
+
+func (k *kitchenRenamed) ProcessElement(ctx *weir.Context, r weir.Record) error { return nil }
+
+func init() {
+	weir.Process("mc_kitchen_v2", &kitchenV2{})
+	weir.Process("mc_kitchen_renamed", &kitchenRenamed{})
+}
+
+// Upgrading a module: a new version that declares the same states
+// restores; one whose states differ is refused, listing the differences.
+func TestRestoreIntoUpgradedModule(t *testing.T) {
+	o := badOptions{out: t.TempDir(), ckpt: t.TempDir()}
+	ids := checkpointed(t, o)
+	sp := filepath.Join(o.ckpt, "bad", ids[len(ids)-1])
+
+	v2 := badOptions{out: t.TempDir(), ckpt: t.TempDir(), operator: "mc_kitchen_v2"}
+	j, _ := badJob(t, v2, CheckpointOptions{FromSavepoint: sp})
+	if err := runToEnd(t, j); err != nil {
+		t.Fatalf("restoring into a new version with the same states: %v", err)
+	}
+	j.Close()
+
+	bad := badOptions{out: t.TempDir(), ckpt: t.TempDir(), operator: "mc_kitchen_renamed"}
+	j, _ = badJob(t, bad, CheckpointOptions{FromSavepoint: sp})
+	err := runToEnd(t, j)
+	j.Close()
+	if err == nil {
+		t.Fatal("restoring into a module with other states succeeded")
+	}
+	for _, want := range []string{`state "count" was value, is now map`, `state "seen" (list) is not declared`, `state "extra" (value) is new`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("the refusal does not say %q:\n%v", want, err)
+		}
+	}
+}
