@@ -87,6 +87,13 @@ type ChannelStats struct {
 	Bytes   int64
 }
 
+// Aborter is a Subpartition that can be dropped without waiting for its
+// queued buffers to be delivered (Close waits, within a bound): a task
+// that failed or was canceled aborts its outputs.
+type Aborter interface {
+	Abort()
+}
+
 // Subpartition is the producer end of one channel.
 type Subpartition interface {
 	// Request returns an empty buffer to fill, or nil when the channel has

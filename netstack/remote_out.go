@@ -359,6 +359,17 @@ func (o *remoteOut) Stats() ChannelStats {
 // Close waits up to DrainTimeout for the queued buffers to get credit and
 // go out, ends the stream with a close frame, and returns the channel's
 // failure if it had one. Idempotent.
+// Abort drops the channel at once: what is queued is not sent, the
+// stream is reset. A task that failed or was canceled aborts its outputs:
+// a consumer that died would never grant the credit a Close waits for.
+func (o *remoteOut) Abort() {
+	o.once.Do(func() {
+		o.fail(ErrClosed)
+		<-o.written
+		<-o.read
+	})
+}
+
 func (o *remoteOut) Close() error {
 	o.once.Do(func() {
 		o.mu.Lock()

@@ -107,6 +107,7 @@ type subtask struct {
 	barrierAhead     int
 	alignTimer       *time.Timer
 	deferred         []deferredEvent // barriers taken while blocked on credits
+	ended            bool            // the end of input went out on every output
 }
 
 type deferredEvent struct {
@@ -594,9 +595,17 @@ func (t *subtask) close() {
 		t.finishInFlight(t.ckpt)
 		t.ckpt = nil
 	}
+	// Outputs drain after the end of input; after a failure or a cancel
+	// they are dropped at once (a dead consumer would never grant the
+	// credit a drain waits for).
+	abort := t.ctx.Err() != nil || !t.ended
 	for _, w := range t.writers {
 		for _, sp := range w.subs {
-			sp.Close()
+			if a, ok := sp.(netstack.Aborter); ok && abort {
+				a.Abort()
+			} else {
+				sp.Close()
+			}
 		}
 	}
 	if t.remoteIn != nil {
@@ -626,6 +635,7 @@ func (t *subtask) runLoop() (err error) {
 	if err := t.endOfInput(); err != nil {
 		return err
 	}
+	t.ended = true
 	if cp := t.job.Checkpoints; cp != nil && cp.OnFinished != nil {
 		cp.OnFinished(SubtaskRef{t.v.ID, t.index})
 	}
