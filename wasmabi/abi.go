@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 )
 
 // Version is the ABI version this package describes. A host speaks exactly
@@ -183,6 +184,26 @@ const (
 	// state.
 	StateBroadcast StateKind = 6
 )
+
+// String names the kind as job specs, savepoints and messages do: value,
+// list, map, operator_list, union_list, broadcast.
+func (k StateKind) String() string {
+	switch k {
+	case StateValue:
+		return "value"
+	case StateList:
+		return "list"
+	case StateMap:
+		return "map"
+	case StateOperatorList:
+		return "operator_list"
+	case StateUnionList:
+		return "union_list"
+	case StateBroadcast:
+		return "broadcast"
+	}
+	return "kind " + strconv.Itoa(int(k))
+}
 
 // Keyed reports whether k is keyed state (value, list or map).
 func (k StateKind) Keyed() bool { return k >= StateValue && k <= StateMap }

@@ -19,7 +19,6 @@ import (
 	"github.com/weirstream/weir/internal/ckptstore"
 	"github.com/weirstream/weir/internal/client"
 	"github.com/weirstream/weir/internal/snapshot"
-	"github.com/weirstream/weir/wasmabi"
 )
 
 // This file is the CLI's side of savepoints: taking one (`weir job
@@ -552,7 +551,7 @@ func addSnapshot(o *inspectedOperator, sub ckptmeta.Subtask, maxP int, name stri
 	for _, ss := range st.States {
 		i := slices.IndexFunc(o.States, func(s inspectedState) bool { return s.Name == ss.Name })
 		if i < 0 { // in the snapshot, not declared in the payload
-			o.States = append(o.States, inspectedState{Name: ss.Name, Kind: stateKindName(ss.Kind)})
+			o.States = append(o.States, inspectedState{Name: ss.Name, Kind: ss.Kind.String()})
 			i = len(o.States) - 1
 		}
 		o.States[i].Keys += ss.Slots
@@ -563,24 +562,6 @@ func addSnapshot(o *inspectedOperator, sub ckptmeta.Subtask, maxP int, name stri
 	return nil
 }
 
-// stateKindName names a state kind as docs/state.md does.
-func stateKindName(k wasmabi.StateKind) string {
-	switch k {
-	case wasmabi.StateValue:
-		return "value"
-	case wasmabi.StateList:
-		return "list"
-	case wasmabi.StateMap:
-		return "map"
-	case wasmabi.StateOperatorList:
-		return "operator_list"
-	case wasmabi.StateUnionList:
-		return "union_list"
-	case wasmabi.StateBroadcast:
-		return "broadcast"
-	}
-	return fmt.Sprintf("kind %d", k)
-}
 
 // shortDigest shortens a "sha256:<hex>" module digest to 12 hex digits.
 func shortDigest(d string) string {

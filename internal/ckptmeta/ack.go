@@ -7,7 +7,6 @@ import (
 
 	"github.com/weirstream/weir/internal/ckptstore"
 	"github.com/weirstream/weir/internal/deploy"
-	"github.com/weirstream/weir/wasmabi"
 )
 
 // Ack is one subtask's answer to a checkpoint's barrier, as a worker sends
@@ -37,26 +36,6 @@ type AckFile struct {
 	Name  string `json:"name"`
 	Size  int64  `json:"size"`
 	CRC32 uint32 `json:"crc32c"`
-}
-
-// KindName is the name of a state kind in payloads, job specs and
-// messages.
-func KindName(k wasmabi.StateKind) string {
-	switch k {
-	case wasmabi.StateValue:
-		return "value"
-	case wasmabi.StateList:
-		return "list"
-	case wasmabi.StateMap:
-		return "map"
-	case wasmabi.StateOperatorList:
-		return "operator_list"
-	case wasmabi.StateUnionList:
-		return "union_list"
-	case wasmabi.StateBroadcast:
-		return "broadcast"
-	}
-	return fmt.Sprintf("kind(%d)", k)
 }
 
 // Shape is what a restore checks a payload against: the job about to run.

@@ -51,23 +51,7 @@ func validKind(k wasmabi.StateKind) error {
 		k, wasmabi.StateValue, wasmabi.StateList, wasmabi.StateMap, wasmabi.StateOperatorList, wasmabi.StateUnionList, wasmabi.StateBroadcast)
 }
 
-func kindName(k wasmabi.StateKind) string {
-	switch k {
-	case wasmabi.StateValue:
-		return "value"
-	case wasmabi.StateList:
-		return "list"
-	case wasmabi.StateMap:
-		return "map"
-	case wasmabi.StateOperatorList:
-		return "operator list"
-	case wasmabi.StateUnionList:
-		return "union list"
-	case wasmabi.StateBroadcast:
-		return "broadcast"
-	}
-	return fmt.Sprintf("kind %d", k)
-}
+func kindName(k wasmabi.StateKind) string { return k.String() }
 
 // Name is the stable identity of a state: the job, the operator's uid and
 // the state's name. It is what snapshots record and restores match, so it

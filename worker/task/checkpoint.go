@@ -75,6 +75,9 @@ func OpenRestore(s ckptstore.Storage, job string, n uint64, shape ckptmeta.Shape
 	if err != nil {
 		return nil, fmt.Errorf("restoring %s: %w", where, err)
 	}
+	if err := p.Restorable(); err != nil {
+		return nil, fmt.Errorf("restoring %s: %v; restore an earlier checkpoint", where, err)
+	}
 	if err := p.CheckRestore(shape, allowNonRestored); err != nil {
 		return nil, err
 	}

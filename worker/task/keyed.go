@@ -75,7 +75,7 @@ func (s *services) StateRegister(name string, kind wasmabi.StateKind) (uint32, e
 	}
 	s.ids = append(s.ids, id)
 	if !slices.ContainsFunc(s.declared, func(d ckptmeta.State) bool { return d.Name == name }) {
-		s.declared = append(s.declared, ckptmeta.State{Name: name, Kind: ckptmeta.KindName(kind)})
+		s.declared = append(s.declared, ckptmeta.State{Name: name, Kind: kind.String()})
 		slices.SortFunc(s.declared, func(a, b ckptmeta.State) int { return strings.Compare(a.Name, b.Name) })
 	}
 	s.kinds = append(s.kinds, kind.Storage())
