@@ -868,7 +868,7 @@ func TestStateHelpers(t *testing.T) {
 	in := instantiate(t, "sdktest")
 	op := in.op("states")
 	in.mustInvoke(op, wasmabi.MethodOpen, nil)
-	if fmt.Sprint(in.h.states, in.h.stateKinds) != "[last items seen] [1 2 3]" {
+	if fmt.Sprintf("%v %d", in.h.states, in.h.stateKinds) != "[last items seen] [1 2 3]" {
 		t.Fatalf("states %v %v", in.h.states, in.h.stateKinds)
 	}
 	big := strings.Repeat("z", 1000) // list and map loads beyond the first 256-byte try
