@@ -36,6 +36,9 @@ type AckFile struct {
 	Name  string `json:"name"`
 	Size  int64  `json:"size"`
 	CRC32 uint32 `json:"crc32c"`
+	// Shared and Path: see File.
+	Shared bool   `json:"shared,omitempty"`
+	Path   string `json:"path,omitempty"`
 }
 
 // KindName is the name of a state kind in payloads, job specs and

@@ -96,13 +96,39 @@ const (
 	RoleSink = "sink"
 	// RoleInFlight is the in-flight data of an unaligned checkpoint.
 	RoleInFlight = "inflight"
+	// RolePebbleSST is an sstable of an incremental checkpoint: a file of
+	// the job's shared area (Shared), which later checkpoints of the same
+	// database name again instead of uploading it again. Path is its name
+	// in the pebble checkpoint.
+	RolePebbleSST = "pebble-sst"
+	// RolePebbleMeta is any other file of an incremental checkpoint
+	// (manifest, options, WAL, the backend's timers): in the checkpoint's
+	// folder. Path is its name in the pebble checkpoint.
+	RolePebbleMeta = "pebble-meta"
 )
 
 // File is one file of a subtask's snapshot.
 type File struct {
 	Role string `json:"role"`
-	Name string `json:"name"` // in the checkpoint's folder
+	Name string `json:"name"` // in the checkpoint's folder, or the shared area
 	Size int64  `json:"size"`
+	// Shared says Name is in the job's shared area.
+	Shared bool `json:"shared,omitempty"`
+	// Path is the file's name inside a pebble checkpoint (roles
+	// RolePebbleSST and RolePebbleMeta): every operator of a subtask's
+	// chain names the same files, a native checkpoint of the subtask's
+	// key groups.
+	Path string `json:"path,omitempty"`
+}
+
+// Incremental says whether the files are a pebble checkpoint.
+func Incremental(files []File) bool {
+	for _, f := range files {
+		if f.Role == RolePebbleSST || f.Role == RolePebbleMeta {
+			return true
+		}
+	}
+	return false
 }
 
 // FileName is the name of the file of role for subtask index of the

@@ -37,11 +37,14 @@ type CheckpointFile struct {
 // which must not exist. It is the synchronous part of an incremental
 // checkpoint: it runs on the goroutine that owns r, gives r's pending
 // writes to pebble, then has pebble hard-link the sstables that hold keys
-// of r (or the backend's own records) and copy its manifest and WAL (with
-// the WAL off, the memtables are flushed first, since nothing else would
-// keep their data). Files in prev name the sstables of an earlier
-// checkpoint of this database; the result marks those it shares. The
-// upload of the new files is the caller's asynchronous part.
+// of r (or the backend's own records) and copy its manifest and WAL, and
+// writes the timers of r to TimersFile. The memtables are flushed first:
+// their data then is in sstables, which later checkpoints share, and the
+// WAL copied is short (without the flush each checkpoint would carry
+// everything written since pebble last flushed). Files in prev name the
+// sstables of an earlier checkpoint of this database; the result marks
+// those it shares. The upload of the new files is the caller's
+// asynchronous part; OpenCheckpoint reads the directory back.
 //
 // This is an alternative to Snapshot for the same parallelism and
 // backend; savepoints and rescaling use Snapshot's canonical format.
@@ -56,20 +59,24 @@ func (p *Pebble) Checkpoint(dir string, r keygroup.Range, prev *PebbleCheckpoint
 	if err := p.flushAll(r, false); err != nil {
 		return nil, fmt.Errorf("state: checkpointing key groups %v: %w", r, err)
 	}
+	p.ckptMu.Lock()
+	defer p.ckptMu.Unlock()
 	opts := []pebble.CheckpointOption{pebble.WithRestrictToSpans([]pebble.CheckpointSpan{
 		{Start: lo, End: hi},
 		// The backend's records: FF FF then 'r' or 'v', below FF FF FF.
 		{Start: metaPrefix, End: []byte{0xFF, 0xFF, 0xFF}},
 	})}
-	if p.noWAL {
-		if err := p.db.Flush(); err != nil {
-			return nil, fmt.Errorf("state: checkpointing key groups %v: flushing memtables: %w", r, err)
-		}
-	} else {
+	if err := p.db.Flush(); err != nil {
+		return nil, fmt.Errorf("state: checkpointing key groups %v: flushing memtables: %w", r, err)
+	}
+	if !p.noWAL {
 		opts = append(opts, pebble.WithFlushedWAL())
 	}
 	if err := p.db.Checkpoint(dir, opts...); err != nil {
 		return nil, fmt.Errorf("state: checkpointing key groups %v into %s: %w", r, dir, err)
+	}
+	if err := p.writeTimers(filepath.Join(dir, TimersFile), r); err != nil {
+		return nil, errors.Join(fmt.Errorf("state: checkpointing the timers of key groups %v: %w", r, err), os.RemoveAll(dir))
 	}
 	c := &PebbleCheckpoint{Dir: dir}
 	var shared map[string]bool
