@@ -200,7 +200,7 @@ func (c *Cluster) checkpointOptions(j *job, d *deploy.Descriptor) {
 	if jc == nil {
 		return
 	}
-	d.Checkpoints = &deploy.Checkpoints{Dir: jc.store.Root, AlignmentTimeout: deploy.Duration(jc.alignmentTimeout), }
+	d.Checkpoints = &deploy.Checkpoints{Dir: jc.store.Root, AlignmentTimeout: deploy.Duration(jc.alignmentTimeout)}
 	// A plan recovered from ZooKeeper has no spec: its checkpoints are full.
 	d.Checkpoints.Incremental = j.plan.Job != nil && j.plan.Job.Checkpoints.Incremental
 	jc.restored = ""
