@@ -276,3 +276,24 @@ func (p *Payload) Summary() string {
 	fmt.Fprintf(&b, "%s %d of job %s, %d operators", what, p.Checkpoint, p.Job, len(p.Operators))
 	return b.String()
 }
+
+// SharedName is the name in the job's shared area of file (an sstable's
+// name in its database) uploaded first by checkpoint ckpt, from the
+// database instance of subtask index of vertex in attempt: sstable
+// numbers repeat across databases, so the writer's identity makes the
+// name unique, and the checkpoint tells the coordinator whether the
+// upload may still be in progress (SharedOrigin).
+func SharedName(attempt, vertex, index int, instance string, ckpt uint64, file string) string {
+	return fmt.Sprintf("a%d.v%d.s%d.%s.c%d.%s", attempt, vertex, index, instance, ckpt, file)
+}
+
+// SharedOrigin returns the checkpoint that first uploaded the shared
+// file name (see SharedName); false for a name SharedName did not make.
+func SharedOrigin(name string) (uint64, bool) {
+	parts := strings.SplitN(name, ".", 6)
+	if len(parts) != 6 || !strings.HasPrefix(parts[4], "c") {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(parts[4][1:], 10, 64)
+	return n, err == nil
+}

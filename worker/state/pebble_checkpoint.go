@@ -49,6 +49,27 @@ type CheckpointFile struct {
 // This is an alternative to Snapshot for the same parallelism and
 // backend; savepoints and rescaling use Snapshot's canonical format.
 func (p *Pebble) Checkpoint(dir string, r keygroup.Range, prev *PebbleCheckpoint) (*PebbleCheckpoint, error) {
+	return p.checkpoint(dir, r, prev, nil)
+}
+
+// Owner names the operators (of one job) whose key groups the goroutine
+// calling CheckpointOf owns: other operators' subtasks may own the same
+// key-group numbers on other goroutines.
+type Owner struct {
+	Job       string
+	Operators []string
+}
+
+// CheckpointOf is Checkpoint for the goroutine that owns the key groups r
+// of o's operators only: it flushes their pending writes and writes their
+// timers, not those of other operators in r (whose entries the sstables
+// may hold too; a snapshot taken of the checkpoint reads only the
+// operator it is of).
+func (p *Pebble) CheckpointOf(dir string, o Owner, r keygroup.Range, prev *PebbleCheckpoint) (*PebbleCheckpoint, error) {
+	return p.checkpoint(dir, r, prev, &o)
+}
+
+func (p *Pebble) checkpoint(dir string, r keygroup.Range, prev *PebbleCheckpoint, o *Owner) (*PebbleCheckpoint, error) {
 	if p.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -56,7 +77,12 @@ func (p *Pebble) Checkpoint(dir string, r keygroup.Range, prev *PebbleCheckpoint
 	if err != nil {
 		return nil, err
 	}
-	if err := p.flushAll(r, false); err != nil {
+	if o == nil {
+		err = p.flushAll(r, false)
+	} else {
+		err = p.flushOperators(o, r)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("state: checkpointing key groups %v: %w", r, err)
 	}
 	p.ckptMu.Lock()
@@ -75,7 +101,7 @@ func (p *Pebble) Checkpoint(dir string, r keygroup.Range, prev *PebbleCheckpoint
 	if err := p.db.Checkpoint(dir, opts...); err != nil {
 		return nil, fmt.Errorf("state: checkpointing key groups %v into %s: %w", r, dir, err)
 	}
-	if err := p.writeTimers(filepath.Join(dir, TimersFile), r); err != nil {
+	if err := p.writeTimers(filepath.Join(dir, TimersFile), r, o); err != nil {
 		return nil, errors.Join(fmt.Errorf("state: checkpointing the timers of key groups %v: %w", r, err), os.RemoveAll(dir))
 	}
 	c := &PebbleCheckpoint{Dir: dir}
@@ -109,4 +135,20 @@ func (p *Pebble) Checkpoint(dir string, r keygroup.Range, prev *PebbleCheckpoint
 	}
 	slices.SortFunc(c.Files, func(a, b CheckpointFile) int { return strings.Compare(a.Name, b.Name) })
 	return c, nil
+}
+
+// flushOperators gives the pending writes of o's states in r to pebble.
+func (p *Pebble) flushOperators(o *Owner, r keygroup.Range) error {
+	var shards []*pebbleState
+	for _, uid := range o.Operators {
+		for _, st := range p.reg.operatorStates(o.Job, uid) {
+			reg := p.states.get(st.id)
+			for kg := r.Start; kg <= r.End; kg++ {
+				if s := reg.shards[kg]; s != nil && (len(s.dirty) > 0 || (s.appends != nil && !s.appends.Empty())) {
+					shards = append(shards, s)
+				}
+			}
+		}
+	}
+	return p.flushShards(shards)
 }

@@ -45,9 +45,10 @@ func (p *Pebble) Instance() string {
 	return p.instance
 }
 
-// writeTimers writes the timers of every operator in the key groups r to
-// path. It runs on the goroutine that owns r.
-func (p *Pebble) writeTimers(path string, r keygroup.Range) error {
+// writeTimers writes the timers in the key groups r of o's operators
+// (nil: of every operator) to path. It runs on the goroutine that owns
+// them.
+func (p *Pebble) writeTimers(path string, r keygroup.Range, own *Owner) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -56,6 +57,9 @@ func (p *Pebble) writeTimers(path string, r keygroup.Range) error {
 	w.Write(timersMagic)
 	var buf []byte
 	p.timerStore.table.each(func(o *timerOp) {
+		if own != nil && (o.job != own.Job || !slices.Contains(own.Operators, o.operator)) {
+			return
+		}
 		for kg := r.Start; kg <= r.End; kg++ {
 			sh := o.shards[kg]
 			if sh == nil {

@@ -107,6 +107,7 @@ type subtask struct {
 	barrierAhead     int
 	alignTimer       *time.Timer
 	deferred         []deferredEvent // barriers taken while blocked on credits
+	incr             incrState       // incremental checkpoints (incremental.go)
 }
 
 type deferredEvent struct {
