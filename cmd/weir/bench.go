@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/weirstream/weir/internal/barrier"
 	"github.com/weirstream/weir/internal/bench"
 )
 
@@ -134,7 +135,7 @@ Examples:
 	nf.String("spec-dir", "examples/nexmark", "folder of the qN.yaml job specs")
 	nf.String("cpuprofile", "", "write a CPU profile (go tool pprof) of the runs to this file")
 	addLimitFlags(nexmark)
-	cmd.AddCommand(abi, nexmark, newBenchShuffleCmd(a))
+	cmd.AddCommand(abi, nexmark, newBenchShuffleCmd(a), newBenchCheckpointCmd(a))
 	return cmd
 }
 
@@ -180,5 +181,93 @@ and in order.
 	f.Float64("load", 0.5, "share of the QUIC peak rate for the latency run")
 	f.Duration("flush", 5*time.Millisecond, "flush deadline of partly filled buffers")
 	f.Duration("latency-for", 3*time.Second, "length of the latency run")
+	return cmd
+}
+
+func newBenchCheckpointCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "checkpoint",
+		Short: "What checkpoints cost: throughput with and without, durations and sizes, aligned vs unaligned under backpressure",
+		Long: `Runs Nexmark q5 and q8 (the job specs examples/nexmark/qN.yaml, sinks replaced by
+discard) on the embedded engine with the pebble backend and prints:
+
+ 1. throughput with checkpoints every --interval divided by throughput
+    without, measured side by side: --rounds rounds, each running the query
+    once without and once with checkpoints, the order alternating; the ratio
+    per round (wall clock, and per CPU second) and its range (target >= 0.9);
+ 2. the duration (trigger to metadata written) p50/p99 and size of those
+    checkpoints, per query; every checkpoint is a full one today (no
+    incremental pebble checkpoints yet), which a row says;
+ 3. aligned vs unaligned checkpoint durations under backpressure: q5 up to
+    its window count behind a file sink paced to --sink-rate records/s per
+    subtask, each mode for --backpressure-for (0 leaves it out);
+ 4. recovery: q5 on a coordinator and --workers worker processes of this
+    binary on 127.0.0.1 (2 slots each, parallelism 2, checkpoints every
+    --interval, restart strategy fixed-delay), one worker SIGKILLed once two
+    checkpoints completed; the time from the kill to the first record the
+    next attempt processed, with the timeouts that bound it (0 workers
+    leaves it out). --heartbeat-timeout and --restart-delay change them.
+
+--events sets the events per run of every query (0: q5 400000, q8 2000000,
+about 5 s each as WebAssembly on a 2.8 GHz core). --native runs the
+operators linked into this binary. Run it from the repository root.
+
+Examples:
+  weir bench checkpoint
+  weir bench checkpoint --rounds 5 --events 1000000 --output json
+  weir bench checkpoint --query q5 --backpressure-for 0 --workers 0
+  weir bench checkpoint --rounds 1 --heartbeat-timeout 1s --restart-delay 100ms`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			progress := a.stderr
+			if a.jsonOut() {
+				progress = io.Discard
+			}
+			rc, err := a.runtimeConfig()
+			if err != nil {
+				return err
+			}
+			rep, err := bench.Checkpoint(cmd.Context(), bench.CheckpointOptions{
+				SpecDir:          a.cfg.GetString("spec-dir"),
+				Queries:          splitList(a.cfg.GetString("query")),
+				Events:           a.cfg.GetInt64("events"),
+				Rounds:           a.cfg.GetInt("rounds"),
+				Interval:         a.cfg.GetDuration("interval"),
+				Mode:             barrier.Mode(a.cfg.GetString("mode")),
+				Native:           a.cfg.GetBool("native"),
+				SinkRate:         a.cfg.GetInt64("sink-rate"),
+				BackpressureFor:  a.cfg.GetDuration("backpressure-for"),
+				Workers:          a.cfg.GetInt("workers"),
+				HeartbeatTimeout: a.cfg.GetDuration("heartbeat-timeout"),
+				RestartDelay:     a.cfg.GetDuration("restart-delay"),
+				Runtime:          rc,
+				CacheDir:         a.cfg.GetString("cache-dir"),
+				Progress:         progress,
+			})
+			if err != nil {
+				return err
+			}
+			if a.jsonOut() {
+				return a.printJSON(rep)
+			}
+			fmt.Fprintln(a.stdout)
+			rep.WriteTable(a.stdout)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.String("query", "q5,q8", "queries to run, comma-separated")
+	f.Int64("events", 0, "events per run of every query (0: sized per query, about 4 s each)")
+	f.Int("rounds", bench.DefaultCheckpointRounds, "rounds of runs without and with checkpoints")
+	f.Duration("interval", bench.DefaultCheckpointInterval, "time between checkpoints")
+	f.String("mode", "aligned", "barrier mode of the runs with and without checkpoints: aligned, unaligned or at-least-once")
+	f.Bool("native", false, "run the operators linked into this binary instead of the WebAssembly module")
+	f.Int64("sink-rate", bench.DefaultSlowSinkRate, "records per second per subtask of the slow sink in the backpressure runs")
+	f.Duration("backpressure-for", bench.DefaultBackpressureFor, "length of each backpressure run (0: none)")
+	f.Int("workers", bench.DefaultRecoveryWorkers, "workers of the recovery run, one of which is killed (0: no recovery run)")
+	f.Duration("heartbeat-timeout", 0, "the recovery run's coordinator --heartbeat-timeout (0: its default)")
+	f.Duration("restart-delay", 0, "the recovery run's fixed-delay restart delay (0: its default)")
+	f.String("spec-dir", "examples/nexmark", "folder of the qN.yaml job specs")
+	addLimitFlags(cmd)
 	return cmd
 }

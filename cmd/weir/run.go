@@ -16,7 +16,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/weirstream/weir/coordinator/jobspec"
+	"github.com/weirstream/weir/internal/api"
 	"github.com/weirstream/weir/internal/barrier"
+	"github.com/weirstream/weir/internal/ckptstore"
 	"github.com/weirstream/weir/internal/minicluster"
 	"github.com/weirstream/weir/worker/task"
 	"github.com/weirstream/weir/worker/wasmhost"
@@ -82,6 +84,8 @@ type RunResult struct {
 	Logs []task.LogStats `json:"logs,omitempty"`
 	// Usage sums the usage of every WebAssembly instance of the job.
 	Usage wasmhost.Usage `json:"usage"`
+	// Checkpoints are the run's checkpoint figures, when it took any.
+	Checkpoints *api.CheckpointStats `json:"checkpoints,omitempty"`
 }
 
 // NodeResult is one node's totals.
@@ -220,6 +224,7 @@ func (a *app) runJob(ctx context.Context, path string) error {
 		<-stopped
 	}
 	res := summarize(job.Spec.Name, run, time.Since(start), runErr)
+	res.Checkpoints = checkpointSummary(job)
 	if a.jsonOut() {
 		if err := a.printJSON(res); err != nil {
 			return err
@@ -230,10 +235,30 @@ func (a *app) runJob(ctx context.Context, path string) error {
 		return nil
 	}
 	if runErr != nil {
+		if c := res.Checkpoints; c != nil && c.Latest != nil {
+			fmt.Fprintf(a.stderr, "weir: the latest completed checkpoint is %s: `weir run %s --resume` goes on from it\n", c.Latest.Path, path)
+		}
 		return fmt.Errorf("job %s failed after %s: %w", job.Spec.Name, time.Since(start).Round(time.Millisecond), runErr)
 	}
 	printSummary(a.stderr, res)
 	return nil
+}
+
+// checkpointSummary is the run's checkpoint figures (nil when it takes
+// none).
+func checkpointSummary(job *minicluster.Job) *api.CheckpointStats {
+	st := job.Checkpoints()
+	if st.Completed == 0 && st.Failed == 0 && job.Restored == nil {
+		return nil
+	}
+	out := &api.CheckpointStats{Completed: st.Completed, Failed: st.Failed, InProgress: st.InProgress, LastFailure: st.LastFailure}
+	if l := st.Latest; l != nil {
+		out.Latest = &api.CheckpointInfo{ID: l.ID, Path: l.Path, DurationMs: l.Duration.Milliseconds(), Size: l.Size, Savepoint: l.Savepoint}
+	}
+	if r := job.Restored; r != nil {
+		out.Restored = ckptstore.PathOf(r.Storage, r.Meta.Job, r.Meta.Checkpoint)
+	}
+	return out
 }
 
 func summarize(name string, run *task.Run, d time.Duration, err error) RunResult {
@@ -281,6 +306,19 @@ func printSummary(w io.Writer, res RunResult) {
 	for _, l := range res.Logs {
 		if l.Dropped > 0 {
 			fmt.Fprintf(w, "logs: %s subtask %d logged %d lines; %d were not shown (more than 20 a second)\n", l.Operator, l.Subtask, l.Lines, l.Dropped)
+		}
+	}
+	if c := res.Checkpoints; c != nil {
+		if c.Restored != "" {
+			fmt.Fprintf(w, "restored from %s\n", c.Restored)
+		}
+		fmt.Fprintf(w, "checkpoints: %d completed, %d failed", c.Completed, c.Failed)
+		if l := c.Latest; l != nil {
+			fmt.Fprintf(w, "; the latest, %d, in %s (%s, %dms)", l.ID, l.Path, formatBytes(l.Size), l.DurationMs)
+		}
+		fmt.Fprintln(w)
+		if c.LastFailure != "" {
+			fmt.Fprintf(w, "  last failure: %s\n", c.LastFailure)
 		}
 	}
 	if len(res.Counters) > 0 {

@@ -204,7 +204,7 @@ func (c *Cluster) checkpointOptions(j *job, d *deploy.Descriptor) {
 	// A plan recovered from ZooKeeper has no spec: its checkpoints are full.
 	d.Checkpoints.Incremental = j.plan.Job != nil && j.plan.Job.Checkpoints.Incremental
 	jc.restored = ""
-	md, skipped, err := ckptstore.Latest(jc.store, j.id)
+	md, skipped, err := ckptmeta.LatestRestorable(jc.store, j.id)
 	for _, s := range skipped {
 		note := fmt.Sprintf("checkpoint %d skipped on recovery: %s", s.Checkpoint, s.Reason)
 		jc.notes = append(jc.notes, note)

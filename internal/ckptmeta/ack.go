@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/weirstream/weir/internal/ckptstore"
 	"github.com/weirstream/weir/internal/deploy"
 	"github.com/weirstream/weir/wasmabi"
 )
@@ -123,4 +124,45 @@ func ShapeOf(d *deploy.Descriptor) Shape {
 		}
 	}
 	return s
+}
+
+// Restorable says whether a checkpoint can be restored: every subtask of
+// every operator took part. One that completed after some subtasks had
+// finished (their input all processed) holds nothing for them, and a
+// restore cannot keep them finished, so recovery uses the newest
+// checkpoint every subtask took part in.
+func (p *Payload) Restorable() error {
+	for _, o := range p.Operators {
+		for _, s := range o.Subtasks {
+			if s.Finished {
+				return fmt.Errorf("subtask %d of %s had finished before it: a restore cannot keep it finished", s.Index, o.UID)
+			}
+		}
+	}
+	return nil
+}
+
+// LatestRestorable is ckptstore.Latest for recovery: the newest completed
+// checkpoint of job that passes its checks and is Restorable, and the
+// newer ones it skipped with why.
+func LatestRestorable(s ckptstore.Storage, job string) (ckptstore.Metadata, []ckptstore.Skipped, error) {
+	ns, err := s.Completed(job)
+	if err != nil {
+		return ckptstore.Metadata{}, nil, err
+	}
+	var skipped []ckptstore.Skipped
+	for i := len(ns) - 1; i >= 0; i-- {
+		m, err := ckptstore.Verify(s, job, ns[i])
+		if err == nil {
+			var p *Payload
+			if p, err = Decode(m.Payload); err == nil {
+				err = p.Restorable()
+			}
+		}
+		if err == nil {
+			return m, skipped, nil
+		}
+		skipped = append(skipped, ckptstore.Skipped{Checkpoint: ns[i], Reason: err.Error()})
+	}
+	return ckptstore.Metadata{}, skipped, fmt.Errorf("%w: job %s has no checkpoint to restore", ckptstore.ErrNotFound, job)
 }

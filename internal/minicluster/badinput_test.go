@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/coordinator/jobspec"
+	weir "github.com/weirstream/weir/sdk/go"
 )
 
 // badSpec is a small checkpointed job: a keyed counter into a file sink.
@@ -29,7 +31,7 @@ sources:
 operators:
   - uid: UID
     module: m
-    operator: mc_kitchen
+    operator: OPERATOR
     inputs: [{from: gen, partition: key_by}]
 sinks:
   - uid: out
@@ -40,6 +42,7 @@ sinks:
 
 type badOptions struct {
 	uid       string
+	operator  string // default mc_kitchen
 	maxPar    int
 	tolerate  int
 	count     int
@@ -57,7 +60,10 @@ func badJob(t *testing.T, o badOptions, co CheckpointOptions) (*Job, error) {
 	if o.count == 0 {
 		o.count = 4000
 	}
-	text := strings.NewReplacer("MAXPAR", strconv.Itoa(o.maxPar), "TOLERATE", strconv.Itoa(o.tolerate), "COUNT", strconv.Itoa(o.count), "UID", o.uid, "OUT", o.out).Replace(badSpec)
+	if o.operator == "" {
+		o.operator = "mc_kitchen"
+	}
+	text := strings.NewReplacer("MAXPAR", strconv.Itoa(o.maxPar), "TOLERATE", strconv.Itoa(o.tolerate), "COUNT", strconv.Itoa(o.count), "UID", o.uid, "OUT", o.out, "OPERATOR", o.operator).Replace(badSpec)
 	spec, err := jobspec.Parse([]byte(text), filepath.Join(o.out, "job.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -81,26 +87,43 @@ func runToEnd(t *testing.T, j *Job) error {
 	return run.Wait()
 }
 
-// checkpointed runs the job to the end, leaving its checkpoints (at
-// least two) in o.ckpt, and returns their ids.
+// checkpointed runs the job until it has completed three checkpoints,
+// then cancels it (a crash: nothing finished, nothing flushed), leaving
+// them in o.ckpt, and returns their folder names, oldest first.
 func checkpointed(t *testing.T, o badOptions) []string {
 	t.Helper()
+	o.count = 1 << 30 // runs until canceled
 	j, _ := badJob(t, o, CheckpointOptions{})
 	defer j.Close()
-	if err := runToEnd(t, j); err != nil {
+	run, err := j.Start(context.Background())
+	if err != nil {
 		t.Fatal(err)
 	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	deadline := time.Now().Add(time.Minute)
+	for j.Checkpoints().Completed < 3 && time.Now().Before(deadline) {
+		<-tick.C
+	}
+	tick.Stop()
+	run.Cancel()
+	run.Wait()
 	entries, _ := os.ReadDir(filepath.Join(o.ckpt, "bad"))
-	var ids []string
+	var ids []int
 	for _, e := range entries {
-		if _, err := os.Stat(filepath.Join(o.ckpt, "bad", e.Name(), "_metadata")); err == nil {
-			ids = append(ids, e.Name())
+		n, err := strconv.Atoi(strings.TrimPrefix(e.Name(), "chk-"))
+		if _, serr := os.Stat(filepath.Join(o.ckpt, "bad", e.Name(), "_metadata")); err == nil && serr == nil {
+			ids = append(ids, n)
 		}
 	}
+	slices.Sort(ids)
 	if len(ids) < 2 {
 		t.Fatalf("%d completed checkpoints retained, want 2 or more", len(ids))
 	}
-	return ids
+	var names []string
+	for _, n := range ids {
+		names = append(names, "chk-"+strconv.Itoa(n))
+	}
+	return names
 }
 
 // Restores that cannot be right are refused before anything runs, with
@@ -224,4 +247,59 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(p)
+}
+
+// kitchenV2 is a new version of kitchen with the same states: a restore
+// may move to it.
+type kitchenV2 struct{ kitchen }
+
+// kitchenRenamed declares other states than kitchen: count as a map, no
+// seen list, and a new one.
+type kitchenRenamed struct {
+	weir.BaseProcess
+	count *weir.MapState[int64, int64]
+	extra *weir.ValueState[int64]
+	mod   *weir.MapState[int64, int64]
+}
+
+func (k *kitchenRenamed) Open(o *weir.OpenContext) error {
+	k.count = weir.NewMapState(o, "count", weir.Int64Codec, weir.Int64Codec)
+	k.extra = weir.NewValueState(o, "extra", weir.Int64Codec)
+	k.mod = weir.NewMapState(o, "mod", weir.Int64Codec, weir.Int64Codec)
+	return nil
+}
+
+func (k *kitchenRenamed) ProcessElement(ctx *weir.Context, r weir.Record) error { return nil }
+
+func init() {
+	weir.Process("mc_kitchen_v2", &kitchenV2{})
+	weir.Process("mc_kitchen_renamed", &kitchenRenamed{})
+}
+
+// Upgrading a module: a new version that declares the same states
+// restores; one whose states differ is refused, listing the differences.
+func TestRestoreIntoUpgradedModule(t *testing.T) {
+	o := badOptions{out: t.TempDir(), ckpt: t.TempDir()}
+	ids := checkpointed(t, o)
+	sp := filepath.Join(o.ckpt, "bad", ids[len(ids)-1])
+
+	v2 := badOptions{out: t.TempDir(), ckpt: t.TempDir(), operator: "mc_kitchen_v2"}
+	j, _ := badJob(t, v2, CheckpointOptions{FromSavepoint: sp})
+	if err := runToEnd(t, j); err != nil {
+		t.Fatalf("restoring into a new version with the same states: %v", err)
+	}
+	j.Close()
+
+	bad := badOptions{out: t.TempDir(), ckpt: t.TempDir(), operator: "mc_kitchen_renamed"}
+	j, _ = badJob(t, bad, CheckpointOptions{FromSavepoint: sp})
+	err := runToEnd(t, j)
+	j.Close()
+	if err == nil {
+		t.Fatal("restoring into a module with other states succeeded")
+	}
+	for _, want := range []string{`state "count" was value, is now map`, `state "seen" (list) is not declared`, `state "extra" (value) is new`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("the refusal does not say %q:\n%v", want, err)
+		}
+	}
 }

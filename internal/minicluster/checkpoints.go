@@ -55,18 +55,23 @@ func (j *Job) checkpointed() bool {
 	return j.Spec.Checkpoints.Enabled() || o.Interval > 0 || o.Resume || o.FromSavepoint != ""
 }
 
-// CheckpointDir is the folder the run keeps its checkpoints in.
+// CheckpointDir is the folder the run keeps its checkpoints in, made
+// absolute (the paths it reports are then usable from anywhere).
 func (j *Job) CheckpointDir() string {
-	if d := j.o.Checkpoints.Dir; d != "" {
-		return d
-	}
-	if d := j.Spec.Checkpoints.Dir; d != "" {
+	d := DefaultCheckpointDir()
+	switch {
+	case j.o.Checkpoints.Dir != "":
+		d = j.o.Checkpoints.Dir
+	case j.Spec.Checkpoints.Dir != "":
+		d = j.Spec.Checkpoints.Dir
 		if !filepath.IsAbs(d) {
 			d = filepath.Join(j.Spec.Dir, d)
 		}
-		return d
 	}
-	return DefaultCheckpointDir()
+	if abs, err := filepath.Abs(d); err == nil {
+		d = abs
+	}
+	return d
 }
 
 // localTasks drives the run's tasks for the checkpoint runner.
@@ -109,7 +114,7 @@ func (j *Job) setupCheckpoints() error {
 			topo.FirstID = ids[len(ids)-1] + 1
 		}
 	case o.Resume:
-		md, skipped, err := ckptstore.Latest(store, id)
+		md, skipped, err := ckptmeta.LatestRestorable(store, id)
 		for _, s := range skipped {
 			j.log().Warn("skipping a checkpoint that cannot be used", "checkpoint", s.Checkpoint, "reason", s.Reason)
 		}

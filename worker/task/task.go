@@ -541,21 +541,24 @@ func (n *node) open() error {
 		}
 		n.direct, _ = n.op.(directOperator)
 		n.meter()
-		if restore != nil {
-			if err := n.restoreOperator(restore); err != nil {
-				return err
-			}
-		}
 		if err = n.op.Open(n.spec.Params); err != nil {
 			return n.annotate(err)
 		}
+		if kind == wasmabi.KindAggregate {
+			if n.win, err = newWindowOp(n, n.svc); err != nil {
+				break
+			}
+		}
+		// The state is restored once the module declared its states
+		// (in open), so that a module whose states differ from the
+		// checkpoint's is refused with every difference.
 		if restore != nil {
 			if err := n.checkUpgrade(restore); err != nil {
 				return err
 			}
-		}
-		if kind == wasmabi.KindAggregate {
-			n.win, err = newWindowOp(n, n.svc)
+			if err := n.restoreOperator(restore); err != nil {
+				return err
+			}
 		}
 	}
 	if err != nil {
