@@ -422,12 +422,15 @@ type inspection struct {
 }
 
 type inspectedOperator struct {
-	UID         string           `json:"uid"`
-	Kind        string           `json:"kind"`
-	Parallelism int              `json:"parallelism"`
-	Module      string           `json:"module,omitempty"`
-	ABI         int              `json:"abi,omitempty"`
-	Size        int64            `json:"size"`
+	UID         string `json:"uid"`
+	Kind        string `json:"kind"`
+	Parallelism int    `json:"parallelism"`
+	Module      string `json:"module,omitempty"`
+	ABI         int    `json:"abi,omitempty"`
+	Size        int64  `json:"size"`
+	// Incremental says the state is in native pebble checkpoints (an
+	// incremental checkpoint): its keys and entries are not counted.
+	Incremental bool             `json:"incremental,omitempty"`
 	States      []inspectedState `json:"states"`
 	Timers      int              `json:"timers"`
 	Subtasks    []inspectedSub   `json:"subtasks"`
@@ -508,6 +511,7 @@ func inspectCheckpoint(path string) (*inspection, error) {
 		}
 		for _, sub := range o.Subtasks {
 			is := inspectedSub{Index: sub.Index, KeyGroups: sub.KeyGroups, Finished: sub.Finished, Files: sub.Files}
+			op.Incremental = op.Incremental || ckptmeta.Incremental(sub.Files)
 			for _, f := range sub.Files {
 				if fi, ok := files[f.Name]; ok {
 					is.Size += fi.Size
@@ -603,7 +607,14 @@ func (r *inspection) print(w io.Writer) {
 		}
 		fmt.Fprintf(w, ", %s)\n", size(o.Size))
 		tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-		if len(o.States) > 0 || o.Timers > 0 {
+		if o.Incremental {
+			fmt.Fprintln(tw, "  STATE\tKIND\t(incremental: native pebble checkpoints, keys and entries not counted)")
+			for _, s := range o.States {
+				fmt.Fprintf(tw, "  %s\t%s\t\n", s.Name, s.Kind)
+			}
+			tw.Flush()
+			tw = tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+		} else if len(o.States) > 0 || o.Timers > 0 {
 			fmt.Fprintln(tw, "  STATE\tKIND\tKEYS\tENTRIES\tBYTES")
 			for _, s := range o.States {
 				fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\n", s.Name, s.Kind, s.Keys, s.Entries, size(s.Bytes))
@@ -621,8 +632,19 @@ func (r *inspection) print(w io.Writer) {
 				kg = fmt.Sprintf("%d-%d", s.KeyGroups[0], s.KeyGroups[1]-1)
 			}
 			var roles []string
+			var ssts, meta int
 			for _, f := range s.Files {
-				roles = append(roles, f.Role)
+				switch f.Role {
+				case ckptmeta.RolePebbleSST:
+					ssts++
+				case ckptmeta.RolePebbleMeta:
+					meta++
+				default:
+					roles = append(roles, f.Role)
+				}
+			}
+			if ssts+meta > 0 {
+				roles = append(roles, fmt.Sprintf("incremental (%d sstables in shared/, %d other files)", ssts, meta))
 			}
 			fs := strings.Join(roles, ", ")
 			switch {

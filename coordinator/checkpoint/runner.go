@@ -57,6 +57,9 @@ type Runner struct {
 	started map[uint64]started
 	stops   map[string]func(SavepointInfo) // savepoint request -> what to do once it ended
 	stats   Stats
+	// lastTriggered is the newest checkpoint this runner started: shared
+	// files first uploaded by a later one are not its to delete.
+	lastTriggered uint64
 }
 
 type ackKey struct {
@@ -179,12 +182,14 @@ func (r *Runner) do(a Action) []Action {
 	switch a := a.(type) {
 	case TriggerCheckpoint:
 		r.started[a.ID] = started{at: a.Timestamp, wall: time.Now(), mode: string(a.Mode)}
+		r.lastTriggered = max(r.lastTriggered, a.ID)
 		r.log.Debug("checkpoint triggered", "checkpoint", a.ID, "savepoint", a.Savepoint, "mode", a.Mode)
 		r.cfg.Tasks.Trigger(a)
 	case AbortCheckpoint:
 		r.cfg.Tasks.Abort(a.ID)
 		r.forget(a.ID)
 		_ = r.cfg.Storage.Discard(r.cfg.Job, a.ID)
+		r.collectShared()
 		r.stats.Failed++
 		r.stats.LastFailure = fmt.Sprintf("checkpoint %d: %s", a.ID, a.Reason)
 		r.log.Warn("checkpoint aborted", "checkpoint", a.ID, "reason", a.Reason)
@@ -219,9 +224,12 @@ func (r *Runner) do(a Action) []Action {
 		if err := r.cfg.Storage.Discard(r.cfg.Job, a.ID); err != nil {
 			r.log.Warn("discarding a checkpoint", "checkpoint", a.ID, "err", err)
 		}
+		r.collectShared()
 	case DiscardState:
 		// The files live in the checkpoint's folder, which its abort
-		// discarded (or will).
+		// discarded (or will); shared files go once no checkpoint names
+		// them.
+		r.collectShared()
 	case RefuseSavepoint:
 		r.log.Warn("savepoint refused", "request", a.RequestID, "reason", a.Reason)
 		if f := r.stops[a.RequestID]; f != nil {
@@ -284,6 +292,9 @@ func (r *Runner) persist(a Complete) (string, int64, error) {
 	}
 	var files []ckptstore.FileInfo
 	var size int64
+	// Every operator of an incremental subtask's chain names the same
+	// files: the metadata lists each once.
+	listed := map[ckptstore.FileInfo]bool{}
 	for _, ack := range a.Acks {
 		got, ok := r.acks[ackKey{a.ID, ack.Subtask}]
 		if !ok && !ack.Finished {
@@ -296,9 +307,13 @@ func (r *Runner) persist(a Complete) (string, int64, error) {
 			}
 			s := &op.Subtasks[ack.Subtask.Index]
 			for _, f := range n.Files {
-				s.Files = append(s.Files, ckptmeta.File{Role: f.Role, Name: f.Name, Size: f.Size})
-				files = append(files, ckptstore.FileInfo{Name: f.Name, Size: f.Size, CRC32: f.CRC32})
-				size += f.Size
+				s.Files = append(s.Files, ckptmeta.File{Role: f.Role, Name: f.Name, Size: f.Size, Shared: f.Shared, Path: f.Path})
+				fi := ckptstore.FileInfo{Name: f.Name, Size: f.Size, CRC32: f.CRC32, Shared: f.Shared}
+				if !listed[fi] {
+					listed[fi] = true
+					files = append(files, fi)
+					size += f.Size
+				}
 			}
 			if len(n.States) > 0 && len(op.States) == 0 {
 				op.States = n.States
@@ -314,6 +329,9 @@ func (r *Runner) persist(a Complete) (string, int64, error) {
 	}
 	payload, err := ckptmeta.Encode(&p)
 	if err != nil {
+		return "", 0, err
+	}
+	if err := r.checkShared(a.ID, a.Savepoint, files); err != nil {
 		return "", 0, err
 	}
 	store, job := r.cfg.Storage, r.cfg.Job
@@ -458,4 +476,93 @@ func (r *Runner) Stats() Stats {
 	}
 	s.History = append([]CompletedInfo(nil), s.History...)
 	return s
+}
+
+// checkShared makes sure the shared files a checkpoint names are there
+// before its metadata says so. A subtask names its base's sstables
+// without uploading them again; if its base was discarded meanwhile (it
+// had not yet heard that a newer checkpoint completed) collectShared may
+// have deleted some, and the checkpoint fails instead of completing with
+// files missing. Deletions happen only under r.mu, which is held, so the
+// check stays true until the metadata is written. A savepoint must be
+// self-contained: it names no shared file.
+func (r *Runner) checkShared(id uint64, savepoint bool, files []ckptstore.FileInfo) error {
+	var named []ckptstore.FileInfo
+	for _, f := range files {
+		if f.Shared {
+			named = append(named, f)
+		}
+	}
+	if len(named) == 0 {
+		return nil
+	}
+	if savepoint {
+		return fmt.Errorf("savepoint %d names %d shared files (%s, ...): a savepoint must be self-contained", id, len(named), named[0].Name)
+	}
+	have, err := r.cfg.Storage.ListShared(r.cfg.Job)
+	if err != nil {
+		return fmt.Errorf("checkpoint %d: checking its shared files: %w", id, err)
+	}
+	size := make(map[string]int64, len(have))
+	for _, f := range have {
+		size[f.Name] = f.Size
+	}
+	for _, f := range named {
+		if got, ok := size[f.Name]; !ok || got != f.Size {
+			return fmt.Errorf("checkpoint %d names shared file %s, which is not in the shared area (or has another size): it was deleted once no retained checkpoint named it, and a subtask still based its checkpoint on it; the subtask's next checkpoint uploads its sstables in full", id, f.Name)
+		}
+	}
+	return nil
+}
+
+// collectShared deletes the shared files no retained completed checkpoint
+// names and no checkpoint in progress may still be uploading: those whose
+// first checkpoint (ckptmeta.SharedOrigin) this runner started and is not
+// pending. What the retained checkpoints name is read from their metadata,
+// so it holds across coordinator restarts; if any metadata cannot be read,
+// nothing is deleted. r.mu is held.
+func (r *Runner) collectShared() {
+	s, job := r.cfg.Storage, r.cfg.Job
+	have, err := s.ListShared(job)
+	if err != nil || len(have) == 0 {
+		if err != nil {
+			r.log.Warn("listing shared checkpoint files", "err", err)
+		}
+		return
+	}
+	ns, err := s.Completed(job)
+	if err != nil {
+		r.log.Warn("listing completed checkpoints to collect shared files", "err", err)
+		return
+	}
+	named := map[string]bool{}
+	for _, n := range ns {
+		m, err := s.Metadata(job, n)
+		if err != nil {
+			r.log.Warn("keeping every shared file: a retained checkpoint's metadata cannot be read", "checkpoint", n, "err", err)
+			return
+		}
+		for _, name := range ckptstore.SharedNames(m) {
+			named[name] = true
+		}
+	}
+	pending := map[uint64]bool{}
+	for _, id := range r.coord.Pending() {
+		pending[id] = true
+	}
+	deleted := 0
+	for _, f := range have {
+		origin, ok := ckptmeta.SharedOrigin(f.Name)
+		if named[f.Name] || !ok || pending[origin] || origin > r.lastTriggered {
+			continue
+		}
+		if err := s.DiscardShared(job, f.Name); err != nil {
+			r.log.Warn("deleting a shared checkpoint file", "file", f.Name, "err", err)
+			continue
+		}
+		deleted++
+	}
+	if deleted > 0 {
+		r.log.Debug("shared checkpoint files deleted", "files", deleted)
+	}
 }

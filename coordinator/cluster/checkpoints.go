@@ -201,6 +201,8 @@ func (c *Cluster) checkpointOptions(j *job, d *deploy.Descriptor) {
 		return
 	}
 	d.Checkpoints = &deploy.Checkpoints{Dir: jc.store.Root, AlignmentTimeout: deploy.Duration(jc.alignmentTimeout)}
+	// A plan recovered from ZooKeeper has no spec: its checkpoints are full.
+	d.Checkpoints.Incremental = j.plan.Job != nil && j.plan.Job.Checkpoints.Incremental
 	jc.restored = ""
 	md, skipped, err := ckptmeta.LatestRestorable(jc.store, j.id)
 	for _, s := range skipped {

@@ -184,6 +184,11 @@ type Checkpoints struct {
 	// Dir is the checkpoint folder, resolved against Job.Dir; "" leaves
 	// the choice to the runtime.
 	Dir string `json:"dir,omitempty"`
+	// Incremental has a job on the pebble backend take its periodic
+	// checkpoints incrementally: each uploads only the sstables that no
+	// earlier retained checkpoint of its database did (default true;
+	// savepoints are always full and canonical). Other backends ignore it.
+	Incremental bool `json:"incremental"`
 }
 
 // Enabled reports whether the job takes periodic checkpoints.

@@ -436,7 +436,7 @@ func (p *parser) options(v *yaml.Node, f string) map[string]any {
 
 var (
 	jobFields      = []string{"name", "max_parallelism", "parallelism", "chaining", "state", "restart", "checkpoints", "modules", "sources", "operators", "sinks"}
-	ckptFields     = []string{"interval", "timeout", "min_pause", "max_concurrent", "tolerable_failures", "mode", "alignment_timeout", "retained", "dir"}
+	ckptFields     = []string{"interval", "timeout", "min_pause", "max_concurrent", "tolerable_failures", "mode", "alignment_timeout", "retained", "dir", "incremental"}
 	stateFields    = []string{"backend", "dir", "ttl"}
 	restartFields  = []string{"strategy", "attempts", "delay", "initial_delay", "max_delay", "multiplier", "reset_after", "jitter", "max_failures", "interval"}
 	commonFields   = []string{"uid", "parallelism", "chain", "slot_sharing_group"}
@@ -477,7 +477,7 @@ func (p *parser) decodeJob(root *yaml.Node) *Job {
 		State:   State{Backend: BackendHeap},
 		Restart: Restart{Strategy: RestartNone, Attempts: DefaultRestartAttempts, Delay: DefaultRestartDelay},
 		Checkpoints: Checkpoints{Timeout: DefaultCheckpointTimeout, MaxConcurrent: DefaultCheckpointMaxConcurrent,
-			Mode: DefaultCheckpointMode, Retained: DefaultCheckpointRetained},
+			Mode: DefaultCheckpointMode, Retained: DefaultCheckpointRetained, Incremental: true},
 		pos: p.pos, nodes: map[string]*Node{},
 	}
 	p.spec = j
@@ -559,6 +559,8 @@ func (p *parser) decodeJob(root *yaml.Node) *Job {
 					p.integer(v, f, &c.Retained)
 				case "dir":
 					p.str(v, f, &c.Dir)
+				case "incremental":
+					p.boolean(v, f, &c.Incremental)
 				}
 			})
 		case "modules":

@@ -36,6 +36,9 @@ type AckFile struct {
 	Name  string `json:"name"`
 	Size  int64  `json:"size"`
 	CRC32 uint32 `json:"crc32c"`
+	// Shared and Path: see File.
+	Shared bool   `json:"shared,omitempty"`
+	Path   string `json:"path,omitempty"`
 }
 
 // Shape is what a restore checks a payload against: the job about to run.

@@ -96,13 +96,39 @@ const (
 	RoleSink = "sink"
 	// RoleInFlight is the in-flight data of an unaligned checkpoint.
 	RoleInFlight = "inflight"
+	// RolePebbleSST is an sstable of an incremental checkpoint: a file of
+	// the job's shared area (Shared), which later checkpoints of the same
+	// database name again instead of uploading it again. Path is its name
+	// in the pebble checkpoint.
+	RolePebbleSST = "pebble-sst"
+	// RolePebbleMeta is any other file of an incremental checkpoint
+	// (manifest, options, WAL, the backend's timers): in the checkpoint's
+	// folder. Path is its name in the pebble checkpoint.
+	RolePebbleMeta = "pebble-meta"
 )
 
 // File is one file of a subtask's snapshot.
 type File struct {
 	Role string `json:"role"`
-	Name string `json:"name"` // in the checkpoint's folder
+	Name string `json:"name"` // in the checkpoint's folder, or the shared area
 	Size int64  `json:"size"`
+	// Shared says Name is in the job's shared area.
+	Shared bool `json:"shared,omitempty"`
+	// Path is the file's name inside a pebble checkpoint (roles
+	// RolePebbleSST and RolePebbleMeta): every operator of a subtask's
+	// chain names the same files, a native checkpoint of the subtask's
+	// key groups.
+	Path string `json:"path,omitempty"`
+}
+
+// Incremental says whether the files are a pebble checkpoint.
+func Incremental(files []File) bool {
+	for _, f := range files {
+		if f.Role == RolePebbleSST || f.Role == RolePebbleMeta {
+			return true
+		}
+	}
+	return false
 }
 
 // FileName is the name of the file of role for subtask index of the
@@ -249,4 +275,25 @@ func (p *Payload) Summary() string {
 	}
 	fmt.Fprintf(&b, "%s %d of job %s, %d operators", what, p.Checkpoint, p.Job, len(p.Operators))
 	return b.String()
+}
+
+// SharedName is the name in the job's shared area of file (an sstable's
+// name in its database) uploaded first by checkpoint ckpt, from the
+// database instance of subtask index of vertex in attempt: sstable
+// numbers repeat across databases, so the writer's identity makes the
+// name unique, and the checkpoint tells the coordinator whether the
+// upload may still be in progress (SharedOrigin).
+func SharedName(attempt, vertex, index int, instance string, ckpt uint64, file string) string {
+	return fmt.Sprintf("a%d.v%d.s%d.%s.c%d.%s", attempt, vertex, index, instance, ckpt, file)
+}
+
+// SharedOrigin returns the checkpoint that first uploaded the shared
+// file name (see SharedName); false for a name SharedName did not make.
+func SharedOrigin(name string) (uint64, bool) {
+	parts := strings.SplitN(name, ".", 6)
+	if len(parts) != 6 || !strings.HasPrefix(parts[4], "c") {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(parts[4][1:], 10, 64)
+	return n, err == nil
 }

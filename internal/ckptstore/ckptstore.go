@@ -43,6 +43,10 @@ type FileInfo struct {
 	Name  string `json:"name"`
 	Size  int64  `json:"size"`
 	CRC32 uint32 `json:"crc32c"`
+	// Shared says the file lives in the job's shared area (CreateShared),
+	// not in the checkpoint's folder: an incremental checkpoint's
+	// sstable, which later checkpoints may name too.
+	Shared bool `json:"shared,omitempty"`
 }
 
 // Metadata describes a completed checkpoint: its files, and what the
@@ -77,10 +81,21 @@ type Storage interface {
 	// Metadata reads and checks a completed checkpoint's metadata.
 	Metadata(job string, n uint64) (Metadata, error)
 	// Read returns a file's bytes, checked against the metadata's size
-	// and checksum.
+	// and checksum; a Shared file is read from the job's shared area.
 	Read(job string, n uint64, f FileInfo) ([]byte, error)
-	// Discard deletes a checkpoint, complete or not.
+	// Discard deletes a checkpoint, complete or not; the shared files it
+	// names stay (DiscardShared deletes those no checkpoint names).
 	Discard(job string, n uint64) error
+
+	// CreateShared starts file name of the job's shared area, which
+	// holds the files several checkpoints name (pebble sstables). A
+	// name is written once: its writer makes it visible on Close.
+	CreateShared(job, name string) (Writer, error)
+	// ListShared lists the job's shared files (name and size), by name.
+	ListShared(job string) ([]FileInfo, error)
+	// DiscardShared deletes one shared file; one that is not there is
+	// no error.
+	DiscardShared(job, name string) error
 }
 
 // Skipped is a completed checkpoint Latest could not use.
@@ -168,6 +183,17 @@ func checkFile(job string, n uint64, f FileInfo, b []byte) error {
 		return fmt.Errorf("%w: checkpoint %d of job %s: %s fails its checksum", ErrCorrupt, n, job, f.Name)
 	}
 	return nil
+}
+
+// SharedNames returns the names of the shared files m names.
+func SharedNames(m Metadata) []string {
+	var out []string
+	for _, f := range m.Files {
+		if f.Shared {
+			out = append(out, f.Name)
+		}
+	}
+	return out
 }
 
 // checkName refuses names that could leave their folder.

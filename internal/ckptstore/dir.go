@@ -15,7 +15,12 @@ import (
 // metadataFile is written last: its presence makes a checkpoint complete.
 const metadataFile = "_metadata"
 
-// Dir keeps checkpoints under Root: Root/<job>/chk-<n>/.
+// sharedFolder is the folder of a job's shared files, beside its
+// checkpoints.
+const sharedFolder = "shared"
+
+// Dir keeps checkpoints under Root: Root/<job>/chk-<n>/, and the files
+// several checkpoints share in Root/<job>/shared/.
 type Dir struct {
 	Root string
 }
@@ -48,11 +53,82 @@ func (d *Dir) Create(job string, n uint64, name string) (Writer, error) {
 	return &dirWriter{f: f, name: name, crc: crc32.New(castagnoli)}, nil
 }
 
+func (d *Dir) shared(job string) (string, error) {
+	if err := checkName("job", job); err != nil {
+		return "", err
+	}
+	return filepath.Join(d.Root, job, sharedFolder), nil
+}
+
+// CreateShared starts a shared file: written under a temporary name and
+// renamed into place on Close, so a listing never shows half a file.
+func (d *Dir) CreateShared(job, name string) (Writer, error) {
+	dir, err := d.shared(job)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkName("file", name); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("ckptstore: creating the shared folder of job %s: %w", job, err)
+	}
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("ckptstore: creating shared file %s of job %s: %w", name, job, err)
+	}
+	return &dirWriter{f: f, name: name, crc: crc32.New(castagnoli), publish: filepath.Join(dir, name)}, nil
+}
+
+// ListShared lists the job's shared files.
+func (d *Dir) ListShared(job string) ([]FileInfo, error) {
+	dir, err := d.shared(job)
+	if err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ckptstore: listing the shared files of job %s: %w", job, err)
+	}
+	var out []FileInfo
+	for _, e := range ents {
+		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		out = append(out, FileInfo{Name: e.Name(), Size: info.Size(), Shared: true})
+	}
+	return out, nil
+}
+
+// DiscardShared deletes a shared file.
+func (d *Dir) DiscardShared(job, name string) error {
+	dir, err := d.shared(job)
+	if err != nil {
+		return err
+	}
+	if err := checkName("file", name); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("ckptstore: deleting shared file %s of job %s: %w", name, job, err)
+	}
+	return nil
+}
+
 type dirWriter struct {
 	f    *os.File
 	name string
 	crc  hash.Hash32
 	size int64
+	// publish, for a shared file, is the path Close renames it to.
+	publish string
 }
 
 func (w *dirWriter) Write(p []byte) (int, error) {
@@ -73,7 +149,18 @@ func (w *dirWriter) Close() (FileInfo, error) {
 	if err := w.f.Close(); err != nil {
 		return FileInfo{}, fmt.Errorf("ckptstore: closing %s: %w", w.name, err)
 	}
-	return FileInfo{Name: w.name, Size: w.size, CRC32: w.crc.Sum32()}, nil
+	fi := FileInfo{Name: w.name, Size: w.size, CRC32: w.crc.Sum32()}
+	if w.publish != "" {
+		if err := os.Rename(w.f.Name(), w.publish); err != nil {
+			os.Remove(w.f.Name())
+			return FileInfo{}, fmt.Errorf("ckptstore: publishing shared file %s: %w", w.name, err)
+		}
+		if err := syncDir(filepath.Dir(w.publish)); err != nil {
+			return FileInfo{}, fmt.Errorf("ckptstore: syncing the shared folder: %w", err)
+		}
+		fi.Shared = true
+	}
+	return fi, nil
 }
 
 func (w *dirWriter) Abort() {
@@ -185,6 +272,11 @@ func (d *Dir) Read(job string, n uint64, f FileInfo) ([]byte, error) {
 	}
 	if err := checkName("file", f.Name); err != nil {
 		return nil, err
+	}
+	if f.Shared {
+		if dir, err = d.shared(job); err != nil {
+			return nil, err
+		}
 	}
 	b, err := readBounded(filepath.Join(dir, f.Name), f.Size+1)
 	if err != nil {

@@ -68,6 +68,10 @@ type Checkpoints struct {
 	// AlignmentTimeout switches an aligned checkpoint to unaligned at a
 	// subtask that aligned this long (0: never).
 	AlignmentTimeout Duration `json:"alignment_timeout,omitempty"`
+	// Incremental has subtasks on the pebble backend take periodic
+	// checkpoints as native pebble checkpoints whose sstables go to the
+	// job's shared area once (savepoints stay canonical).
+	Incremental bool `json:"incremental,omitempty"`
 }
 
 // Buffers are the data plane's settings; zero values take the engine's

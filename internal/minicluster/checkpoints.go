@@ -146,7 +146,8 @@ func (j *Job) setupCheckpoints() error {
 	j.ckpt, j.ckptTasks, j.Restored = r, tasks, restore
 	j.task.Checkpoints = &task.Checkpointing{
 		Storage: store, StorageJob: id, AlignmentTimeout: cfg.AlignmentTimeout, Restore: restore,
-		OnAck: func(a ckptmeta.Ack) { _ = r.Ack(a) },
+		Incremental: j.Spec.Checkpoints.Incremental,
+		OnAck:       func(a ckptmeta.Ack) { _ = r.Ack(a) },
 		OnFinished: func(s task.SubtaskRef) {
 			r.Finished(checkpoint.Subtask{Vertex: s.Vertex, Index: s.Index}, j.task.Attempt)
 		},

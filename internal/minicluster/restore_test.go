@@ -94,7 +94,7 @@ parallelism: PAR
 max_parallelism: 64
 modules: {m: .}
 state: {backend: BACKEND}
-checkpoints: {interval: 50ms, mode: MODE}
+checkpoints: {interval: 50ms, mode: MODE, incremental: INCR}
 sources:
   - uid: gen
     connector: datagen
@@ -135,7 +135,12 @@ func restoreJob(t *testing.T, out, backend string, par int, o CheckpointOptions)
 
 func restoreJobWith(t *testing.T, out, backend string, par int, r restoreRun, o CheckpointOptions) *Job {
 	t.Helper()
-	text := strings.NewReplacer("PAR", strconv.Itoa(par), "OUT", out, "BACKEND", backend, "MODE", r.mode,
+	// "pebble-full": the pebble backend with full (canonical) checkpoints.
+	incr := "true"
+	if b, ok := strings.CutSuffix(backend, "-full"); ok {
+		backend, incr = b, "false"
+	}
+	text := strings.NewReplacer("PAR", strconv.Itoa(par), "OUT", out, "BACKEND", backend, "MODE", r.mode, "INCR", incr,
 		"COUNT", strconv.Itoa(r.count), "RATE", strconv.Itoa(r.rate)).Replace(restoreSpec)
 	spec, err := jobspec.Parse([]byte(text), filepath.Join(out, "job.yaml"))
 	if err != nil {
@@ -180,7 +185,9 @@ func committed(t *testing.T, dir string) []string {
 // parallelism p, and finished from its latest checkpoint at p'. Its
 // committed output equals that of the same job run uninterrupted at p,
 // for p -> p' of 2 -> 3, 3 -> 1 and 1 -> 2, on both backends, the second
-// restoring heap checkpoints into pebble and back.
+// restoring heap checkpoints into pebble and back; pebble checkpoints are
+// incremental (restored into heap, and into pebble at another
+// parallelism) or full.
 func TestRestoreAtOtherParallelismMatchesUninterrupted(t *testing.T) {
 	whole := t.TempDir()
 	j := restoreJob(t, whole, "heap", 2, CheckpointOptions{Dir: t.TempDir()})
@@ -199,7 +206,7 @@ func TestRestoreAtOtherParallelismMatchesUninterrupted(t *testing.T) {
 	for _, c := range []struct {
 		from, to           int
 		backendA, backendB string
-	}{{2, 3, "heap", "heap"}, {3, 1, "heap", "pebble"}, {1, 2, "pebble", "heap"}} {
+	}{{2, 3, "heap", "heap"}, {3, 1, "heap", "pebble"}, {1, 2, "pebble", "heap"}, {2, 3, "pebble", "pebble"}, {3, 2, "pebble-full", "pebble"}} {
 		t.Run(fmt.Sprintf("%d-%s-to-%d-%s", c.from, c.backendA, c.to, c.backendB), func(t *testing.T) {
 			out, ck := t.TempDir(), t.TempDir()
 			a := restoreJob(t, out, c.backendA, c.from, CheckpointOptions{Dir: ck})
@@ -230,6 +237,15 @@ func TestRestoreAtOtherParallelismMatchesUninterrupted(t *testing.T) {
 			}
 			if b.Restored == nil {
 				t.Fatal("the second run restored nothing")
+			}
+			incremental := false
+			for _, op := range b.Restored.Payload.Operators {
+				for _, st := range op.Subtasks {
+					incremental = incremental || ckptmeta.Incremental(st.Files)
+				}
+			}
+			if incremental != (c.backendA == "pebble") {
+				t.Fatalf("the checkpoint restored from is incremental: %v, want %v", incremental, c.backendA == "pebble")
 			}
 			got := committed(t, out)
 			if !slices.Equal(got, want) {

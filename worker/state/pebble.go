@@ -105,6 +105,10 @@ type Pebble struct {
 	maxPending int64
 
 	closeMu sync.Mutex // serialises Close
+	ckptMu  sync.Mutex // serialises Checkpoint
+
+	instanceOnce sync.Once
+	instance     string // see Instance
 }
 
 var _ Backend = (*Pebble)(nil)

@@ -37,15 +37,39 @@ type CheckpointFile struct {
 // which must not exist. It is the synchronous part of an incremental
 // checkpoint: it runs on the goroutine that owns r, gives r's pending
 // writes to pebble, then has pebble hard-link the sstables that hold keys
-// of r (or the backend's own records) and copy its manifest and WAL (with
-// the WAL off, the memtables are flushed first, since nothing else would
-// keep their data). Files in prev name the sstables of an earlier
-// checkpoint of this database; the result marks those it shares. The
-// upload of the new files is the caller's asynchronous part.
+// of r (or the backend's own records) and copy its manifest and WAL, and
+// writes the timers of r to TimersFile. The memtables are flushed first:
+// their data then is in sstables, which later checkpoints share, and the
+// WAL copied is short (without the flush each checkpoint would carry
+// everything written since pebble last flushed). Files in prev name the
+// sstables of an earlier checkpoint of this database; the result marks
+// those it shares. The upload of the new files is the caller's
+// asynchronous part; OpenCheckpoint reads the directory back.
 //
 // This is an alternative to Snapshot for the same parallelism and
 // backend; savepoints and rescaling use Snapshot's canonical format.
 func (p *Pebble) Checkpoint(dir string, r keygroup.Range, prev *PebbleCheckpoint) (*PebbleCheckpoint, error) {
+	return p.checkpoint(dir, r, prev, nil)
+}
+
+// Owner names the operators (of one job) whose key groups the goroutine
+// calling CheckpointOf owns: other operators' subtasks may own the same
+// key-group numbers on other goroutines.
+type Owner struct {
+	Job       string
+	Operators []string
+}
+
+// CheckpointOf is Checkpoint for the goroutine that owns the key groups r
+// of o's operators only: it flushes their pending writes and writes their
+// timers, not those of other operators in r (whose entries the sstables
+// may hold too; a snapshot taken of the checkpoint reads only the
+// operator it is of).
+func (p *Pebble) CheckpointOf(dir string, o Owner, r keygroup.Range, prev *PebbleCheckpoint) (*PebbleCheckpoint, error) {
+	return p.checkpoint(dir, r, prev, &o)
+}
+
+func (p *Pebble) checkpoint(dir string, r keygroup.Range, prev *PebbleCheckpoint, o *Owner) (*PebbleCheckpoint, error) {
 	if p.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -53,23 +77,32 @@ func (p *Pebble) Checkpoint(dir string, r keygroup.Range, prev *PebbleCheckpoint
 	if err != nil {
 		return nil, err
 	}
-	if err := p.flushAll(r, false); err != nil {
+	if o == nil {
+		err = p.flushAll(r, false)
+	} else {
+		err = p.flushOperators(o, r)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("state: checkpointing key groups %v: %w", r, err)
 	}
+	p.ckptMu.Lock()
+	defer p.ckptMu.Unlock()
 	opts := []pebble.CheckpointOption{pebble.WithRestrictToSpans([]pebble.CheckpointSpan{
 		{Start: lo, End: hi},
 		// The backend's records: FF FF then 'r' or 'v', below FF FF FF.
 		{Start: metaPrefix, End: []byte{0xFF, 0xFF, 0xFF}},
 	})}
-	if p.noWAL {
-		if err := p.db.Flush(); err != nil {
-			return nil, fmt.Errorf("state: checkpointing key groups %v: flushing memtables: %w", r, err)
-		}
-	} else {
+	if err := p.db.Flush(); err != nil {
+		return nil, fmt.Errorf("state: checkpointing key groups %v: flushing memtables: %w", r, err)
+	}
+	if !p.noWAL {
 		opts = append(opts, pebble.WithFlushedWAL())
 	}
 	if err := p.db.Checkpoint(dir, opts...); err != nil {
 		return nil, fmt.Errorf("state: checkpointing key groups %v into %s: %w", r, dir, err)
+	}
+	if err := p.writeTimers(filepath.Join(dir, TimersFile), r, o); err != nil {
+		return nil, errors.Join(fmt.Errorf("state: checkpointing the timers of key groups %v: %w", r, err), os.RemoveAll(dir))
 	}
 	c := &PebbleCheckpoint{Dir: dir}
 	var shared map[string]bool
@@ -102,4 +135,20 @@ func (p *Pebble) Checkpoint(dir string, r keygroup.Range, prev *PebbleCheckpoint
 	}
 	slices.SortFunc(c.Files, func(a, b CheckpointFile) int { return strings.Compare(a.Name, b.Name) })
 	return c, nil
+}
+
+// flushOperators gives the pending writes of o's states in r to pebble.
+func (p *Pebble) flushOperators(o *Owner, r keygroup.Range) error {
+	var shards []*pebbleState
+	for _, uid := range o.Operators {
+		for _, st := range p.reg.operatorStates(o.Job, uid) {
+			reg := p.states.get(st.id)
+			for kg := r.Start; kg <= r.End; kg++ {
+				if s := reg.shards[kg]; s != nil && (len(s.dirty) > 0 || (s.appends != nil && !s.appends.Empty())) {
+					shards = append(shards, s)
+				}
+			}
+		}
+	}
+	return p.flushShards(shards)
 }

@@ -1,11 +1,13 @@
 package state
 
 import (
+	"bytes"
 	"fmt"
 	"path/filepath"
 	"testing"
 
 	"github.com/weirstream/weir/internal/keygroup"
+	"github.com/weirstream/weir/internal/snapshot"
 	"github.com/weirstream/weir/wasmabi"
 )
 
@@ -85,5 +87,73 @@ func TestPebbleCheckpoint(t *testing.T) {
 				t.Fatal("checkpoint into an existing directory accepted")
 			}
 		})
+	}
+}
+
+// A checkpoint opened with OpenCheckpoint gives the same canonical
+// snapshot of its key groups as the live database did at the checkpoint:
+// keyed state and timers.
+func TestOpenCheckpointSnapshotsLikeTheLiveDatabase(t *testing.T) {
+	c := &fakeClock{}
+	p, err := OpenPebble(t.TempDir(), c.clock, testPebbleOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	name := Name{Job: "j", Operator: "op", State: "m"}
+	m, err := p.RegisterState(name, wasmabi.StateMap, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm, err := p.RegisterTimers("j", "op")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for kg := uint16(0); kg < 16; kg++ {
+		for i := 0; i < 20; i++ {
+			if err := p.Put(m, kg, []byte(fmt.Sprint("k", i)), []byte(fmt.Sprint("u", i%3)), []byte(fmt.Sprint(kg, "/", i))); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.AddTimer(tm, kg, wasmabi.EventTime, int64(i*10), []byte(fmt.Sprint("k", i)), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sub := snapshot.Subtask{Index: 1, Parallelism: 2, MaxParallelism: 16}
+	canonical := func(b Backend) []byte {
+		t.Helper()
+		s, err := b.Snapshot("j", "op", sub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Release()
+		var buf bytes.Buffer
+		if _, err := s.WriteTo(&buf); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	want := canonical(p)
+	ck, err := p.Checkpoint(filepath.Join(t.TempDir(), "ck"), sub.Range(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Changes after the checkpoint are not in it.
+	if err := p.AddTimer(tm, 12, wasmabi.EventTime, 999, []byte("late"), nil); err != nil {
+		t.Fatal(err)
+	}
+	q, err := OpenCheckpoint(ck.Dir, PebbleOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if jobs := q.JobsOf("op"); len(jobs) != 1 || jobs[0] != "j" {
+		t.Fatalf("jobs of op: %v", jobs)
+	}
+	if got := canonical(q); !bytes.Equal(got, want) {
+		t.Fatalf("the checkpoint's canonical snapshot (%d bytes) differs from the live one's (%d bytes)", len(got), len(want))
+	}
+	if len(want) < 1000 {
+		t.Fatalf("snapshot of %d bytes: the test wrote too little", len(want))
 	}
 }

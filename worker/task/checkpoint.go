@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,11 @@ type Checkpointing struct {
 	OnFinished func(SubtaskRef)
 	// Restore is the checkpoint the run starts from; nil starts afresh.
 	Restore *Restore
+	// Incremental has subtasks on the pebble backend take periodic
+	// checkpoints as native pebble checkpoints of their key groups,
+	// uploading only the sstables their previous completed checkpoint did
+	// not (savepoints stay canonical).
+	Incremental bool
 }
 
 // Restore is a completed checkpoint or savepoint to start from.
@@ -92,7 +98,7 @@ func checkpointsFromDescriptor(d *deploy.Descriptor) (*Checkpointing, error) {
 		}
 		return nil, nil
 	}
-	cp := &Checkpointing{Storage: &ckptstore.Dir{Root: d.Checkpoints.Dir}, StorageJob: d.Job, AlignmentTimeout: time.Duration(d.Checkpoints.AlignmentTimeout)}
+	cp := &Checkpointing{Storage: &ckptstore.Dir{Root: d.Checkpoints.Dir}, StorageJob: d.Job, AlignmentTimeout: time.Duration(d.Checkpoints.AlignmentTimeout), Incremental: d.Checkpoints.Incremental}
 	if d.Restore != nil {
 		s, job, n, err := ckptstore.OpenPath(d.Restore.Checkpoint)
 		if err != nil {
@@ -208,6 +214,13 @@ type ckptState struct {
 	waitDone  bool         // the in-flight data are not complete yet
 	done      chan struct{}
 	closeOnce sync.Once
+	// An incremental checkpoint: the native checkpoint of the subtask's
+	// key groups, the backend it is of, the completed checkpoint it is
+	// relative to, and the operator nodes whose state it holds.
+	pebble      *state.PebbleCheckpoint
+	db          *state.Pebble
+	base        *uploadedCheckpoint
+	pebbleNodes []int
 }
 
 type blob struct {
@@ -229,6 +242,7 @@ func (t *subtask) handleMail() error {
 				return err
 			}
 		case mailNotify:
+			t.incr.completed(m.id)
 			for _, n := range t.nodes {
 				if tp, ok := n.sink.(connector.TwoPhaseSink); ok {
 					if err := tp.Commit(m.id); err != nil {
@@ -237,6 +251,7 @@ func (t *subtask) handleMail() error {
 				}
 			}
 		case mailAbort:
+			t.incr.aborted(m.id)
 			if t.aligner != nil {
 				acts, err := t.aligner.Step(barrier.Abort{Checkpoint: m.id})
 				if err != nil {
@@ -360,11 +375,15 @@ func (t *subtask) snapshot(id uint64, mode barrier.Mode, savepoint bool) error {
 	}
 	c := &ckptState{id: id, mode: mode, done: make(chan struct{}), snaps: make([]*state.Snapshot, len(t.nodes))}
 	c.waitDone = mode == barrier.Unaligned && t.aligner != nil
+	c.db = t.incrementalBackend(savepoint)
 	release := func() {
 		for _, s := range c.snaps {
 			if s != nil {
 				s.Release()
 			}
+		}
+		if c.pebble != nil {
+			_ = os.RemoveAll(c.pebble.Dir) // hard links and copies: the upload is done with them
 		}
 	}
 	for i, n := range t.nodes {
@@ -379,12 +398,16 @@ func (t *subtask) snapshot(id uint64, mode barrier.Mode, savepoint bool) error {
 			}
 			c.blobs = append(c.blobs, blob{i, ckptmeta.RoleSplits, splits.Encode(ss.Snapshot())})
 		case NodeOperator:
-			var s *state.Snapshot
-			s, err = t.job.State.Snapshot(t.stateJob(), n.spec.UID, t.snapshotSubtask())
-			c.snaps[i] = s
 			if n.svc != nil {
 				c.nodes[i].States = slices.Clone(n.svc.declared)
 			}
+			if c.db != nil { // one native checkpoint for every operator, below
+				c.pebbleNodes = append(c.pebbleNodes, i)
+				break
+			}
+			var s *state.Snapshot
+			s, err = t.job.State.Snapshot(t.stateJob(), n.spec.UID, t.snapshotSubtask())
+			c.snaps[i] = s
 		case NodeSink:
 			if tp, ok := n.sink.(connector.TwoPhaseSink); ok {
 				var b []byte
@@ -396,6 +419,13 @@ func (t *subtask) snapshot(id uint64, mode barrier.Mode, savepoint bool) error {
 		if err != nil {
 			release()
 			t.decline(id, fmt.Sprintf("%s subtask %d: %v", n.spec.UID, t.index, err))
+			return nil
+		}
+	}
+	if len(c.pebbleNodes) > 0 {
+		if err := t.checkpointPebble(c); err != nil {
+			release()
+			t.decline(id, fmt.Sprintf("task %s subtask %d: %v", t.v.Name, t.index, err))
 			return nil
 		}
 	}
@@ -451,6 +481,15 @@ func (t *subtask) upload(c *ckptState) {
 		return nil
 	}
 	err := func() error {
+		if c.pebble != nil {
+			files, err := t.uploadPebble(c)
+			if err != nil {
+				return err
+			}
+			for _, i := range c.pebbleNodes {
+				c.nodes[i].Files = append(c.nodes[i].Files, files...)
+			}
+		}
 		for i, s := range c.snaps {
 			if s == nil {
 				continue
@@ -516,7 +555,7 @@ func (r *Restore) restoreFiles(uid, role string) ([][]byte, error) {
 		if f == nil {
 			continue
 		}
-		fi, ok := r.fileInfo(f.Name)
+		fi, ok := r.fileInfo(f.Name, f.Shared)
 		if !ok {
 			return nil, fmt.Errorf("restoring %s: checkpoint %d names file %s in its payload but not in its file list", uid, r.Meta.Checkpoint, f.Name)
 		}
@@ -529,9 +568,9 @@ func (r *Restore) restoreFiles(uid, role string) ([][]byte, error) {
 	return out, nil
 }
 
-func (r *Restore) fileInfo(name string) (ckptstore.FileInfo, bool) {
+func (r *Restore) fileInfo(name string, shared bool) (ckptstore.FileInfo, bool) {
 	for _, f := range r.Meta.Files {
-		if f.Name == name {
+		if f.Name == name && f.Shared == shared {
 			return f, true
 		}
 	}
@@ -585,7 +624,9 @@ func (n *node) restoreSink(r *Restore, sub *connector.Subtask) error {
 }
 
 // restoreOperator loads the operator's state for this subtask from the
-// restore, before its module opens.
+// restore, before its module opens: from canonical snapshot files, or
+// canonical snapshots taken of incremental checkpoints (restoreIncremental),
+// through the one Backend.Restore either way.
 func (n *node) restoreOperator(r *Restore) error {
 	files, err := r.restoreFiles(n.spec.UID, ckptmeta.RoleState)
 	if err != nil || files == nil {
@@ -602,6 +643,12 @@ func (n *node) restoreOperator(r *Restore) error {
 		}
 		readers = append(readers, rd)
 	}
+	more, cleanup, err := r.restoreIncremental(n.spec.UID, n.t.snapshotSubtask())
+	defer cleanup()
+	if err != nil {
+		return err
+	}
+	readers = append(readers, more...)
 	if len(readers) == 0 {
 		return nil
 	}

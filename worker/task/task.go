@@ -108,6 +108,7 @@ type subtask struct {
 	alignTimer       *time.Timer
 	deferred         []deferredEvent // barriers taken while blocked on credits
 	ended            bool            // the end of input went out on every output
+	incr             incrState       // incremental checkpoints (incremental.go)
 }
 
 type deferredEvent struct {
