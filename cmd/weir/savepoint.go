@@ -566,7 +566,6 @@ func addSnapshot(o *inspectedOperator, sub ckptmeta.Subtask, maxP int, name stri
 	return nil
 }
 
-
 // shortDigest shortens a "sha256:<hex>" module digest to 12 hex digits.
 func shortDigest(d string) string {
 	algo, hex, ok := strings.Cut(d, ":")
