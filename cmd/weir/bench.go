@@ -196,8 +196,8 @@ discard) on the embedded engine with the pebble backend and prints:
     once without and once with checkpoints, the order alternating; the ratio
     per round (wall clock, and per CPU second) and its range (target >= 0.9);
  2. the duration (trigger to metadata written) p50/p99 and size of those
-    checkpoints, per query; every checkpoint is a full one today (no
-    incremental pebble checkpoints yet), which a row says;
+    checkpoints (full, the default), per query, beside the same figures of
+    one more run per round with incremental pebble checkpoints;
  3. aligned vs unaligned checkpoint durations under backpressure: q5 up to
     its window count behind a file sink paced to --sink-rate records/s per
     subtask, each mode for --backpressure-for (0 leaves it out);

@@ -186,8 +186,9 @@ type Checkpoints struct {
 	Dir string `json:"dir,omitempty"`
 	// Incremental has a job on the pebble backend take its periodic
 	// checkpoints incrementally: each uploads only the sstables that no
-	// earlier retained checkpoint of its database did (default true;
-	// savepoints are always full and canonical). Other backends ignore it.
+	// earlier retained checkpoint of its database did (default false:
+	// see docs/jobspec.md for when it pays; savepoints are always full and
+	// canonical). Other backends ignore it.
 	Incremental bool `json:"incremental"`
 }
 

@@ -821,7 +821,7 @@ func TestCheckpointErrors(t *testing.T) {
 }
 
 func TestCheckpointResolved(t *testing.T) {
-	defaults := Checkpoints{Timeout: 10 * time.Minute, MaxConcurrent: 1, Mode: "aligned", Retained: 1, Incremental: true}
+	defaults := Checkpoints{Timeout: 10 * time.Minute, MaxConcurrent: 1, Mode: "aligned", Retained: 1}
 	cases := []struct {
 		name, block string
 		want        func(dir string) Checkpoints
@@ -834,13 +834,13 @@ func TestCheckpointResolved(t *testing.T) {
 			return c
 		}},
 		{"everything", `checkpoints: {interval: 1500, timeout: 1m, min_pause: 500ms, tolerable_failures: 3,
-  mode: aligned, alignment_timeout: 2s, retained: 5, dir: ckpt, incremental: false}`, func(dir string) Checkpoints {
+  mode: aligned, alignment_timeout: 2s, retained: 5, dir: ckpt, incremental: true}`, func(dir string) Checkpoints {
 			return Checkpoints{Interval: 1500 * time.Millisecond, Timeout: time.Minute, MinPause: 500 * time.Millisecond,
 				MaxConcurrent: 1, TolerableFailures: 3, Mode: "aligned", AlignmentTimeout: 2 * time.Second, Retained: 5,
-				Dir: filepath.Join(dir, "ckpt")}
+				Dir: filepath.Join(dir, "ckpt"), Incremental: true}
 		}},
 		{"unaligned, concurrent, absolute dir", `checkpoints: {interval: 1m, mode: unaligned, max_concurrent: 3, dir: /var/ckpt}`, func(string) Checkpoints {
-			return Checkpoints{Interval: time.Minute, Timeout: 10 * time.Minute, MaxConcurrent: 3, Mode: "unaligned", Retained: 1, Dir: "/var/ckpt", Incremental: true}
+			return Checkpoints{Interval: time.Minute, Timeout: 10 * time.Minute, MaxConcurrent: 3, Mode: "unaligned", Retained: 1, Dir: "/var/ckpt"}
 		}},
 	}
 	for _, c := range cases {

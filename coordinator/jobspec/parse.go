@@ -477,7 +477,7 @@ func (p *parser) decodeJob(root *yaml.Node) *Job {
 		State:   State{Backend: BackendHeap},
 		Restart: Restart{Strategy: RestartNone, Attempts: DefaultRestartAttempts, Delay: DefaultRestartDelay},
 		Checkpoints: Checkpoints{Timeout: DefaultCheckpointTimeout, MaxConcurrent: DefaultCheckpointMaxConcurrent,
-			Mode: DefaultCheckpointMode, Retained: DefaultCheckpointRetained, Incremental: true},
+			Mode: DefaultCheckpointMode, Retained: DefaultCheckpointRetained},
 		pos: p.pos, nodes: map[string]*Node{},
 	}
 	p.spec = j

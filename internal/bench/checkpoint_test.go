@@ -78,10 +78,10 @@ func TestCheckpointSmall(t *testing.T) {
 		}
 		// The durations come from the runner's history, the count of the
 		// rounds from its Completed counter.
-		// The throughput rounds take incremental checkpoints; one more run
-		// per round takes full ones.
-		if inc.Count != completed {
-			t.Errorf("%s: %d incremental checkpoint durations, but the runs completed %d", q, inc.Count, completed)
+		// The throughput rounds take full checkpoints (the default); one
+		// more run per round takes incremental ones.
+		if full.Count != completed || inc.Count == 0 {
+			t.Errorf("%s: %d full checkpoint durations, but the runs completed %d (and %d incremental)", q, full.Count, completed, inc.Count)
 		}
 		// The last acknowledgement comes before the metadata is written.
 		if !(full.AckP50Ms > 0 && full.AckP50Ms <= full.P50Ms && full.AckP99Ms <= full.P99Ms) {

@@ -37,12 +37,13 @@ func latestCheckpoint(c *Cluster, job string) int {
 // a keyed counter counts them and an exactly-once file sink writes
 // (key, count): exactly once means every key's counts 1..n appear once.
 func chaosSpec(t *testing.T, dir, backend, mode string, records, rate int) string {
-	return chaosSpecWith(t, dir, chaosOptions{backend: backend, mode: mode, records: records, rate: rate, parallelism: 2})
+	return chaosSpecWith(t, dir, chaosOptions{backend: backend, mode: mode, records: records, rate: rate, parallelism: 2, incremental: backend == "pebble"})
 }
 
 type chaosOptions struct {
 	backend       string
 	mode          string // barrier mode; default aligned
+	incremental   bool   // pebble: incremental checkpoints
 	records, rate int
 	parallelism   int
 	sinkRate      int // records per second per sink subtask (0: no limit)
@@ -61,7 +62,7 @@ func chaosSpecWith(t *testing.T, dir string, o chaosOptions) string {
 parallelism: %d
 restart: {strategy: fixed-delay, attempts: 20, delay: 200ms}
 state: {backend: %s}
-checkpoints: {interval: 300ms, timeout: 20s, mode: %s}
+checkpoints: {interval: 300ms, timeout: 20s, mode: %s, incremental: %t}
 modules:
   wc: %s
 sources:
@@ -78,7 +79,7 @@ sinks:
     connector: file
     options: {path: %s, rate: %d}
     input: count
-`, o.name, o.parallelism, o.backend, o.mode, repo(t, "examples/wordcount"), o.records, o.rate, filepath.Join(dir, "out.jsonl"), o.sinkRate))
+`, o.name, o.parallelism, o.backend, o.mode, o.incremental, repo(t, "examples/wordcount"), o.records, o.rate, filepath.Join(dir, "out.jsonl"), o.sinkRate))
 	return spec
 }
 
@@ -86,7 +87,8 @@ sinks:
 // worker (SIGKILL) three times, each after a new checkpoint completed; a
 // fresh worker joins after each kill. The job restores the latest
 // checkpoint each time and ends with every count exactly once, on both
-// state backends, aligned (heap) and unaligned (pebble).
+// state backends, aligned (heap) and unaligned with incremental
+// checkpoints (pebble).
 func TestChaosWorkerKills(t *testing.T) {
 	skipShort(t)
 	for _, backend := range []string{"heap", "pebble"} {
@@ -247,7 +249,7 @@ func TestChaosKillWeirRunAndResume(t *testing.T) {
 	skipShort(t)
 	const records, keys = 20000, 40
 	run := func(dir, ckpts string, args ...string) *exec.Cmd {
-		spec := chaosSpecWith(t, dir, chaosOptions{backend: "pebble", records: records, rate: 4000, parallelism: 2})
+		spec := chaosSpecWith(t, dir, chaosOptions{backend: "pebble", records: records, rate: 4000, parallelism: 2, incremental: true})
 		cmd := exec.Command(weirBin, append([]string{"run", spec, "--progress=false", "--checkpoint-dir", ckpts}, args...)...)
 		cmd.Env = append(os.Environ(), "WEIR_CACHE_DIR="+filepath.Join(ckpts, "cache"))
 		return cmd
