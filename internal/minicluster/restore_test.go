@@ -294,47 +294,53 @@ func firstDiff(a, b []string) string {
 // from it (at the same parallelism, as in-flight data requires) commits
 // what an uninterrupted run does.
 func TestUnalignedRestoreWithInFlightData(t *testing.T) {
-	r := restoreRun{mode: "unaligned", count: 150000, rate: 0}
-	whole := t.TempDir()
-	j := restoreJobWith(t, whole, "heap", 2, r, CheckpointOptions{Dir: t.TempDir()})
-	if err := runToEnd(t, j); err != nil {
-		t.Fatal(err)
-	}
-	j.Close()
-	want := committed(t, whole)
-	for attempt := 1; ; attempt++ {
-		out, ck := t.TempDir(), t.TempDir()
-		if !cutOff(t, restoreJobWith(t, out, "heap", 2, r, CheckpointOptions{Dir: ck}), 2) {
-			if attempt == 5 {
-				t.Fatal("five runs ended before they could be cut off after their second checkpoint")
+	// Unaligned from the start, and aligned checkpoints that switch to
+	// unaligned once they have held inputs for 1 ms.
+	for name, mode := range map[string]string{"unaligned": "unaligned", "aligned-switching": "aligned, alignment_timeout: 1ms"} {
+		t.Run(name, func(t *testing.T) {
+			r := restoreRun{mode: mode, count: 150000, rate: 0}
+			whole := t.TempDir()
+			j := restoreJobWith(t, whole, "heap", 2, r, CheckpointOptions{Dir: t.TempDir()})
+			if err := runToEnd(t, j); err != nil {
+				t.Fatal(err)
 			}
-			continue
-		}
-		b := restoreJobWith(t, out, "heap", 2, r, CheckpointOptions{Dir: ck, Resume: true})
-		if err := runToEnd(t, b); err != nil {
-			t.Fatal(err)
-		}
-		b.Close()
-		if b.Restored == nil {
-			t.Fatal("the second run restored nothing (the first ended before two checkpoints)")
-		}
-		inflight := int64(0)
-		for _, op := range b.Restored.Payload.Operators {
-			for _, f := range op.Files(ckptmeta.RoleInFlight) {
-				if f != nil {
-					inflight += f.Size
+			j.Close()
+			want := committed(t, whole)
+			for attempt := 1; ; attempt++ {
+				out, ck := t.TempDir(), t.TempDir()
+				if !cutOff(t, restoreJobWith(t, out, "heap", 2, r, CheckpointOptions{Dir: ck}), 2) {
+					if attempt == 5 {
+						t.Fatal("five runs ended before they could be cut off after their second checkpoint")
+					}
+					continue
+				}
+				b := restoreJobWith(t, out, "heap", 2, r, CheckpointOptions{Dir: ck, Resume: true})
+				if err := runToEnd(t, b); err != nil {
+					t.Fatal(err)
+				}
+				b.Close()
+				if b.Restored == nil {
+					t.Fatal("the second run restored nothing (the first ended before two checkpoints)")
+				}
+				inflight := int64(0)
+				for _, op := range b.Restored.Payload.Operators {
+					for _, f := range op.Files(ckptmeta.RoleInFlight) {
+						if f != nil {
+							inflight += f.Size
+						}
+					}
+				}
+				if got := committed(t, out); !slices.Equal(got, want) {
+					t.Fatalf("restored run committed %d lines, uninterrupted %d; first difference: %s", len(got), len(want), firstDiff(got, want))
+				}
+				if inflight > 0 {
+					t.Logf("attempt %d: the checkpoint held %d bytes in flight", attempt, inflight)
+					return
+				}
+				if attempt == 5 {
+					t.Fatal("five checkpoints taken under backpressure held no in-flight data")
 				}
 			}
-		}
-		if got := committed(t, out); !slices.Equal(got, want) {
-			t.Fatalf("restored run committed %d lines, uninterrupted %d; first difference: %s", len(got), len(want), firstDiff(got, want))
-		}
-		if inflight > 0 {
-			t.Logf("attempt %d: the checkpoint held %d bytes in flight", attempt, inflight)
-			return
-		}
-		if attempt == 5 {
-			t.Fatal("five checkpoints taken under backpressure held no in-flight data")
-		}
+		})
 	}
 }
