@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -279,31 +278,12 @@ func recoveryState(s api.JobStatus) string {
 // recoveryRate per second that outlasts the run, checkpoints every
 // o.Interval and the fixed-delay restart strategy.
 func recoverySpec(path, dir string, o CheckpointOptions) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	abs, err := filepath.Abs(filepath.Dir(path))
-	if err != nil {
-		return "", err
-	}
-	s := string(b)
-	for _, e := range []struct{ re, with string }{
-		{`count: \d+`, fmt.Sprintf("count: %d, wall_rate: %d", 3600*recoveryRate, recoveryRate)},
-		{`(?m)^  nexmark: \.`, "  nexmark: " + abs},
-		{`connector: file\n(\s+)options: \{path: [^}]*\}`, "connector: discard\n${1}options: {}"},
-		{`(?m)^(\s*)parallelism: \d+`, "${1}parallelism: 2"},
-		{`backend: \w+`, "backend: pebble"},
-	} {
-		s = regexp.MustCompile(e.re).ReplaceAllString(s, e.with)
-	}
 	restart := "restart: {strategy: fixed-delay}\n"
 	if o.RestartDelay > 0 {
 		restart = fmt.Sprintf("restart: {strategy: fixed-delay, delay: %s}\n", o.RestartDelay)
 	}
-	s += fmt.Sprintf("checkpoints: {interval: %s}\n", o.Interval) + restart
-	out := filepath.Join(dir, "q5-recovery.yaml")
-	return out, os.WriteFile(out, []byte(s), 0o644)
+	return rewriteSpec(path, filepath.Join(dir, "q5-recovery.yaml"), fmt.Sprintf("count: %d, wall_rate: %d", 3600*recoveryRate, recoveryRate),
+		2, "pebble", fmt.Sprintf("checkpoints: {interval: %s}\n", o.Interval)+restart)
 }
 
 // recoveryRate is the recovery run's events per second: a steady load

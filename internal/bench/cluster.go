@@ -130,6 +130,14 @@ func nexmarkCluster(ctx context.Context, path, q string, o NexmarkOptions) (*Nex
 // clusterSpec writes the query's spec for the cluster: events, discard
 // sinks, parallelism, backend, the module folder made absolute.
 func clusterSpec(path, dir string, o NexmarkOptions) (string, error) {
+	return rewriteSpec(path, filepath.Join(dir, filepath.Base(path)), "count: "+strconv.FormatInt(o.Events, 10), o.Workers, o.Backend, "")
+}
+
+// rewriteSpec writes a Nexmark query's spec at path to out for a run on
+// a cluster: the source's count clause replaced by count, the module
+// folder made absolute, file sinks replaced by discard, every parallelism
+// set to parallelism, the backend set, and extra appended.
+func rewriteSpec(path, out, count string, parallelism int, backend, extra string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", err
@@ -140,17 +148,15 @@ func clusterSpec(path, dir string, o NexmarkOptions) (string, error) {
 	}
 	s := string(b)
 	for _, e := range []struct{ re, with string }{
-		{`count: \d+`, "count: " + strconv.FormatInt(o.Events, 10)},
+		{`count: \d+`, count},
 		{`(?m)^  nexmark: \.`, "  nexmark: " + abs},
 		{`connector: file\n(\s+)options: \{path: [^}]*\}`, "connector: discard\n${1}options: {}"},
-		{`(?m)^parallelism: \d+`, "parallelism: " + strconv.Itoa(o.Workers)},
-		{`(?m)^(\s+)parallelism: \d+`, "${1}parallelism: " + strconv.Itoa(o.Workers)},
-		{`backend: \w+`, "backend: " + o.Backend},
+		{`(?m)^(\s*)parallelism: \d+`, "${1}parallelism: " + strconv.Itoa(parallelism)},
+		{`backend: \w+`, "backend: " + backend},
 	} {
 		s = regexp.MustCompile(e.re).ReplaceAllString(s, e.with)
 	}
-	out := filepath.Join(dir, filepath.Base(path))
-	return out, os.WriteFile(out, []byte(s), 0o644)
+	return out, os.WriteFile(out, []byte(s+extra), 0o644)
 }
 
 func allRunning(s api.JobStatus) bool {
