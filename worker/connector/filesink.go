@@ -155,6 +155,10 @@ func newFileSink(o Options, sub Subtask) (*fileSink, error) {
 		s.f = f
 		return s, nil
 	}
+	// The longest name is a part's: <name>.part- and 5+1+20+1+16 more.
+	if longest := len(s.base) + len(partInfix) + 43; longest > maxSinkName {
+		return nil, fmt.Errorf("connector: file sink: the file name of path %q is %d bytes, too long for its part names: at most %d", p, len(s.base), maxSinkName-len(partInfix)-43)
+	}
 	s.names = newFileSinkNames(s.base)
 	if err := s.open(sub); err != nil {
 		return nil, err

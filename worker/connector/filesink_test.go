@@ -583,6 +583,23 @@ func TestFileSinkModes(t *testing.T) {
 			t.Errorf("CommittedParts(%q) accepted", p)
 		}
 	}
+	long := mustOptions(t, spec, map[string]any{"path": filepath.Join(dir, strings.Repeat("n", 207))})
+	if _, err := spec.NewSink(long, Subtask{Parallelism: 1, Exactly: true}); err == nil || !strings.Contains(err.Error(), "at most 206") {
+		t.Errorf("a file name too long for its parts: %v", err)
+	}
+	long = mustOptions(t, spec, map[string]any{"path": filepath.Join(dir, strings.Repeat("n", 206))})
+	if s, err := spec.NewSink(long, Subtask{Parallelism: 1, Exactly: true}); err != nil {
+		t.Errorf("the longest file name: %v", err)
+	} else {
+		b := batchOf([]rec{{"", "v", 1}})
+		if err := s.Write(b.Buf, b.Count); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Flush(); err != nil {
+			t.Errorf("committing with the longest file name: %v", err)
+		}
+		s.Close()
+	}
 	if _, err := CommittedParts(filepath.Join(dir, "nowhere", "out")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("CommittedParts in a missing folder: %v", err)
 	}

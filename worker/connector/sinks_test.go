@@ -312,26 +312,47 @@ func TestDiscardSink(t *testing.T) {
 	}
 }
 
+// BenchmarkFileSinkJSONLWrite writes 1024-record batches; exactly
+// pre-commits and commits a transaction every 256 batches (a checkpoint
+// every ~262k records), to show what the two phases add.
 func BenchmarkFileSinkJSONLWrite(b *testing.B) {
-	s := mustSpec(b, KindSink, "file")
-	snk, err := s.NewSink(mustOptions(b, s, map[string]any{"path": filepath.Join(b.TempDir(), "out.jsonl")}), Subtask{Parallelism: 1})
-	if err != nil {
-		b.Fatal(err)
+	for _, exactly := range []bool{false, true} {
+		b.Run(map[bool]string{false: "plain", true: "exactly"}[exactly], func(b *testing.B) {
+			s := mustSpec(b, KindSink, "file")
+			snk, err := s.NewSink(mustOptions(b, s, map[string]any{"path": filepath.Join(b.TempDir(), "out.jsonl")}), Subtask{Parallelism: 1, Exactly: exactly})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer snk.Close()
+			var batch Batch
+			for i := 0; i < 1024; i++ {
+				batch.Append([]byte(fmt.Sprintf("key-%d", i%100)), []byte(fmt.Sprintf(`{"seq":%d,"key":"key-%d","value":%d}`, i, i%100, i*7)), int64(i))
+			}
+			b.SetBytes(int64(len(batch.Buf) / batch.Count))
+			b.ReportAllocs()
+			b.ResetTimer()
+			var ckpt uint64
+			for done, batches := 0, 0; done < b.N; done, batches = done+batch.Count, batches+1 {
+				if err := snk.Write(batch.Buf, batch.Count); err != nil {
+					b.Fatal(err)
+				}
+				if exactly && batches%256 == 255 {
+					ckpt++
+					tp := snk.(TwoPhaseSink)
+					if _, err := tp.PreCommit(ckpt); err != nil {
+						b.Fatal(err)
+					}
+					if err := tp.Commit(ckpt); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			if err := snk.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			// Per record, not per batch of 1024.
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64((b.N+batch.Count-1)/batch.Count*batch.Count), "ns/record")
+		})
 	}
-	defer snk.Close()
-	var batch Batch
-	for i := 0; i < 1024; i++ {
-		batch.Append([]byte(fmt.Sprintf("key-%d", i%100)), []byte(fmt.Sprintf(`{"seq":%d,"key":"key-%d","value":%d}`, i, i%100, i*7)), int64(i))
-	}
-	b.SetBytes(int64(len(batch.Buf) / batch.Count))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for done := 0; done < b.N; done += batch.Count {
-		if err := snk.Write(batch.Buf, batch.Count); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	// Per record, not per batch of 1024.
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64((b.N+batch.Count-1)/batch.Count*batch.Count), "ns/record")
 }

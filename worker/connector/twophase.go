@@ -11,6 +11,12 @@ package connector
 // restart replays are written once.
 //
 // Every method is called on the subtask's goroutine, between Writes.
+// Flush is the end of input: it commits what is still open without
+// waiting for a checkpoint (the one step that is not transactional: a
+// failure after it, before the job's end, makes the restored job write
+// that output again). Close without Flush (a failure or a cancel) aborts
+// only the open transaction; pre-committed ones stay for a Commit or a
+// restore. The file sink (see CommittedParts) is one.
 type TwoPhaseSink interface {
 	Sink
 	// PreCommit ends the open transaction at the barrier of checkpoint:
@@ -21,7 +27,8 @@ type TwoPhaseSink interface {
 	PreCommit(checkpoint uint64) (state []byte, err error)
 	// Commit makes visible every transaction pre-committed at
 	// checkpoint or before. Committing again, or a checkpoint whose
-	// transactions were committed already, is a no-op.
+	// transactions were committed already, is a no-op; a notification
+	// that never comes is covered by the next one.
 	Commit(checkpoint uint64) error
 }
 
