@@ -47,12 +47,7 @@ AssemblyScript compiler (go tool task deps:asc) to build the modules.`,
 			if err != nil {
 				return err
 			}
-			if a.jsonOut() {
-				return a.printJSON(rep)
-			}
-			fmt.Fprintln(a.stdout)
-			rep.WriteTable(a.stdout)
-			return nil
+			return a.printReport(rep)
 		},
 	}
 	abi.Flags().Int("records", 200_000, "records per measurement")
@@ -115,12 +110,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			if a.jsonOut() {
-				return a.printJSON(rep)
-			}
-			fmt.Fprintln(a.stdout)
-			rep.WriteTable(a.stdout)
-			return nil
+			return a.printReport(rep)
 		},
 	}
 	nf := nexmark.Flags()
@@ -166,12 +156,7 @@ and in order.
 			if err != nil {
 				return err
 			}
-			if a.jsonOut() {
-				return a.printJSON(rep)
-			}
-			fmt.Fprintln(a.stdout)
-			rep.WriteTable(a.stdout)
-			return nil
+			return a.printReport(rep)
 		},
 	}
 	f := cmd.Flags()
@@ -247,12 +232,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			if a.jsonOut() {
-				return a.printJSON(rep)
-			}
-			fmt.Fprintln(a.stdout)
-			rep.WriteTable(a.stdout)
-			return nil
+			return a.printReport(rep)
 		},
 	}
 	f := cmd.Flags()
@@ -270,4 +250,17 @@ Examples:
 	f.String("spec-dir", "examples/nexmark", "folder of the qN.yaml job specs")
 	addLimitFlags(cmd)
 	return cmd
+}
+
+// report is a benchmark's result: a table, or JSON with --output json.
+type report interface{ WriteTable(io.Writer) }
+
+// printReport prints a benchmark's result as the output format says.
+func (a *app) printReport(rep report) error {
+	if a.jsonOut() {
+		return a.printJSON(rep)
+	}
+	fmt.Fprintln(a.stdout)
+	rep.WriteTable(a.stdout)
+	return nil
 }

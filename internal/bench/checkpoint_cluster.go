@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,12 +61,10 @@ func recoveryRun(ctx context.Context, o CheckpointOptions) (*RecoveryRun, error)
 	if err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := l.Addr().String()
-	l.Close()
 	url := "http://" + addr
 	env := os.Environ()
 	if o.CacheDir != "" {

@@ -39,12 +39,10 @@ func nexmarkCluster(ctx context.Context, path, q string, o NexmarkOptions) (*Nex
 	if err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := l.Addr().String()
-	l.Close()
 	url := "http://" + addr
 	var procs []*exec.Cmd
 	defer func() {
@@ -157,6 +155,17 @@ func rewriteSpec(path, out, count string, parallelism int, backend, extra string
 		s = regexp.MustCompile(e.re).ReplaceAllString(s, e.with)
 	}
 	return out, os.WriteFile(out, []byte(s+extra), 0o644)
+}
+
+// freeAddr returns a loopback address with a port free right now, for a
+// coordinator process to listen on.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }
 
 func allRunning(s api.JobStatus) bool {
