@@ -107,6 +107,8 @@ type Pebble struct {
 	closeMu sync.Mutex // serialises Close
 	ckptMu  sync.Mutex // serialises Checkpoint
 
+	flushedFor flushRound // the last checkpoint that flushed; ckptMu
+
 	instanceOnce sync.Once
 	instance     string // see Instance
 }

@@ -58,7 +58,19 @@ func (p *Pebble) Checkpoint(dir string, r keygroup.Range, prev *PebbleCheckpoint
 type Owner struct {
 	Job       string
 	Operators []string
+	// Checkpoint is the id of the checkpoint being taken (0: unknown).
+	// With the WAL on, only the first of a job's subtasks to take
+	// checkpoint n flushes the memtables; the others' checkpoints carry
+	// what was written since in the WAL they copy. One flush per
+	// checkpoint, not one per subtask, keeps the sstables few and large,
+	// so compactions do not rewrite them all between two checkpoints
+	// and incremental checkpoints stay incremental.
+	Checkpoint uint64
 }
+
+// walCarryLimit bounds the memtable bytes a checkpoint leaves to the WAL
+// copy instead of flushing them (see Owner.Checkpoint).
+const walCarryLimit = 4 << 20
 
 // CheckpointOf is Checkpoint for the goroutine that owns the key groups r
 // of o's operators only: it flushes their pending writes and writes their
@@ -92,8 +104,10 @@ func (p *Pebble) checkpoint(dir string, r keygroup.Range, prev *PebbleCheckpoint
 		// The backend's records: FF FF then 'r' or 'v', below FF FF FF.
 		{Start: metaPrefix, End: []byte{0xFF, 0xFF, 0xFF}},
 	})}
-	if err := p.db.Flush(); err != nil {
-		return nil, fmt.Errorf("state: checkpointing key groups %v: flushing memtables: %w", r, err)
+	if p.mustFlush(o) {
+		if err := p.db.Flush(); err != nil {
+			return nil, fmt.Errorf("state: checkpointing key groups %v: flushing memtables: %w", r, err)
+		}
 	}
 	if !p.noWAL {
 		opts = append(opts, pebble.WithFlushedWAL())
@@ -135,6 +149,28 @@ func (p *Pebble) checkpoint(dir string, r keygroup.Range, prev *PebbleCheckpoint
 	}
 	slices.SortFunc(c.Files, func(a, b CheckpointFile) int { return strings.Compare(a.Name, b.Name) })
 	return c, nil
+}
+
+// mustFlush says whether a checkpoint for o flushes the memtables first;
+// ckptMu is held. Without the WAL every checkpoint must; with it, the
+// first of each checkpoint does, and later ones while the memtable stays
+// small.
+func (p *Pebble) mustFlush(o *Owner) bool {
+	if p.noWAL || o == nil || o.Checkpoint == 0 {
+		return true
+	}
+	round := flushRound{job: o.Job, id: o.Checkpoint}
+	if p.flushedFor == round && p.db.Metrics().MemTable.Size < walCarryLimit {
+		return false
+	}
+	p.flushedFor = round
+	return true
+}
+
+// flushRound names a checkpoint whose flush was done.
+type flushRound struct {
+	job string
+	id  uint64
 }
 
 // flushOperators gives the pending writes of o's states in r to pebble.

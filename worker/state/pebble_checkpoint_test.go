@@ -157,3 +157,94 @@ func TestOpenCheckpointSnapshotsLikeTheLiveDatabase(t *testing.T) {
 		t.Fatalf("snapshot of %d bytes: the test wrote too little", len(want))
 	}
 }
+
+// The subtasks of one checkpoint flush the shared database once: the
+// second operator's checkpoint of the same id names no new sstable, yet
+// holds what it wrote after the first one's flush (the WAL it copies
+// carries it). Without the WAL, or at the next checkpoint, each flushes.
+func TestPebbleCheckpointFlushesOncePerCheckpoint(t *testing.T) {
+	for _, noWAL := range []bool{false, true} {
+		t.Run(fmt.Sprint("no-wal=", noWAL), func(t *testing.T) {
+			c := &fakeClock{}
+			opts := testPebbleOptions
+			opts.DisableWAL = noWAL
+			p, err := OpenPebble(t.TempDir(), c.clock, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			ops := map[string]ID{}
+			for _, op := range []string{"a", "b"} {
+				if ops[op], err = p.RegisterState(Name{Job: "j", Operator: op, State: "v"}, wasmabi.StateValue, Options{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			write := func(op string, round int) {
+				for kg := uint16(0); kg < 8; kg++ {
+					if err := p.Put(ops[op], kg, []byte("k"), nil, []byte(fmt.Sprint(op, round))); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			r := keygroup.Range{Start: 0, End: 7}
+			base := t.TempDir()
+			ssts := func(ck *PebbleCheckpoint) map[string]bool {
+				m := map[string]bool{}
+				for _, f := range ck.Files {
+					if f.SST {
+						m[f.Name] = true
+					}
+				}
+				return m
+			}
+			take := func(op string, id uint64) *PebbleCheckpoint {
+				t.Helper()
+				ck, err := p.CheckpointOf(filepath.Join(base, fmt.Sprint(op, id)), Owner{Job: "j", Operators: []string{op}, Checkpoint: id}, r, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ck
+			}
+			holds := func(ck *PebbleCheckpoint, op string, round int) {
+				t.Helper()
+				q, err := OpenCheckpoint(ck.Dir, PebbleOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer q.Close()
+				id, err := q.RegisterState(Name{Job: "j", Operator: op, State: "v"}, wasmabi.StateValue, Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for kg := uint16(0); kg < 8; kg++ {
+					if got, ok := mustGet(t, q, id, kg, "k", ""); !ok || got != fmt.Sprint(op, round) {
+						t.Fatalf("checkpoint %s, %s key group %d: %q %v, want %q", ck.Dir, op, kg, got, ok, fmt.Sprint(op, round))
+					}
+				}
+			}
+			write("a", 1)
+			write("b", 1)
+			a1 := take("a", 1)
+			write("b", 2) // after a's flush of checkpoint 1
+			b1 := take("b", 1)
+			holds(a1, "a", 1)
+			holds(b1, "b", 2)
+			newIn := func(ck, than *PebbleCheckpoint) int {
+				n, old := 0, ssts(than)
+				for name := range ssts(ck) {
+					if !old[name] {
+						n++
+					}
+				}
+				return n
+			}
+			if n := newIn(b1, a1); (n > 0) != noWAL {
+				t.Fatalf("b's checkpoint 1 names %d sstables a's does not (flushed: %v), want a flush only without the WAL: %v vs %v", n, n > 0, b1.Files, a1.Files)
+			}
+			write("a", 3)
+			if a2 := take("a", 2); newIn(a2, b1) == 0 {
+				t.Fatalf("a's checkpoint 2 did not flush: %v vs %v", a2.Files, b1.Files)
+			}
+		})
+	}
+}

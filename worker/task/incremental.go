@@ -122,7 +122,7 @@ func (t *subtask) checkpointPebble(c *ckptState) error {
 	if c.base != nil {
 		prev = c.base.ckpt
 	}
-	own := state.Owner{Job: t.stateJob()}
+	own := state.Owner{Job: t.stateJob(), Checkpoint: c.id}
 	for _, i := range c.pebbleNodes {
 		own.Operators = append(own.Operators, c.nodes[i].UID)
 	}
