@@ -78,17 +78,11 @@ Examples:
 			if a.jsonOut() {
 				progress = io.Discard
 			}
-			if path := a.cfg.GetString("cpuprofile"); path != "" {
-				f, err := os.Create(path)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return err
-				}
-				defer pprof.StopCPUProfile()
+			stop, err := a.startCPUProfile()
+			if err != nil {
+				return err
 			}
+			defer stop()
 			rc, err := a.runtimeConfig()
 			if err != nil {
 				return err
@@ -208,6 +202,11 @@ Examples:
 			if a.jsonOut() {
 				progress = io.Discard
 			}
+			stop, err := a.startCPUProfile()
+			if err != nil {
+				return err
+			}
+			defer stop()
 			rc, err := a.runtimeConfig()
 			if err != nil {
 				return err
@@ -248,8 +247,30 @@ Examples:
 	f.Duration("heartbeat-timeout", 0, "the recovery run's coordinator --heartbeat-timeout (0: its default)")
 	f.Duration("restart-delay", 0, "the recovery run's fixed-delay restart delay (0: its default)")
 	f.String("spec-dir", "examples/nexmark", "folder of the qN.yaml job specs")
+	f.String("cpuprofile", "", "write a CPU profile (go tool pprof) of the runs to this file")
 	addLimitFlags(cmd)
 	return cmd
+}
+
+// startCPUProfile starts the CPU profile the --cpuprofile flag asks for,
+// if any, and returns the function that stops and writes it.
+func (a *app) startCPUProfile() (stop func(), err error) {
+	path := a.cfg.GetString("cpuprofile")
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // report is a benchmark's result: a table, or JSON with --output json.

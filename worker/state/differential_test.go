@@ -133,6 +133,36 @@ func TestDifferential(t *testing.T) {
 	t.Run("tiny-write-cache", func(t *testing.T) { differential(t, 6, ops, tiny) })
 }
 
+// checkCacheAccounting checks that the bytes the pebble backend counts
+// against its write cache are those its shards hold, within the bound.
+func checkCacheAccounting(t *testing.T, p *Pebble) {
+	t.Helper()
+	var sum int64
+	p.states.each(func(reg *pebbleReg) {
+		for _, s := range reg.shards {
+			if s == nil {
+				continue
+			}
+			dirty := 0
+			for _, w := range s.cache {
+				if !w.clean {
+					dirty++
+				}
+			}
+			if dirty != s.nDirty {
+				t.Fatalf("state %d: %d dirty entries counted, %d in the cache", reg.id, s.nDirty, dirty)
+			}
+			sum += s.cacheBytes + s.appendBytes
+		}
+	})
+	if got := p.pending.Load(); got != sum {
+		t.Fatalf("write cache: %d bytes counted, the shards hold %d", got, sum)
+	}
+	if p.maxPending > 0 && sum > p.maxPending+4096 {
+		t.Fatalf("write cache holds %d bytes, bound %d", sum, p.maxPending)
+	}
+}
+
 func differential(t *testing.T, seed uint64, ops int, opts PebbleOptions) {
 	rng := rand.New(rand.NewPCG(seed, 42))
 	c := &fakeClock{}
@@ -216,6 +246,13 @@ func differential(t *testing.T, seed uint64, ops int, opts PebbleOptions) {
 			}
 			pb = open()
 			register()
+		case r < 45:
+			// What a checkpoint does: every pending write to pebble,
+			// kept cached for the reads after it.
+			if err := pb.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			checkCacheAccounting(t, pb)
 		case r < 400:
 			v := randVal()
 			m.put(sl, ukey, string(v), now)

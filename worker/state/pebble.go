@@ -136,26 +136,32 @@ type pebbleState struct {
 	// cache: a slot not in it is recovered with a reverse seek, and it is
 	// emptied when it reaches maxSeqCache slots.
 	seqs map[string]*uint64
-	// dirty holds the writes not yet given to pebble, by storage key;
-	// point reads look here first, and scans (lists, map entries, clears)
-	// flush it first, so pebble alone answers them.
-	dirty      map[string]*pendingWrite
-	dirtyBytes int64
+	// cache holds, by storage key, the writes not yet given to pebble
+	// (dirty) and, until the cache outgrows its bounds, those a flush gave
+	// it (clean): a checkpoint flushes every pending write, and without
+	// the clean ones every read after it would go to pebble. Point reads
+	// look here first; scans (lists, map entries, clears) flush first, so
+	// pebble alone answers them, and a clear drops what it deletes.
+	cache      map[string]*pendingWrite
+	cacheBytes int64
+	nDirty     int // the dirty entries in cache
 	// appends holds pending list items: each has a key of its own, so a
 	// batch takes them without a map entry (and without allocating).
-	appends *pebble.Batch
+	appends     *pebble.Batch
+	appendBytes int64
 }
 
-// pendingWrite is a write held in a shard's dirty map: a stored value, or a
-// deletion.
+// pendingWrite is a write held in a shard's cache: a stored value, or a
+// deletion; clean once pebble has it too.
 type pendingWrite struct {
-	v   []byte
-	del bool
+	v     []byte
+	del   bool
+	clean bool
 }
 
 const (
 	maxSeqCache = 1 << 16
-	// maxDirty bounds the pending writes of one shard, so that a flush
+	// maxDirty bounds the cached writes of one shard, so that a flush
 	// stays short.
 	maxDirty = 4096
 )
@@ -309,7 +315,7 @@ func (p *Pebble) state(id ID, kg uint16) (*pebbleState, error) {
 	}
 	s := r.shards[kg]
 	if s == nil {
-		s = &pebbleState{pebbleReg: r, seqs: map[string]*uint64{}, dirty: map[string]*pendingWrite{}}
+		s = &pebbleState{pebbleReg: r, seqs: map[string]*uint64{}, cache: map[string]*pendingWrite{}}
 		r.shards[kg] = s
 	}
 	return s, nil
@@ -331,67 +337,125 @@ func (p *Pebble) write(s *pebbleState, v []byte, del bool) error {
 		if err := s.appends.Set(s.key, v, nil); err != nil {
 			return err
 		}
-		s.addDirty(p, int64(len(s.key)+len(v)+16))
+		s.appendBytes += int64(len(s.key) + len(v) + 16)
+		p.pending.Add(int64(len(s.key) + len(v) + 16))
 		if s.appends.Count() >= maxDirty || p.pending.Load() > p.maxPending {
-			return p.flush(s)
+			return p.flushFull(s)
 		}
 		return nil
 	}
-	w := s.dirty[string(s.key)]
+	w := s.cache[string(s.key)]
 	if w == nil {
-		w = &pendingWrite{}
-		s.dirty[string(s.key)] = w
-		s.addDirty(p, int64(len(s.key)+48))
+		w = &pendingWrite{clean: true}
+		s.cache[string(s.key)] = w
+		s.addCached(p, int64(len(s.key)+48))
 	}
-	s.addDirty(p, int64(len(v)-len(w.v)))
+	if w.clean {
+		w.clean = false
+		s.nDirty++
+	}
+	s.addCached(p, int64(len(v)-len(w.v)))
 	w.v, w.del = append(w.v[:0], v...), del
-	if len(s.dirty) >= maxDirty || p.pending.Load() > p.maxPending {
-		return p.flush(s)
+	if len(s.cache) >= maxDirty || p.pending.Load() > p.maxPending {
+		return p.flushFull(s)
 	}
 	return nil
 }
 
-func (s *pebbleState) addDirty(p *Pebble, n int64) {
-	s.dirtyBytes += n
+func (s *pebbleState) addCached(p *Pebble, n int64) {
+	s.cacheBytes += n
 	p.pending.Add(n)
 }
 
-// pendingGet returns the pending write of s.key, if any.
-func (s *pebbleState) pendingGet() *pendingWrite {
-	if len(s.dirty) == 0 {
+// cached returns the cached write of s.key, if any.
+func (s *pebbleState) cached() *pendingWrite {
+	if len(s.cache) == 0 {
 		return nil
 	}
-	return s.dirty[string(s.key)]
+	return s.cache[string(s.key)]
 }
 
-// flush gives the shard's pending writes to pebble in one batch.
+// uncache drops the cached write of key, which pebble changed beneath it.
+func (p *Pebble) uncache(s *pebbleState, key []byte) {
+	if w := s.cache[string(key)]; w != nil {
+		if !w.clean {
+			s.nDirty--
+		}
+		s.addCached(p, -int64(len(key)+48+len(w.v)))
+		delete(s.cache, string(key))
+	}
+}
+
+// hasPending reports whether the shard holds writes pebble does not have.
+func (s *pebbleState) hasPending() bool {
+	return s.nDirty > 0 || (s.appends != nil && !s.appends.Empty())
+}
+
+// flush gives the shard's pending writes to pebble in one batch; they stay
+// cached, clean.
 func (p *Pebble) flush(s *pebbleState) error {
-	if len(s.dirty) == 0 && (s.appends == nil || s.appends.Empty()) {
+	if !s.hasPending() {
 		return nil
 	}
 	if s.appends == nil {
 		s.appends = p.db.NewBatch()
 	}
-	b := s.appends
-	var err error
-	for k, w := range s.dirty {
+	err := s.addPending(s.appends)
+	if err == nil {
+		err = p.db.Apply(s.appends, pebble.NoSync)
+	}
+	if err != nil {
+		p.forget(s) // pebble refusing a batch fails the job: nothing to retry
+		return fmt.Errorf("state: writing id %d: %w", s.id, err)
+	}
+	p.flushed(s)
+	return nil
+}
+
+// flushFull is flush for a shard whose cache reached its bounds: it drops
+// the cache too.
+func (p *Pebble) flushFull(s *pebbleState) error {
+	err := p.flush(s)
+	p.forget(s)
+	return err
+}
+
+// addPending adds the shard's dirty writes to b.
+func (s *pebbleState) addPending(b *pebble.Batch) error {
+	if s.nDirty == 0 {
+		return nil
+	}
+	for k, w := range s.cache {
+		if w.clean {
+			continue
+		}
+		var err error
 		if w.del {
 			err = b.Delete([]byte(k), nil)
 		} else {
 			err = b.Set([]byte(k), w.v, nil)
 		}
 		if err != nil {
-			break
+			return err
 		}
 	}
-	if err == nil {
-		err = p.db.Apply(b, pebble.NoSync)
-	}
-	p.forget(s) // pebble refusing a batch fails the job: nothing to retry
-	if err != nil {
-		return fmt.Errorf("state: writing id %d: %w", s.id, err)
-	}
 	return nil
+}
+
+// flushed marks the shard's writes as given to pebble.
+func (p *Pebble) flushed(s *pebbleState) {
+	if s.appends != nil {
+		s.appends.Reset()
+	}
+	p.pending.Add(-s.appendBytes)
+	s.appendBytes = 0
+	if s.nDirty == 0 {
+		return
+	}
+	for _, w := range s.cache {
+		w.clean = true
+	}
+	s.nDirty = 0
 }
 
 // flushShards gives the pending writes of several shards to pebble in one
@@ -400,31 +464,25 @@ func (p *Pebble) flush(s *pebbleState) error {
 func (p *Pebble) flushShards(shards []*pebbleState) error {
 	b := p.db.NewBatch()
 	var err error
-	n := 0
 	for _, s := range shards {
 		if s.appends != nil && !s.appends.Empty() {
 			if err = b.Apply(s.appends, nil); err != nil {
 				break
 			}
-			n++
 		}
-		for k, w := range s.dirty {
-			if w.del {
-				err = b.Delete([]byte(k), nil)
-			} else {
-				err = b.Set([]byte(k), w.v, nil)
-			}
-			if err != nil {
-				break
-			}
-			n++
+		if err = s.addPending(b); err != nil {
+			break
 		}
 	}
-	if err == nil && n > 0 {
+	if err == nil && !b.Empty() {
 		err = p.db.Apply(b, pebble.NoSync)
 	}
 	for _, s := range shards {
-		p.forget(s) // pebble refusing a batch fails the job: nothing to retry
+		if err != nil {
+			p.forget(s) // pebble refusing a batch fails the job: nothing to retry
+		} else {
+			p.flushed(s)
+		}
 	}
 	if err = errors.Join(err, b.Close()); err != nil {
 		return fmt.Errorf("state: writing pending writes: %w", err)
@@ -432,14 +490,14 @@ func (p *Pebble) flushShards(shards []*pebbleState) error {
 	return nil
 }
 
-// forget drops the shard's pending writes.
+// forget drops the shard's cache and pending writes.
 func (p *Pebble) forget(s *pebbleState) {
 	if s.appends != nil {
 		s.appends.Reset()
 	}
-	clear(s.dirty)
-	p.pending.Add(-s.dirtyBytes)
-	s.dirtyBytes = 0
+	clear(s.cache)
+	p.pending.Add(-s.cacheBytes - s.appendBytes)
+	s.cacheBytes, s.appendBytes, s.nDirty = 0, 0, 0
 }
 
 // Flush gives every pending write to pebble. No other call may be in
@@ -517,7 +575,7 @@ func (p *Pebble) Get(id ID, kg uint16, key, userKey, dst []byte) ([]byte, bool, 
 		s.key = append(s.key, userKey...)
 	}
 	now := s.now(p.clock)
-	if w := s.pendingGet(); w != nil {
+	if w := s.cached(); w != nil {
 		if w.del {
 			return dst, false, nil
 		}
@@ -680,6 +738,7 @@ func (p *Pebble) clearSlot(s *pebbleState) error {
 		if err = b.Delete(it.Key(), nil); err != nil {
 			break
 		}
+		p.uncache(s, it.Key())
 	}
 	err = errors.Join(err, it.Error(), it.Close())
 	if b != nil {
@@ -760,6 +819,7 @@ func (p *Pebble) scan(s *pebbleState, dst []byte, add func(dst, suffix, v []byte
 			if err = expired.Delete(it.Key(), nil); err != nil {
 				break
 			}
+			p.uncache(s, it.Key())
 			continue
 		}
 		dst = add(dst, it.Key()[len(s.key):], v)

@@ -180,7 +180,7 @@ func (p *Pebble) flushOperators(o *Owner, r keygroup.Range) error {
 		for _, st := range p.reg.operatorStates(o.Job, uid) {
 			reg := p.states.get(st.id)
 			for kg := r.Start; kg <= r.End; kg++ {
-				if s := reg.shards[kg]; s != nil && (len(s.dirty) > 0 || (s.appends != nil && !s.appends.Empty())) {
+				if s := reg.shards[kg]; s != nil && s.hasPending() {
 					shards = append(shards, s)
 				}
 			}

@@ -1,9 +1,11 @@
 package state
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -11,11 +13,13 @@ import (
 	"github.com/weirstream/weir/wasmabi"
 )
 
-// Snapshot implements Backend. The synchronous part gives the pending
-// writes of the operator's states in the subtask's key groups to pebble
-// (on the caller's goroutine, which owns them) and takes a pebble
-// snapshot, a consistent view that costs no copy; the asynchronous part
-// iterates it.
+// Snapshot implements Backend. The synchronous part, on the caller's
+// goroutine (which owns the key groups' caches), takes a pebble snapshot,
+// a consistent view that costs no copy, and copies the writes the cache
+// holds that pebble does not; they stay pending, so a checkpoint does not
+// make the cache write every accumulator to pebble again and again. List
+// items pending in a batch go to pebble first. The asynchronous part
+// iterates the pebble snapshot with the copied writes laid over it.
 func (p *Pebble) Snapshot(job, operator string, sub snapshot.Subtask) (*Snapshot, error) {
 	if p.closed.Load() {
 		return nil, ErrClosed
@@ -28,49 +32,119 @@ func (p *Pebble) Snapshot(job, operator string, sub snapshot.Subtask) (*Snapshot
 		plan.now = p.clock()
 	}
 	r := sub.Range()
-	var shards []*pebbleState
+	var appends []*pebbleState
+	src := &pebbleSource{}
 	for _, st := range plan.states {
 		reg := p.states.get(st.id)
 		for kg := r.Start; kg <= r.End; kg++ {
-			if s := reg.shards[kg]; s != nil && (len(s.dirty) > 0 || (s.appends != nil && !s.appends.Empty())) {
-				shards = append(shards, s)
+			s := reg.shards[kg]
+			switch {
+			case s == nil:
+			case s.appends != nil && !s.appends.Empty():
+				appends = append(appends, s)
+			case s.nDirty > 0:
+				src.freeze(st.id, kg, s)
 			}
 		}
 	}
-	if err := p.flushShards(shards); err != nil {
+	if err := p.flushShards(appends); err != nil {
 		return nil, fmt.Errorf("state: snapshotting operator %q: %w", operator, err)
 	}
-	snap := p.db.NewSnapshot()
+	src.snap = p.db.NewSnapshot()
 	if o := p.lookup(job, operator); o != nil {
 		plan.timers = o.freeze(r)
 	}
-	src := &pebbleSource{snap: snap}
 	return &Snapshot{
 		header: plan.header(job, operator),
 		write:  func(w *snapshot.Writer) error { return plan.write(w, src) },
 		release: func() {
-			_ = snap.Close() // only fails if closed twice, which Release prevents
+			_ = src.snap.Close() // only fails if closed twice, which Release prevents
 		},
 	}, nil
 }
 
-// pebbleSource reads a pebble snapshot for the asynchronous part.
+// pebbleSource reads a pebble snapshot for the asynchronous part, with
+// the writes pending at the snapshot laid over it.
 type pebbleSource struct {
 	snap     *pebble.Snapshot
+	frozen   map[shardKey]*frozenShard
 	lo, hi   []byte
 	rec      snapshot.Record
 	valueBuf []byte
 }
 
+// shardKey names a state's shard: its id and key group.
+type shardKey struct {
+	id ID
+	kg int
+}
+
+// frozenShard is a copy of a shard's pending writes: keys and values in
+// one buffer, and writes that point into it by offset (no pointers, so
+// sorting them costs the garbage collector nothing).
+type frozenShard struct {
+	buf    []byte
+	writes []frozenWrite
+	sorted bool
+}
+
+type frozenWrite struct {
+	off        int
+	klen, vlen int32
+	del        bool
+}
+
+func (f *frozenShard) key(w frozenWrite) []byte {
+	return f.buf[w.off : w.off+int(w.klen) : w.off+int(w.klen)]
+}
+
+func (f *frozenShard) value(w frozenWrite) []byte {
+	end := w.off + int(w.klen) + int(w.vlen)
+	return f.buf[w.off+int(w.klen) : end : end]
+}
+
+// freeze copies the pending writes of shard s (state id, key group kg).
+func (src *pebbleSource) freeze(id ID, kg int, s *pebbleState) {
+	f := &frozenShard{buf: make([]byte, 0, s.cacheBytes), writes: make([]frozenWrite, 0, s.nDirty)}
+	for k, w := range s.cache {
+		if w.clean {
+			continue
+		}
+		f.writes = append(f.writes, frozenWrite{off: len(f.buf), klen: int32(len(k)), vlen: int32(len(w.v)), del: w.del})
+		f.buf = append(f.buf, k...)
+		f.buf = append(f.buf, w.v...)
+	}
+	if src.frozen == nil {
+		src.frozen = map[shardKey]*frozenShard{}
+	}
+	src.frozen[shardKey{id, kg}] = f
+}
+
+// sortedWrites returns the writes in key order.
+func (f *frozenShard) sortedWrites() []frozenWrite {
+	if !f.sorted {
+		slices.SortFunc(f.writes, func(a, b frozenWrite) int { return bytes.Compare(f.key(a), f.key(b)) })
+		f.sorted = true
+	}
+	return f.writes
+}
+
 // slots implements snapSource. Slots of a state in a key group are one
 // key range, in the order of their length-prefixed keys, which is the
-// snapshot order; a slot's entries follow each other.
+// snapshot order; a slot's entries follow each other. The frozen writes
+// of the shard, sorted, are merged in: a write replaces pebble's entry of
+// its key, a deletion removes it.
 func (src *pebbleSource) slots(st regInfo, kg int, fn func(rec *snapshot.Record) error) error {
 	src.lo = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint16(src.lo[:0], uint16(kg)), st.tag)
 	src.hi = appendPrefixEnd(src.hi[:0], src.lo)
 	it, err := src.snap.NewIter(&pebble.IterOptions{LowerBound: src.lo, UpperBound: src.hi})
 	if err != nil {
 		return err
+	}
+	f := src.frozen[shardKey{st.id, kg}]
+	var over []frozenWrite
+	if f != nil {
+		over = f.sortedWrites()
 	}
 	rec := &src.rec
 	open := false // rec holds a slot not yet given to fn
@@ -81,29 +155,23 @@ func (src *pebbleSource) slots(st regInfo, kg int, fn func(rec *snapshot.Record)
 		open = false
 		return fn(rec)
 	}
-	for valid := it.First(); valid && err == nil; valid = it.Next() {
-		k := it.Key()[kgLen+tagLen:]
+	add := func(storageKey, v []byte) error {
+		k := storageKey[kgLen+tagLen:]
 		n, w := binary.Uvarint(k)
 		if w <= 0 || n > uint64(len(k)-w) {
-			err = fmt.Errorf("state: storage key %x: bad record key length", it.Key())
-			break
+			return fmt.Errorf("state: storage key %x: bad record key length", storageKey)
 		}
 		key, suffix := k[w:w+int(n)], k[w+int(n):]
-		var v []byte
-		if v, err = it.ValueAndErr(); err != nil {
-			break
-		}
 		var ts int64
 		if st.ttl > 0 {
 			if len(v) < tsLen {
-				err = fmt.Errorf("state: value of %s has %d bytes, no write time", st.name, len(v))
-				break
+				return fmt.Errorf("state: value of %s has %d bytes, no write time", st.name, len(v))
 			}
 			ts, v = int64(binary.BigEndian.Uint64(v)), v[tsLen:]
 		}
 		if !open || string(rec.Key) != string(key) {
-			if err = flush(); err != nil {
-				break
+			if err := flush(); err != nil {
+				return err
 			}
 			open = true
 			rec.Key, rec.Items, rec.Entries, src.valueBuf = append(rec.Key[:0], key...), rec.Items[:0], rec.Entries[:0], src.valueBuf[:0]
@@ -119,8 +187,7 @@ func (src *pebbleSource) slots(st regInfo, kg int, fn func(rec *snapshot.Record)
 			rec.Type, rec.TS, rec.Value = snapshot.Value, ts, val
 		case wasmabi.StateList:
 			if len(suffix) != seqLen {
-				err = fmt.Errorf("state: list item key %x of %s: want a %d-byte sequence number", it.Key(), st.name, seqLen)
-				break
+				return fmt.Errorf("state: list item key %x of %s: want a %d-byte sequence number", storageKey, st.name, seqLen)
 			}
 			rec.Type = snapshot.List
 			rec.Items = append(rec.Items, snapshot.Item{TS: ts, Value: val})
@@ -128,6 +195,29 @@ func (src *pebbleSource) slots(st regInfo, kg int, fn func(rec *snapshot.Record)
 			rec.Type = snapshot.Map
 			rec.Entries = append(rec.Entries, snapshot.Entry{Key: append([]byte(nil), suffix...), TS: ts, Value: val})
 		}
+		return nil
+	}
+	valid := it.First()
+	for err == nil {
+		if len(over) > 0 && (!valid || bytes.Compare(f.key(over[0]), it.Key()) <= 0) {
+			w := over[0]
+			over = over[1:]
+			if valid && bytes.Equal(f.key(w), it.Key()) {
+				valid = it.Next() // replaced
+			}
+			if !w.del {
+				err = add(f.key(w), f.value(w))
+			}
+			continue
+		}
+		if !valid {
+			break
+		}
+		var v []byte
+		if v, err = it.ValueAndErr(); err == nil {
+			err = add(it.Key(), v)
+		}
+		valid = it.Next()
 	}
 	if err == nil {
 		err = flush()
@@ -164,7 +254,10 @@ func (s *pebbleSink) empty(id ID, d decl, kg uint16) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if err := s.p.flush(ps); err != nil {
+	// The restore writes beneath the shard's cache: drop it.
+	err = s.p.flush(ps)
+	s.p.forget(ps)
+	if err != nil {
 		return false, err
 	}
 	lo := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint16(nil, kg), d.tag)
