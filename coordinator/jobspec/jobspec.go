@@ -177,7 +177,8 @@ type Checkpoints struct {
 	// Mode is how barriers align (default aligned).
 	Mode barrier.Mode `json:"mode"`
 	// AlignmentTimeout switches an aligned checkpoint to unaligned at a
-	// task that has aligned for this long; 0 never does (the default).
+	// task still aligning this long after the sources injected its
+	// barriers; 0 never does (the default).
 	AlignmentTimeout time.Duration `json:"alignment_timeout"`
 	// Retained is how many completed checkpoints are kept (default 1).
 	Retained int `json:"retained"`

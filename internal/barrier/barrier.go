@@ -14,8 +14,9 @@
 //
 //   - Aligned (exactly-once): a channel that delivered the barrier is
 //     blocked until every live channel has; then the snapshot is taken and
-//     the channels are unblocked. An alignment that lasts longer than
-//     the barrier's AlignmentTimeout (when set) switches to unaligned.
+//     the channels are unblocked. A checkpoint still aligning when the
+//     barrier's AlignmentTimeout (when set) has passed since the sources
+//     injected it switches to unaligned.
 //   - Unaligned (exactly-once, barriers overtake queued data): the
 //     snapshot is taken at the first barrier; the data of each channel that
 //     lie ahead of its barrier and are processed after the snapshot are
@@ -95,16 +96,22 @@ type (
 	Event interface{ isEvent() }
 
 	// Barrier: the barrier of Checkpoint arrived on Channel, in Mode. Now
-	// is when (monotonic). AlignmentTimeout (aligned mode; 0: never) is
-	// how long the checkpoint may hold channels before it switches to
-	// unaligned, counted from its first barrier here; the barrier carries
-	// it, as the coordinator set it, so a savepoint (0) never switches.
+	// is when (monotonic); Age is how long before Now the sources
+	// injected it (0: unknown). AlignmentTimeout (aligned mode; 0: never)
+	// is how long the checkpoint may go on aligned before it switches to
+	// unaligned, counted from the injection, as the time the barrier
+	// spent queued behind data counts too: under backpressure every
+	// channel's barrier is late, often by the same time, and counting
+	// from the first one's arrival would never switch. The barrier
+	// carries the timeout, as the coordinator set it, so a savepoint (0)
+	// never switches.
 	Barrier struct {
 		Channel          int
 		Checkpoint       uint64
 		Mode             Mode
 		AlignmentTimeout time.Duration
 		Now              time.Duration
+		Age              time.Duration
 	}
 	// Data asks whether a buffer of Channel may be processed now; Step
 	// answers with Hold or Process (Admit is the same without the
@@ -351,7 +358,7 @@ func (a *Aligner) Step(ev Event) ([]Action, error) {
 		if !ok || e.Now < d {
 			return nil, nil
 		}
-		return a.toUnaligned(nil, fmt.Sprintf("aligning for %s, more than the alignment timeout (%s)", e.Now-a.start, a.timeout), -1), nil
+		return a.toUnaligned(nil, fmt.Sprintf("still aligning %s after the sources injected its barriers, more than the alignment timeout (%s)", e.Now-a.start, a.timeout), -1), nil
 	}
 	return nil, fmt.Errorf("%w: unknown event %T", ErrProtocol, ev)
 }
@@ -368,6 +375,9 @@ func (a *Aligner) barrier(e Barrier) ([]Action, error) {
 	}
 	if e.AlignmentTimeout < 0 {
 		return nil, fmt.Errorf("%w: barrier of checkpoint %d on channel %d has alignment timeout %s", ErrProtocol, e.Checkpoint, e.Channel, e.AlignmentTimeout)
+	}
+	if e.Age < 0 {
+		return nil, fmt.Errorf("%w: barrier of checkpoint %d on channel %d has age %s", ErrProtocol, e.Checkpoint, e.Channel, e.Age)
 	}
 	var out []Action
 	switch {
@@ -401,7 +411,7 @@ func (a *Aligner) barrier(e Barrier) ([]Action, error) {
 			e.Checkpoint, e.Channel, a.pending, a.delivered(), len(a.arrived))})
 		out = a.unblockAll(out)
 	}
-	a.pending, a.mode, a.start, a.timeout, a.snapshotted, a.last = e.Checkpoint, e.Mode, e.Now, e.AlignmentTimeout, false, e.Checkpoint
+	a.pending, a.mode, a.start, a.timeout, a.snapshotted, a.last = e.Checkpoint, e.Mode, e.Now-e.Age, e.AlignmentTimeout, false, e.Checkpoint
 	a.aborted = slices.DeleteFunc(a.aborted, func(id uint64) bool { return id <= a.last })
 	a.open = 0
 	for i := range a.arrived {
@@ -418,6 +428,9 @@ func (a *Aligner) barrier(e Barrier) ([]Action, error) {
 		return a.toUnaligned(out, "", e.Channel), nil
 	case e.Mode == Aligned && a.open > 0:
 		out = a.block(out, e.Channel)
+		if d, ok := a.Deadline(); ok && e.Now >= d {
+			return a.toUnaligned(out, fmt.Sprintf("its first barrier arrived %s after the sources injected it, more than the alignment timeout (%s)", e.Age, a.timeout), -1), nil
+		}
 	}
 	return a.complete(out), nil
 }

@@ -15,7 +15,7 @@ import (
 // actions, one per line, then "> " and the gate's state.
 //
 //	new channels=N
-//	barrier CH... ckpt=N [mode=M] [timeout=D] [now=D]   mode default aligned
+//	barrier CH... ckpt=N [mode=M] [timeout=D] [age=D] [now=D]   mode default aligned
 //	data CH... | eos CH | abort N | timeout now=D
 func TestScripts(t *testing.T) {
 	scripttest.Walk(t, "testdata", func(t *testing.T) scripttest.Handler {
@@ -50,7 +50,7 @@ func TestScripts(t *testing.T) {
 			case "barrier":
 				for _, n := range ch() {
 					evs = append(evs, Barrier{Channel: n, Checkpoint: uint64(c.Int("ckpt", 0)), Mode: Mode(c.Str("mode", string(Aligned))),
-						AlignmentTimeout: c.Duration("timeout", 0), Now: now})
+						AlignmentTimeout: c.Duration("timeout", 0), Now: now, Age: c.Duration("age", 0)})
 				}
 			case "data":
 				for _, n := range ch() {

@@ -125,6 +125,7 @@ sinks:
 type restoreRun struct {
 	mode        string // barrier mode
 	count, rate int
+	sinkRate    int // records per second per subtask of the kitchen's sink (0: unpaced)
 }
 
 var alignedRun = restoreRun{mode: "aligned", count: 30000, rate: 15000}
@@ -142,6 +143,13 @@ func restoreJobWith(t *testing.T, out, backend string, par int, r restoreRun, o 
 	}
 	text := strings.NewReplacer("PAR", strconv.Itoa(par), "OUT", out, "BACKEND", backend, "MODE", r.mode, "INCR", incr,
 		"COUNT", strconv.Itoa(r.count), "RATE", strconv.Itoa(r.rate)).Replace(restoreSpec)
+	if r.sinkRate > 0 {
+		paced := strings.Replace(text, out+"/out.jsonl, format: jsonl}", out+"/out.jsonl, format: jsonl, rate: "+strconv.Itoa(r.sinkRate)+"}", 1)
+		if paced == text {
+			t.Fatal("the spec template changed: no kitchen sink options to pace")
+		}
+		text = paced
+	}
 	spec, err := jobspec.Parse([]byte(text), filepath.Join(out, "job.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -288,8 +296,10 @@ func firstDiff(a, b []string) string {
 	return fmt.Sprintf("one is a prefix of the other (%d vs %d lines)", len(a), len(b))
 }
 
-// Unaligned checkpoints under backpressure: the source runs flat out, so
-// the keyed operators' inputs are full when the barriers overtake them;
+// Unaligned checkpoints under backpressure: the source runs flat out and
+// the kitchen's sink is paced, so the keyed operators' inputs are full
+// when the barriers overtake them (without the pacing, a fast machine
+// aligned within the 1 ms timeout and held nothing in flight);
 // the checkpoint restored holds in-flight records, and the run finished
 // from it (at the same parallelism, as in-flight data requires) commits
 // what an uninterrupted run does.
@@ -298,7 +308,7 @@ func TestUnalignedRestoreWithInFlightData(t *testing.T) {
 	// unaligned once they have held inputs for 1 ms.
 	for name, mode := range map[string]string{"unaligned": "unaligned", "aligned-switching": "aligned, alignment_timeout: 1ms"} {
 		t.Run(name, func(t *testing.T) {
-			r := restoreRun{mode: mode, count: 150000, rate: 0}
+			r := restoreRun{mode: mode, count: 150000, rate: 0, sinkRate: 50000}
 			whole := t.TempDir()
 			j := restoreJobWith(t, whole, "heap", 2, r, CheckpointOptions{Dir: t.TempDir()})
 			if err := runToEnd(t, j); err != nil {

@@ -112,26 +112,52 @@ func checkpointsFromDescriptor(d *deploy.Descriptor) (*Checkpointing, error) {
 }
 
 // evBarrier is a checkpoint barrier; its Value packs the checkpoint id,
-// whether it is a savepoint and its mode (barrierValue).
+// whether it is a savepoint, its mode and when a source injected it
+// (barrierValue).
 const evBarrier uint8 = 16
 
 var modeCodes = []barrier.Mode{barrier.Aligned, barrier.Unaligned, barrier.AtLeastOnce}
 
-func barrierValue(id uint64, mode barrier.Mode, savepoint bool) int64 {
-	v := id<<3 | uint64(slices.Index(modeCodes, mode))
+// barrierValue packs a barrier: bits 0-1 the mode, bit 2 savepoint, bits
+// 3-39 the checkpoint id, bits 40-63 the wall-clock milliseconds (mod
+// 2^24, 4.6 hours) at which the sources injected it.
+func barrierValue(id uint64, mode barrier.Mode, savepoint bool, injected uint32) int64 {
+	v := uint64(injected&millisMask)<<40 | (id&maxBarrierID)<<3 | uint64(slices.Index(modeCodes, mode))
 	if savepoint {
 		v |= 4
 	}
 	return int64(v)
 }
 
-func parseBarrier(v int64) (id uint64, mode barrier.Mode, savepoint bool, err error) {
+const (
+	// maxBarrierID is the largest checkpoint id a barrier carries: one
+	// checkpoint a second for 4000 years.
+	maxBarrierID = 1<<37 - 1
+	millisMask   = 1<<24 - 1
+)
+
+func parseBarrier(v int64) (id uint64, mode barrier.Mode, savepoint bool, injected uint32, err error) {
 	u := uint64(v)
 	c := int(u & 3)
-	if c >= len(modeCodes) || u>>3 == 0 {
-		return 0, "", false, fmt.Errorf("malformed barrier %#x", u)
+	id = u >> 3 & maxBarrierID
+	if c >= len(modeCodes) || id == 0 {
+		return 0, "", false, 0, fmt.Errorf("malformed barrier %#x", u)
 	}
-	return u >> 3, modeCodes[c], u&4 != 0, nil
+	return id, modeCodes[c], u&4 != 0, uint32(u >> 40), nil
+}
+
+// wallMillis is the wall clock in milliseconds mod 2^24, as barriers
+// carry it.
+func wallMillis() uint32 { return uint32(time.Now().UnixMilli()) & millisMask }
+
+// barrierAge is how long ago a barrier was injected, by this machine's
+// clock: up to 2.3 hours; a clock behind the injecting one's gives 0.
+func barrierAge(injected uint32) time.Duration {
+	d := (wallMillis() - injected) & millisMask
+	if d > millisMask/2 {
+		return 0
+	}
+	return time.Duration(d) * time.Millisecond
 }
 
 // mail is a request to a subtask from outside its goroutine.
@@ -238,6 +264,7 @@ func (t *subtask) handleMail() error {
 	for _, m := range t.mailBuf {
 		switch m.kind {
 		case mailTrigger:
+			t.barrierInjected = wallMillis()
 			if err := t.snapshot(m.id, m.mode, m.savepoint); err != nil {
 				return err
 			}
@@ -277,7 +304,7 @@ func (t *subtask) now() time.Duration { return time.Since(t.run.start) }
 // messages of ch it overtook (a priority barrier), which are the
 // checkpoint's in-flight data.
 func (t *subtask) onBarrier(ch int, v int64, ahead int) error {
-	id, mode, sp, err := parseBarrier(v)
+	id, mode, sp, injected, err := parseBarrier(v)
 	if err != nil {
 		return fmt.Errorf("task %s subtask %d: input channel %d: %w", t.v.Name, t.index, ch, err)
 	}
@@ -288,8 +315,8 @@ func (t *subtask) onBarrier(ch int, v int64, ahead int) error {
 	if mode == barrier.Aligned && !sp {
 		timeout = t.checkpointing().AlignmentTimeout
 	}
-	t.barrierSavepoint, t.barrierAhead = sp, ahead
-	acts, err := t.aligner.Step(barrier.Barrier{Channel: ch, Checkpoint: id, Mode: mode, AlignmentTimeout: timeout, Now: t.now()})
+	t.barrierSavepoint, t.barrierAhead, t.barrierInjected = sp, ahead, injected
+	acts, err := t.aligner.Step(barrier.Barrier{Channel: ch, Checkpoint: id, Mode: mode, AlignmentTimeout: timeout, Now: t.now(), Age: barrierAge(injected)})
 	if err != nil {
 		return fmt.Errorf("task %s subtask %d: input channel %d: %w", t.v.Name, t.index, ch, err)
 	}
@@ -431,7 +458,7 @@ func (t *subtask) snapshot(id uint64, mode barrier.Mode, savepoint bool) error {
 	}
 	// The barrier goes on behind everything written before the snapshot;
 	// unaligned, it overtakes what is queued downstream.
-	ev := netstack.Event{Kind: evBarrier, Value: barrierValue(id, mode, savepoint), Priority: mode == barrier.Unaligned}
+	ev := netstack.Event{Kind: evBarrier, Value: barrierValue(id, mode, savepoint, t.barrierInjected), Priority: mode == barrier.Unaligned}
 	for _, w := range t.writers {
 		if err := w.flush(); err != nil {
 			release()

@@ -105,6 +105,7 @@ type subtask struct {
 	ckpt             *ckptState       // the unaligned checkpoint collecting in-flight data
 	barrierSavepoint bool
 	barrierAhead     int
+	barrierInjected  uint32 // when the barrier being handled was injected (wallMillis)
 	alignTimer       *time.Timer
 	deferred         []deferredEvent // barriers taken while blocked on credits
 	ended            bool            // the end of input went out on every output
