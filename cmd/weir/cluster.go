@@ -261,8 +261,12 @@ Without --detached it follows the job, printing its progress, until it ends;
 the exit status is 0 when it finished, 1 when it failed or was canceled.
 Ctrl-C stops following, not the job (cancel it with ` + "`weir job cancel ID`" + `).
 
+--checkpoint-interval and --checkpoint-mode override the spec's checkpoints
+block (an interval turns checkpoints on), as for weir run.
+
   weir job submit examples/wordcount/job.yaml
-  weir job submit job.yaml --detached --output json`,
+  weir job submit job.yaml --detached --output json
+  weir job submit job.yaml --checkpoint-interval 5s --checkpoint-mode unaligned`,
 		Args: exactArgs(1, "JOB.yaml"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
@@ -277,12 +281,19 @@ Ctrl-C stops following, not the job (cancel it with ` + "`weir job cancel ID`" +
 			if err != nil {
 				return err
 			}
+			interval, mode, err := a.checkpointOverrides()
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			req, err := a.submission(ctx, c, args[0])
 			if err != nil {
 				return err
 			}
-			req.FromSavepoint, req.AllowNonRestoredState = from, allow
+			req.FromSavepoint, req.AllowNonRestoredState, req.CheckpointMode = from, allow, string(mode)
+			if interval > 0 {
+				req.CheckpointInterval = interval.String()
+			}
 			st, err := c.Submit(ctx, req)
 			if err != nil {
 				return a.apiErrors(args[0], err)
@@ -302,6 +313,7 @@ Ctrl-C stops following, not the job (cancel it with ` + "`weir job cancel ID`" +
 	}
 	cmd.Flags().Bool("detached", false, "return once the job is submitted, without following it")
 	cmd.Flags().Duration("poll", time.Second, "how often to ask for the job's status while following it")
+	addCheckpointOverrideFlags(cmd)
 	withRestoreFlags(cmd)
 	return cmd
 }

@@ -63,8 +63,7 @@ Examples:
 	f.Bool("progress", true, "show live progress on a terminal (stderr)")
 	f.Bool("native", false, "run operators linked into this binary instead of WebAssembly modules (benchmarking only)")
 	f.String("checkpoint-dir", "", "the checkpoint folder (default: the spec's checkpoints.dir, else ~/.local/state/weir/checkpoints)")
-	f.Duration("checkpoint-interval", 0, "take a checkpoint this often (overrides the spec's checkpoints.interval; 0 keeps it)")
-	f.String("checkpoint-mode", "", "barrier mode: aligned, unaligned or at-least-once (overrides the spec)")
+	addCheckpointOverrideFlags(cmd)
 	f.Bool("resume", false, "start from the latest completed checkpoint in the checkpoint folder")
 	addRestoreFlags(cmd)
 	addLimitFlags(cmd)
@@ -161,24 +160,41 @@ func (a *app) prepareJob(ctx context.Context, path string, native bool, edit fun
 }
 
 // checkpointOptions reads the checkpoint flags of `weir run`.
+// addCheckpointOverrideFlags adds --checkpoint-interval and
+// --checkpoint-mode (weir run, weir job submit).
+func addCheckpointOverrideFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.Duration("checkpoint-interval", 0, "take a checkpoint this often (overrides the spec's checkpoints.interval; 0 keeps it)")
+	f.String("checkpoint-mode", "", "barrier mode: aligned, unaligned or at-least-once (overrides the spec)")
+}
+
+// checkpointOverrides reads and checks --checkpoint-interval and
+// --checkpoint-mode.
+func (a *app) checkpointOverrides() (time.Duration, barrier.Mode, error) {
+	interval, mode := a.cfg.GetDuration("checkpoint-interval"), barrier.Mode(a.cfg.GetString("checkpoint-mode"))
+	if interval < 0 || (interval > 0 && interval < jobspec.MinCheckpointInterval) {
+		return 0, "", usagef("--checkpoint-interval %s: give a positive interval of at least %s, such as 1s", interval, jobspec.MinCheckpointInterval)
+	}
+	if mode != "" && !mode.Valid() {
+		return 0, "", usagef("--checkpoint-mode %q: want aligned, unaligned or at-least-once", mode)
+	}
+	return interval, mode, nil
+}
+
 func (a *app) checkpointOptions() (minicluster.CheckpointOptions, error) {
 	o := minicluster.CheckpointOptions{
-		Dir:      a.cfg.GetString("checkpoint-dir"),
-		Interval: a.cfg.GetDuration("checkpoint-interval"),
-		Mode:     barrier.Mode(a.cfg.GetString("checkpoint-mode")),
-		Resume:   a.cfg.GetBool("resume"),
+		Dir:    a.cfg.GetString("checkpoint-dir"),
+		Resume: a.cfg.GetBool("resume"),
+	}
+	var err error
+	if o.Interval, o.Mode, err = a.checkpointOverrides(); err != nil {
+		return o, err
 	}
 	from, allow, err := a.restoreFrom()
 	if err != nil {
 		return o, err
 	}
 	o.FromSavepoint, o.AllowNonRestored = from, allow
-	if o.Interval < 0 {
-		return o, usagef("--checkpoint-interval %s: give a positive interval such as 1s", o.Interval)
-	}
-	if o.Mode != "" && !o.Mode.Valid() {
-		return o, usagef("--checkpoint-mode %q: want aligned, unaligned or at-least-once", o.Mode)
-	}
 	if o.Resume && o.FromSavepoint != "" {
 		return o, usagef("--resume and --from-savepoint: give one of them (where the job starts from)")
 	}

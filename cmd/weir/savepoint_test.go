@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/internal/api"
+	"github.com/weirstream/weir/internal/barrier"
 	"github.com/weirstream/weir/internal/ckptmeta"
 	"github.com/weirstream/weir/internal/ckptstore"
 	"github.com/weirstream/weir/internal/keygroup"
@@ -273,6 +274,38 @@ func TestSubmitFromSavepoint(t *testing.T) {
 		t.Errorf("info:\n%s", r.stdout)
 	}
 	if r := c.mustWeir(t, "job", "submit", "--help"); !strings.Contains(r.stdout, "--from-savepoint") || !strings.Contains(r.stdout, "weir savepoint inspect PATH") {
+		t.Errorf("help:\n%s", r.stdout)
+	}
+}
+
+// weir job submit --checkpoint-interval/--checkpoint-mode reach the
+// coordinator's parsed spec; bad values are refused before anything is
+// uploaded.
+func TestSubmitCheckpointFlags(t *testing.T) {
+	c := startCluster(t)
+	dir := t.TempDir()
+	writeWC(t, dir)
+	spec := strings.Replace(strings.Replace(clusterSpec, "  up: {{UP}}\n", "", 1), "module: up,", "module: wc,", 1)
+	spec = strings.Replace(spec, "operator: upper", "operator: split", 1)
+	job := filepath.Join(dir, "job.yaml")
+	os.WriteFile(job, []byte(spec), 0o644)
+	for _, c2 := range []struct{ flag, msg string }{
+		{"--checkpoint-mode=exactly", "want aligned, unaligned or at-least-once"},
+		{"--checkpoint-interval=-1s", "give a positive interval"},
+	} {
+		if r := c.weir(t, "job", "submit", job, c2.flag); r.code != 2 || !strings.Contains(r.stderr, c2.msg) {
+			t.Errorf("%s: %d %s", c2.flag, r.code, r.stderr)
+		}
+	}
+	if n := c.d.Registry().Len(api.DefaultTenant); n != 0 {
+		t.Fatalf("refused submissions uploaded %d modules", n)
+	}
+	c.mustWeir(t, "job", "submit", job, "--detached", "--checkpoint-interval", "250ms", "--checkpoint-mode", "at-least-once")
+	subs := c.jobs.Submissions()
+	if len(subs) != 1 || subs[0].Job.Checkpoints.Interval != 250*time.Millisecond || subs[0].Job.Checkpoints.Mode != barrier.AtLeastOnce {
+		t.Fatalf("submissions %+v", subs)
+	}
+	if r := c.mustWeir(t, "job", "submit", "--help"); !strings.Contains(r.stdout, "--checkpoint-interval") {
 		t.Errorf("help:\n%s", r.stdout)
 	}
 }

@@ -14,11 +14,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/weirstream/weir/coordinator/jobspec"
 	"github.com/weirstream/weir/coordinator/plan"
 	"github.com/weirstream/weir/coordinator/registry"
 	"github.com/weirstream/weir/internal/api"
+	"github.com/weirstream/weir/internal/barrier"
 	"github.com/weirstream/weir/wasmabi"
 )
 
@@ -458,6 +460,9 @@ func (d *Dispatcher) prepare(t string, req *api.SubmitRequest) (*Submission, *ap
 		}
 		return nil, &api.Error{Field: "spec", Message: err.Error()}
 	}
+	if apiErr := overrideCheckpoints(j, req); apiErr != nil {
+		return nil, apiErr
+	}
 	var errs []error
 	mods := map[string]api.ModuleInfo{}
 	descs := plan.Descriptors{}
@@ -487,6 +492,26 @@ func (d *Dispatcher) prepare(t string, req *api.SubmitRequest) (*Submission, *ap
 	}
 	return &Submission{Tenant: t, Spec: []byte(req.Spec), Job: j, Plan: p, Modules: mods,
 		FromSavepoint: from, AllowNonRestoredState: req.AllowNonRestoredState}, nil
+}
+
+// overrideCheckpoints applies the request's checkpoint_interval and
+// checkpoint_mode to the parsed spec.
+func overrideCheckpoints(j *jobspec.Job, req *api.SubmitRequest) *api.Error {
+	if req.CheckpointInterval != "" {
+		d, err := time.ParseDuration(req.CheckpointInterval)
+		if err != nil || d < jobspec.MinCheckpointInterval {
+			return &api.Error{Field: "checkpoint_interval", Message: fmt.Sprintf("checkpoint_interval %q: want a positive duration of at least %s, such as \"1s\"", req.CheckpointInterval, jobspec.MinCheckpointInterval)}
+		}
+		j.Checkpoints.Interval = d
+	}
+	if req.CheckpointMode != "" {
+		m := barrier.Mode(req.CheckpointMode)
+		if !m.Valid() {
+			return &api.Error{Field: "checkpoint_mode", Message: fmt.Sprintf("checkpoint_mode %q: want aligned, unaligned or at-least-once", req.CheckpointMode)}
+		}
+		j.Checkpoints.Mode = m
+	}
+	return nil
 }
 
 type workerList struct {

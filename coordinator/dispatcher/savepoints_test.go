@@ -11,11 +11,13 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/weirstream/weir/coordinator/dispatcher"
 	"github.com/weirstream/weir/coordinator/dispatcher/dispatchertest"
 	"github.com/weirstream/weir/coordinator/registry"
 	"github.com/weirstream/weir/internal/api"
+	"github.com/weirstream/weir/internal/barrier"
 )
 
 // runningJob uploads the module, submits the spec and polls the job once,
@@ -267,4 +269,37 @@ func FuzzSavepointBody(f *testing.F) {
 			t.Fatalf("not an api.Error: %s", rec.Body)
 		}
 	})
+}
+
+// checkpoint_interval and checkpoint_mode override the spec's checkpoints
+// block before the plan is built; bad values are refused by field.
+func TestSubmitCheckpointOverrides(t *testing.T) {
+	e := newEnv(t, nil)
+	e.upload(t, "wordcount", "1.0", wcModule(t, ""))
+	body := func(interval, mode string) []byte {
+		b, _ := json.Marshal(api.SubmitRequest{Spec: spec, CheckpointInterval: interval, CheckpointMode: mode})
+		return b
+	}
+	var st api.JobStatus
+	if code := e.do(t, "POST", "/v1/jobs", "application/json", body("1500ms", "unaligned"), &st); code != 201 {
+		t.Fatalf("submit with overrides: %d", code)
+	}
+	subs := e.jobs.Submissions()
+	if len(subs) != 1 || subs[0].Job.Checkpoints.Interval != 1500*time.Millisecond || subs[0].Job.Checkpoints.Mode != barrier.Unaligned {
+		t.Fatalf("Jobs got checkpoints %+v", subs[0].Job.Checkpoints)
+	}
+	for _, c := range []struct{ interval, mode, field, msg string }{
+		{"soon", "", "checkpoint_interval", "positive duration"},
+		{"-1s", "", "checkpoint_interval", "positive duration"},
+		{"1ms", "", "checkpoint_interval", "at least 10ms"},
+		{"", "exactly", "checkpoint_mode", "want aligned, unaligned or at-least-once"},
+	} {
+		var ae api.Error
+		if code := e.do(t, "POST", "/v1/jobs", "application/json", body(c.interval, c.mode), &ae); code != 400 || ae.Field != c.field || !strings.Contains(ae.Message, c.msg) {
+			t.Errorf("interval %q mode %q: %d %+v; want field %s with %q", c.interval, c.mode, code, ae, c.field, c.msg)
+		}
+	}
+	if n := len(e.jobs.Submissions()); n != 1 {
+		t.Errorf("%d refused submissions reached Jobs.Submit", n-1)
+	}
 }

@@ -82,6 +82,12 @@ type SubmitRequest struct {
 	// the savepoint has and the job no longer does; without it such a
 	// restore is refused, listing their uids.
 	AllowNonRestoredState bool `json:"allow_non_restored_state,omitempty"`
+	// CheckpointInterval, a Go duration such as "1s", overrides the
+	// spec's checkpoints.interval (and turns checkpoints on).
+	CheckpointInterval string `json:"checkpoint_interval,omitempty"`
+	// CheckpointMode overrides the spec's checkpoints.mode: aligned,
+	// unaligned or at-least-once.
+	CheckpointMode string `json:"checkpoint_mode,omitempty"`
 }
 
 // JobStatus is a job: what GET /v1/jobs/{id} answers, and each element of
