@@ -195,11 +195,7 @@ func TestJobManage(t *testing.T) {
 	c := startCluster(t)
 	c.jobs.SetSteps(0, 0)
 	dir := t.TempDir()
-	writeWC(t, dir)
-	spec := strings.Replace(strings.Replace(clusterSpec, "  up: {{UP}}\n", "", 1), "module: up,", "module: wc,", 1)
-	spec = strings.Replace(spec, "operator: upper", "operator: split", 1)
-	path := filepath.Join(dir, "job.yaml")
-	os.WriteFile(path, []byte(spec), 0o644)
+	path := writeWCClusterJob(t, dir)
 	r := c.mustWeir(t, "job", "submit", path, "--detached", "-o", "json")
 	var st api.JobStatus
 	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.ID == "" || st.State != api.StateCreated {
@@ -279,6 +275,21 @@ func TestClusterStatus(t *testing.T) {
 	if r := c.weir(t, "cluster", "status", "--coordinator", "ftp://x"); r.code != 2 {
 		t.Errorf("bad URL: %d %s", r.code, r.stderr)
 	}
+}
+
+// writeWCClusterJob writes the word-count module into dir and a cluster
+// job spec using it (clusterSpec with the word count's operators only),
+// and returns the spec's path.
+func writeWCClusterJob(t *testing.T, dir string) string {
+	t.Helper()
+	writeWC(t, dir)
+	spec := strings.Replace(strings.Replace(clusterSpec, "  up: {{UP}}\n", "", 1), "module: up,", "module: wc,", 1)
+	spec = strings.Replace(spec, "operator: upper", "operator: split", 1)
+	path := filepath.Join(dir, "job.yaml")
+	if err := os.WriteFile(path, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // TestSubmitInProcess is application mode's path: the spec's modules go

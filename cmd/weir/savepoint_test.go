@@ -237,11 +237,7 @@ func TestSavepointInspectRefuses(t *testing.T) {
 func TestSubmitFromSavepoint(t *testing.T) {
 	c := startCluster(t)
 	dir := t.TempDir()
-	writeWC(t, dir)
-	spec := strings.Replace(strings.Replace(clusterSpec, "  up: {{UP}}\n", "", 1), "module: up,", "module: wc,", 1)
-	spec = strings.Replace(spec, "operator: upper", "operator: split", 1)
-	job := filepath.Join(dir, "job.yaml")
-	os.WriteFile(job, []byte(spec), 0o644)
+	job := writeWCClusterJob(t, dir)
 
 	missing := filepath.Join(dir, "sp", "wc", "chk-3")
 	r := c.weir(t, "job", "submit", job, "--from-savepoint", missing)
@@ -284,11 +280,7 @@ func TestSubmitFromSavepoint(t *testing.T) {
 func TestSubmitCheckpointFlags(t *testing.T) {
 	c := startCluster(t)
 	dir := t.TempDir()
-	writeWC(t, dir)
-	spec := strings.Replace(strings.Replace(clusterSpec, "  up: {{UP}}\n", "", 1), "module: up,", "module: wc,", 1)
-	spec = strings.Replace(spec, "operator: upper", "operator: split", 1)
-	job := filepath.Join(dir, "job.yaml")
-	os.WriteFile(job, []byte(spec), 0o644)
+	job := writeWCClusterJob(t, dir)
 	for _, c2 := range []struct{ flag, msg string }{
 		{"--checkpoint-mode=exactly", "want aligned, unaligned or at-least-once"},
 		{"--checkpoint-interval=-1s", "give a positive interval"},
@@ -316,11 +308,7 @@ func TestJobSavepoint(t *testing.T) {
 	c := startCluster(t)
 	c.jobs.SetSteps(0, 0)
 	dir := t.TempDir()
-	writeWC(t, dir)
-	spec := strings.Replace(strings.Replace(clusterSpec, "  up: {{UP}}\n", "", 1), "module: up,", "module: wc,", 1)
-	spec = strings.Replace(spec, "operator: upper", "operator: split", 1)
-	job := filepath.Join(dir, "job.yaml")
-	os.WriteFile(job, []byte(spec), 0o644)
+	job := writeWCClusterJob(t, dir)
 	var st api.JobStatus
 	json.Unmarshal([]byte(c.mustWeir(t, "job", "submit", job, "--detached", "-o", "json").stdout), &st)
 	c.mustWeir(t, "job", "info", st.ID) // it runs

@@ -309,29 +309,9 @@ func TestUnalignedRestoreWithInFlightData(t *testing.T) {
 	for name, mode := range map[string]string{"unaligned": "unaligned", "aligned-switching": "aligned, alignment_timeout: 1ms"} {
 		t.Run(name, func(t *testing.T) {
 			r := restoreRun{mode: mode, count: 150000, rate: 0, sinkRate: 50000}
-			whole := t.TempDir()
-			j := restoreJobWith(t, whole, "heap", 2, r, CheckpointOptions{Dir: t.TempDir()})
-			if err := runToEnd(t, j); err != nil {
-				t.Fatal(err)
-			}
-			j.Close()
-			want := committed(t, whole)
+			want := uninterrupted(t, r)
 			for attempt := 1; ; attempt++ {
-				out, ck := t.TempDir(), t.TempDir()
-				if !cutOff(t, restoreJobWith(t, out, "heap", 2, r, CheckpointOptions{Dir: ck}), 2) {
-					if attempt == 5 {
-						t.Fatal("five runs ended before they could be cut off after their second checkpoint")
-					}
-					continue
-				}
-				b := restoreJobWith(t, out, "heap", 2, r, CheckpointOptions{Dir: ck, Resume: true})
-				if err := runToEnd(t, b); err != nil {
-					t.Fatal(err)
-				}
-				b.Close()
-				if b.Restored == nil {
-					t.Fatal("the second run restored nothing (the first ended before two checkpoints)")
-				}
+				out, b := cutAndResume(t, r)
 				inflight := int64(0)
 				for _, op := range b.Restored.Payload.Operators {
 					for _, f := range op.Files(ckptmeta.RoleInFlight) {
@@ -355,22 +335,25 @@ func TestUnalignedRestoreWithInFlightData(t *testing.T) {
 	}
 }
 
-// At-least-once checkpoints lose nothing: cut off after two checkpoints
-// and resumed, the job emits every (key, timer) and (key, window) line of
-// an uninterrupted run, each count at least the uninterrupted one's (a
-// record after the barrier on an early channel is in the snapshot and
-// replayed too, so counts may be higher, never lower). The inputs run
-// flat out behind a paced sink, so channels deliver their barriers at
-// different times and the snapshot does see such records.
-func TestAtLeastOnceRestoreLosesNothing(t *testing.T) {
-	r := restoreRun{mode: "at-least-once", count: 150000, rate: 0, sinkRate: 50000}
+// uninterrupted runs the differential job of r at parallelism 2 on heap
+// to its end and returns its committed lines.
+func uninterrupted(t *testing.T, r restoreRun) []string {
+	t.Helper()
 	whole := t.TempDir()
 	j := restoreJobWith(t, whole, "heap", 2, r, CheckpointOptions{Dir: t.TempDir()})
 	if err := runToEnd(t, j); err != nil {
 		t.Fatal(err)
 	}
 	j.Close()
-	want := countsByLine(t, committed(t, whole))
+	return committed(t, whole)
+}
+
+// cutAndResume runs the differential job of r at parallelism 2 on heap,
+// cuts it off after its second checkpoint (trying up to five times, as a
+// fast run may end first) and resumes it to its end; it returns the
+// output folder and the closed resumed job.
+func cutAndResume(t *testing.T, r restoreRun) (string, *Job) {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
 		out, ck := t.TempDir(), t.TempDir()
 		if !cutOff(t, restoreJobWith(t, out, "heap", 2, r, CheckpointOptions{Dir: ck}), 2) {
@@ -385,30 +368,43 @@ func TestAtLeastOnceRestoreLosesNothing(t *testing.T) {
 		}
 		b.Close()
 		if b.Restored == nil {
-			t.Fatal("the second run restored nothing")
+			t.Fatal("the second run restored nothing (the first ended before two checkpoints)")
 		}
-		got := countsByLine(t, committed(t, out))
-		more := 0
-		for line, w := range want {
-			g, ok := got[line]
-			if !ok {
-				t.Fatalf("the restored run lost %q (counts %v)", line, w)
-			}
-			for i := range w {
-				if g[i] < w[i] {
-					t.Fatalf("%q: restored counts %v, below the uninterrupted %v", line, g, w)
-				}
-				if g[i] > w[i] {
-					more++
-				}
-			}
-		}
-		if len(got) != len(want) {
-			t.Fatalf("restored run: %d distinct lines, uninterrupted %d", len(got), len(want))
-		}
-		t.Logf("%d lines, %d counts above the uninterrupted run's (records replayed)", len(want), more)
-		return
+		return out, b
 	}
+}
+
+// At-least-once checkpoints lose nothing: cut off after two checkpoints
+// and resumed, the job emits every (key, timer) and (key, window) line of
+// an uninterrupted run, each count at least the uninterrupted one's (a
+// record after the barrier on an early channel is in the snapshot and
+// replayed too, so counts may be higher, never lower). The inputs run
+// flat out behind a paced sink, so channels deliver their barriers at
+// different times and the snapshot does see such records.
+func TestAtLeastOnceRestoreLosesNothing(t *testing.T) {
+	r := restoreRun{mode: "at-least-once", count: 150000, rate: 0, sinkRate: 50000}
+	want := countsByLine(t, uninterrupted(t, r))
+	out, _ := cutAndResume(t, r)
+	got := countsByLine(t, committed(t, out))
+	more := 0
+	for line, w := range want {
+		g, ok := got[line]
+		if !ok {
+			t.Fatalf("the restored run lost %q (counts %v)", line, w)
+		}
+		for i := range w {
+			if g[i] < w[i] {
+				t.Fatalf("%q: restored counts %v, below the uninterrupted %v", line, g, w)
+			}
+			if g[i] > w[i] {
+				more++
+			}
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("restored run: %d distinct lines, uninterrupted %d", len(got), len(want))
+	}
+	t.Logf("%d lines, %d counts above the uninterrupted run's (records replayed)", len(want), more)
 }
 
 // countsByLine parses committed lines of the differential job: each
