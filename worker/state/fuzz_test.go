@@ -22,16 +22,7 @@ func FuzzRestore(f *testing.F) {
 	for i := 0; i < 60; i++ {
 		w.step()
 	}
-	sn, err := s.b.Snapshot("j", "op", snapshot.Subtask{Parallelism: 1, MaxParallelism: rsMaxPar})
-	if err != nil {
-		f.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if _, err := sn.WriteTo(&buf); err != nil {
-		f.Fatal(err)
-	}
-	sn.Release()
-	f.Add(buf.Bytes())
+	f.Add(snapshotBytes(f, s.b, "j", "op", snapshot.Subtask{Parallelism: 1, MaxParallelism: rsMaxPar}))
 	table := crc32.MakeTable(crc32.Castagnoli)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) < 4 {

@@ -11,7 +11,9 @@ import (
 	"github.com/weirstream/weir/wasmabi"
 )
 
-func TestPebbleCheckpoint(t *testing.T) {
+// withAndWithoutWAL runs test on a fresh pebble backend with the WAL on,
+// then off.
+func withAndWithoutWAL(t *testing.T, test func(t *testing.T, p *Pebble, c *fakeClock, opts PebbleOptions)) {
 	for _, noWAL := range []bool{false, true} {
 		t.Run(fmt.Sprint("no-wal=", noWAL), func(t *testing.T) {
 			c := &fakeClock{}
@@ -22,72 +24,79 @@ func TestPebbleCheckpoint(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer p.Close()
-			name := Name{Job: "j", Operator: "op", State: "v"}
-			v, err := p.RegisterState(name, wasmabi.StateValue, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			write := func(round int) {
-				for kg := uint16(0); kg < 16; kg++ {
-					for i := 0; i < 50; i++ {
-						if err := p.Put(v, kg, []byte(fmt.Sprint("k", i)), nil, []byte(fmt.Sprint(round, "/", kg, "/", i))); err != nil {
-							t.Fatal(err)
-						}
-					}
-				}
-			}
-			check := func(dir string, round int) {
-				t.Helper()
-				q, err := OpenPebble(dir, c.clock, opts)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer q.Close()
-				qv, err := q.RegisterState(name, wasmabi.StateValue, Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				for kg := uint16(0); kg < 8; kg++ {
-					for i := 0; i < 50; i++ {
-						got, ok := mustGet(t, q, qv, kg, fmt.Sprint("k", i), "")
-						if want := fmt.Sprint(round, "/", kg, "/", i); !ok || got != want {
-							t.Fatalf("checkpoint %s: kg %d key %d: %q %v, want %q", dir, kg, i, got, ok, want)
-						}
-					}
-				}
-			}
-			r := keygroup.Range{Start: 0, End: 7}
-			base := t.TempDir()
-			write(1)
-			ck1, err := p.Checkpoint(filepath.Join(base, "1"), r, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			write(2)
-			ck2, err := p.Checkpoint(filepath.Join(base, "2"), r, ck1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			check(ck1.Dir, 1)
-			check(ck2.Dir, 2)
-			if noWAL { // the memtables were flushed: sstables, some shared
-				var shared, fresh int
-				for _, f := range ck2.Files {
-					if f.SST && f.Shared {
-						shared++
-					} else if f.SST {
-						fresh++
-					}
-				}
-				if shared == 0 || fresh == 0 {
-					t.Fatalf("second checkpoint: %d shared and %d new sstables, want some of each: %+v", shared, fresh, ck2.Files)
-				}
-			}
-			if _, err := p.Checkpoint(filepath.Join(base, "1"), r, nil); err == nil {
-				t.Fatal("checkpoint into an existing directory accepted")
-			}
+			test(t, p, c, opts)
 		})
 	}
+}
+
+func TestPebbleCheckpoint(t *testing.T) {
+	withAndWithoutWAL(t, func(t *testing.T, p *Pebble, c *fakeClock, opts PebbleOptions) {
+		noWAL := opts.DisableWAL
+		name := Name{Job: "j", Operator: "op", State: "v"}
+		v, err := p.RegisterState(name, wasmabi.StateValue, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		write := func(round int) {
+			for kg := uint16(0); kg < 16; kg++ {
+				for i := 0; i < 50; i++ {
+					if err := p.Put(v, kg, []byte(fmt.Sprint("k", i)), nil, []byte(fmt.Sprint(round, "/", kg, "/", i))); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		check := func(dir string, round int) {
+			t.Helper()
+			q, err := OpenPebble(dir, c.clock, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer q.Close()
+			qv, err := q.RegisterState(name, wasmabi.StateValue, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for kg := uint16(0); kg < 8; kg++ {
+				for i := 0; i < 50; i++ {
+					got, ok := mustGet(t, q, qv, kg, fmt.Sprint("k", i), "")
+					if want := fmt.Sprint(round, "/", kg, "/", i); !ok || got != want {
+						t.Fatalf("checkpoint %s: kg %d key %d: %q %v, want %q", dir, kg, i, got, ok, want)
+					}
+				}
+			}
+		}
+		r := keygroup.Range{Start: 0, End: 7}
+		base := t.TempDir()
+		write(1)
+		ck1, err := p.Checkpoint(filepath.Join(base, "1"), r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(2)
+		ck2, err := p.Checkpoint(filepath.Join(base, "2"), r, ck1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(ck1.Dir, 1)
+		check(ck2.Dir, 2)
+		if noWAL { // the memtables were flushed: sstables, some shared
+			var shared, fresh int
+			for _, f := range ck2.Files {
+				if f.SST && f.Shared {
+					shared++
+				} else if f.SST {
+					fresh++
+				}
+			}
+			if shared == 0 || fresh == 0 {
+				t.Fatalf("second checkpoint: %d shared and %d new sstables, want some of each: %+v", shared, fresh, ck2.Files)
+			}
+		}
+		if _, err := p.Checkpoint(filepath.Join(base, "1"), r, nil); err == nil {
+			t.Fatal("checkpoint into an existing directory accepted")
+		}
+	})
 }
 
 // A checkpoint opened with OpenCheckpoint gives the same canonical
@@ -120,19 +129,7 @@ func TestOpenCheckpointSnapshotsLikeTheLiveDatabase(t *testing.T) {
 		}
 	}
 	sub := snapshot.Subtask{Index: 1, Parallelism: 2, MaxParallelism: 16}
-	canonical := func(b Backend) []byte {
-		t.Helper()
-		s, err := b.Snapshot("j", "op", sub)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Release()
-		var buf bytes.Buffer
-		if _, err := s.WriteTo(&buf); err != nil {
-			t.Fatal(err)
-		}
-		return buf.Bytes()
-	}
+	canonical := func(b Backend) []byte { return snapshotBytes(t, b, "j", "op", sub) }
 	want := canonical(p)
 	ck, err := p.Checkpoint(filepath.Join(t.TempDir(), "ck"), sub.Range(), nil)
 	if err != nil {
@@ -163,88 +160,80 @@ func TestOpenCheckpointSnapshotsLikeTheLiveDatabase(t *testing.T) {
 // holds what it wrote after the first one's flush (the WAL it copies
 // carries it). Without the WAL, or at the next checkpoint, each flushes.
 func TestPebbleCheckpointFlushesOncePerCheckpoint(t *testing.T) {
-	for _, noWAL := range []bool{false, true} {
-		t.Run(fmt.Sprint("no-wal=", noWAL), func(t *testing.T) {
-			c := &fakeClock{}
-			opts := testPebbleOptions
-			opts.DisableWAL = noWAL
-			p, err := OpenPebble(t.TempDir(), c.clock, opts)
+	withAndWithoutWAL(t, func(t *testing.T, p *Pebble, c *fakeClock, opts PebbleOptions) {
+		noWAL := opts.DisableWAL
+		ops := map[string]ID{}
+		var err error
+		for _, op := range []string{"a", "b"} {
+			if ops[op], err = p.RegisterState(Name{Job: "j", Operator: op, State: "v"}, wasmabi.StateValue, Options{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		write := func(op string, round int) {
+			for kg := uint16(0); kg < 8; kg++ {
+				if err := p.Put(ops[op], kg, []byte("k"), nil, []byte(fmt.Sprint(op, round))); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		r := keygroup.Range{Start: 0, End: 7}
+		base := t.TempDir()
+		ssts := func(ck *PebbleCheckpoint) map[string]bool {
+			m := map[string]bool{}
+			for _, f := range ck.Files {
+				if f.SST {
+					m[f.Name] = true
+				}
+			}
+			return m
+		}
+		take := func(op string, id uint64) *PebbleCheckpoint {
+			t.Helper()
+			ck, err := p.CheckpointOf(filepath.Join(base, fmt.Sprint(op, id)), Owner{Job: "j", Operators: []string{op}, Checkpoint: id}, r, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer p.Close()
-			ops := map[string]ID{}
-			for _, op := range []string{"a", "b"} {
-				if ops[op], err = p.RegisterState(Name{Job: "j", Operator: op, State: "v"}, wasmabi.StateValue, Options{}); err != nil {
-					t.Fatal(err)
+			return ck
+		}
+		holds := func(ck *PebbleCheckpoint, op string, round int) {
+			t.Helper()
+			q, err := OpenCheckpoint(ck.Dir, PebbleOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer q.Close()
+			id, err := q.RegisterState(Name{Job: "j", Operator: op, State: "v"}, wasmabi.StateValue, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for kg := uint16(0); kg < 8; kg++ {
+				if got, ok := mustGet(t, q, id, kg, "k", ""); !ok || got != fmt.Sprint(op, round) {
+					t.Fatalf("checkpoint %s, %s key group %d: %q %v, want %q", ck.Dir, op, kg, got, ok, fmt.Sprint(op, round))
 				}
 			}
-			write := func(op string, round int) {
-				for kg := uint16(0); kg < 8; kg++ {
-					if err := p.Put(ops[op], kg, []byte("k"), nil, []byte(fmt.Sprint(op, round))); err != nil {
-						t.Fatal(err)
-					}
+		}
+		write("a", 1)
+		write("b", 1)
+		a1 := take("a", 1)
+		write("b", 2) // after a's flush of checkpoint 1
+		b1 := take("b", 1)
+		holds(a1, "a", 1)
+		holds(b1, "b", 2)
+		newIn := func(ck, than *PebbleCheckpoint) int {
+			n, old := 0, ssts(than)
+			for name := range ssts(ck) {
+				if !old[name] {
+					n++
 				}
 			}
-			r := keygroup.Range{Start: 0, End: 7}
-			base := t.TempDir()
-			ssts := func(ck *PebbleCheckpoint) map[string]bool {
-				m := map[string]bool{}
-				for _, f := range ck.Files {
-					if f.SST {
-						m[f.Name] = true
-					}
-				}
-				return m
-			}
-			take := func(op string, id uint64) *PebbleCheckpoint {
-				t.Helper()
-				ck, err := p.CheckpointOf(filepath.Join(base, fmt.Sprint(op, id)), Owner{Job: "j", Operators: []string{op}, Checkpoint: id}, r, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return ck
-			}
-			holds := func(ck *PebbleCheckpoint, op string, round int) {
-				t.Helper()
-				q, err := OpenCheckpoint(ck.Dir, PebbleOptions{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer q.Close()
-				id, err := q.RegisterState(Name{Job: "j", Operator: op, State: "v"}, wasmabi.StateValue, Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				for kg := uint16(0); kg < 8; kg++ {
-					if got, ok := mustGet(t, q, id, kg, "k", ""); !ok || got != fmt.Sprint(op, round) {
-						t.Fatalf("checkpoint %s, %s key group %d: %q %v, want %q", ck.Dir, op, kg, got, ok, fmt.Sprint(op, round))
-					}
-				}
-			}
-			write("a", 1)
-			write("b", 1)
-			a1 := take("a", 1)
-			write("b", 2) // after a's flush of checkpoint 1
-			b1 := take("b", 1)
-			holds(a1, "a", 1)
-			holds(b1, "b", 2)
-			newIn := func(ck, than *PebbleCheckpoint) int {
-				n, old := 0, ssts(than)
-				for name := range ssts(ck) {
-					if !old[name] {
-						n++
-					}
-				}
-				return n
-			}
-			if n := newIn(b1, a1); (n > 0) != noWAL {
-				t.Fatalf("b's checkpoint 1 names %d sstables a's does not (flushed: %v), want a flush only without the WAL: %v vs %v", n, n > 0, b1.Files, a1.Files)
-			}
-			write("a", 3)
-			if a2 := take("a", 2); newIn(a2, b1) == 0 {
-				t.Fatalf("a's checkpoint 2 did not flush: %v vs %v", a2.Files, b1.Files)
-			}
-		})
-	}
+			return n
+		}
+		if n := newIn(b1, a1); (n > 0) != noWAL {
+			t.Fatalf("b's checkpoint 1 names %d sstables a's does not (flushed: %v), want a flush only without the WAL: %v vs %v", n, n > 0, b1.Files, a1.Files)
+		}
+		write("a", 3)
+		if a2 := take("a", 2); newIn(a2, b1) == 0 {
+			t.Fatalf("a's checkpoint 2 did not flush: %v vs %v", a2.Files, b1.Files)
+		}
+	})
 }

@@ -32,6 +32,22 @@ func mustRegister(t *testing.T, b Backend, uid, name string, kind wasmabi.StateK
 	return id
 }
 
+// snapshotBytes takes a snapshot of operator (job, op) for sub from b
+// and returns its canonical bytes.
+func snapshotBytes(t testing.TB, b Backend, job, op string, sub snapshot.Subtask) []byte {
+	t.Helper()
+	sn, err := b.Snapshot(job, op, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sn.Release()
+	var buf bytes.Buffer
+	if _, err := sn.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
 func mustGet(t *testing.T, b Backend, id ID, kg uint16, key, ukey string) (string, bool) {
 	t.Helper()
 	v, ok, err := b.Get(id, kg, []byte(key), []byte(ukey), nil)
@@ -268,15 +284,7 @@ func TestPebbleRestoreBeneathTheCache(t *testing.T) {
 	if err := h.Put(hv, 3, []byte("k"), nil, []byte("restored")); err != nil {
 		t.Fatal(err)
 	}
-	sn, err := h.Snapshot("j", "op", sub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if _, err := sn.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	sn.Release()
+	snap := snapshotBytes(t, h, "j", "op", sub)
 
 	p, err := OpenPebble(t.TempDir(), c.clock, testPebbleOptions)
 	if err != nil {
@@ -296,7 +304,7 @@ func TestPebbleRestoreBeneathTheCache(t *testing.T) {
 	if err := p.Flush(); err != nil { // the deletion stays cached, clean
 		t.Fatal(err)
 	}
-	r, err := snapshot.Open(bytes.NewReader(buf.Bytes()), int64(buf.Len()), "heap snapshot")
+	r, err := snapshot.Open(bytes.NewReader(snap), int64(len(snap)), "heap snapshot")
 	if err != nil {
 		t.Fatal(err)
 	}

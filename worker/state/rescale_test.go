@@ -653,17 +653,9 @@ func TestRestoreRefuses(t *testing.T) {
 	if err := src.b.Put(src.ids[7], 3, []byte("k"), nil, []byte("v")); err != nil {
 		t.Fatal(err)
 	}
-	sn, err := src.b.Snapshot("j", "op", snapshot.Subtask{Index: 0, Parallelism: 1, MaxParallelism: rsMaxPar})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if _, err := sn.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	sn.Release()
+	snap := snapshotBytes(t, src.b, "j", "op", snapshot.Subtask{Index: 0, Parallelism: 1, MaxParallelism: rsMaxPar})
 	open := func() []*snapshot.Reader {
-		r, err := snapshot.Open(bytes.NewReader(buf.Bytes()), int64(buf.Len()), "s")
+		r, err := snapshot.Open(bytes.NewReader(snap), int64(len(snap)), "s")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -701,16 +693,8 @@ func TestRestoreNeedsTheWholeRun(t *testing.T) {
 		if err := errors.Join(h.Put(id, kg, nil, nil, []byte("x")), h.AddTimer(tid, kg, wasmabi.EventTime, 1, []byte("k"), nil)); err != nil {
 			t.Fatal(err)
 		}
-		sn, err := h.Snapshot("j", op, sub)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sn.Release()
-		var buf bytes.Buffer
-		if _, err := sn.WriteTo(&buf); err != nil {
-			t.Fatal(err)
-		}
-		r, err := snapshot.Open(bytes.NewReader(buf.Bytes()), int64(buf.Len()), "s")
+		b := snapshotBytes(t, h, "j", op, sub)
+		r, err := snapshot.Open(bytes.NewReader(b), int64(len(b)), "s")
 		if err != nil {
 			t.Fatal(err)
 		}
