@@ -40,8 +40,9 @@ type Checkpointing struct {
 	// (the job's id in the storage).
 	Storage    ckptstore.Storage
 	StorageJob string
-	// AlignmentTimeout, for aligned checkpoints, switches an alignment
-	// that took this long to unaligned; 0 never does.
+	// AlignmentTimeout, for aligned checkpoints, switches a checkpoint
+	// still aligning this long after the sources injected its barriers
+	// to unaligned; 0 never does.
 	AlignmentTimeout time.Duration
 	// OnAck receives each subtask's acknowledgement (or decline) of a
 	// checkpoint, from any goroutine.
