@@ -136,15 +136,12 @@ type pebbleState struct {
 	// cache: a slot not in it is recovered with a reverse seek, and it is
 	// emptied when it reaches maxSeqCache slots.
 	seqs map[string]*uint64
-	// cache holds, by storage key, the writes not yet given to pebble
-	// (dirty) and, until the cache outgrows its bounds, those a flush gave
-	// it (clean): a checkpoint flushes every pending write, and without
-	// the clean ones every read after it would go to pebble. Point reads
-	// look here first; scans (lists, map entries, clears) flush first, so
-	// pebble alone answers them, and a clear drops what it deletes.
+	// cache holds the writes not yet given to pebble, by storage key;
+	// point reads look here first, and scans (lists, map entries, clears)
+	// flush it first, so pebble alone answers them. A snapshot copies it
+	// rather than flushing it (pebble_snapshot.go).
 	cache      map[string]*pendingWrite
 	cacheBytes int64
-	nDirty     int // the dirty entries in cache
 	// appends holds pending list items: each has a key of its own, so a
 	// batch takes them without a map entry (and without allocating).
 	appends     *pebble.Batch
@@ -152,11 +149,10 @@ type pebbleState struct {
 }
 
 // pendingWrite is a write held in a shard's cache: a stored value, or a
-// deletion; clean once pebble has it too.
+// deletion.
 type pendingWrite struct {
-	v     []byte
-	del   bool
-	clean bool
+	v   []byte
+	del bool
 }
 
 const (
@@ -340,24 +336,20 @@ func (p *Pebble) write(s *pebbleState, v []byte, del bool) error {
 		s.appendBytes += int64(len(s.key) + len(v) + 16)
 		p.pending.Add(int64(len(s.key) + len(v) + 16))
 		if s.appends.Count() >= maxDirty || p.pending.Load() > p.maxPending {
-			return p.flushFull(s)
+			return p.flush(s)
 		}
 		return nil
 	}
 	w := s.cache[string(s.key)]
 	if w == nil {
-		w = &pendingWrite{clean: true}
+		w = &pendingWrite{}
 		s.cache[string(s.key)] = w
 		s.addCached(p, int64(len(s.key)+48))
-	}
-	if w.clean {
-		w.clean = false
-		s.nDirty++
 	}
 	s.addCached(p, int64(len(v)-len(w.v)))
 	w.v, w.del = append(w.v[:0], v...), del
 	if len(s.cache) >= maxDirty || p.pending.Load() > p.maxPending {
-		return p.flushFull(s)
+		return p.flush(s)
 	}
 	return nil
 }
@@ -375,24 +367,12 @@ func (s *pebbleState) cached() *pendingWrite {
 	return s.cache[string(s.key)]
 }
 
-// uncache drops the cached write of key, which pebble changed beneath it.
-func (p *Pebble) uncache(s *pebbleState, key []byte) {
-	if w := s.cache[string(key)]; w != nil {
-		if !w.clean {
-			s.nDirty--
-		}
-		s.addCached(p, -int64(len(key)+48+len(w.v)))
-		delete(s.cache, string(key))
-	}
-}
-
 // hasPending reports whether the shard holds writes pebble does not have.
 func (s *pebbleState) hasPending() bool {
-	return s.nDirty > 0 || (s.appends != nil && !s.appends.Empty())
+	return len(s.cache) > 0 || (s.appends != nil && !s.appends.Empty())
 }
 
-// flush gives the shard's pending writes to pebble in one batch; they stay
-// cached, clean.
+// flush gives the shard's pending writes to pebble in one batch.
 func (p *Pebble) flush(s *pebbleState) error {
 	if !s.hasPending() {
 		return nil
@@ -404,31 +384,16 @@ func (p *Pebble) flush(s *pebbleState) error {
 	if err == nil {
 		err = p.db.Apply(s.appends, pebble.NoSync)
 	}
+	p.forget(s) // pebble refusing a batch fails the job: nothing to retry
 	if err != nil {
-		p.forget(s) // pebble refusing a batch fails the job: nothing to retry
 		return fmt.Errorf("state: writing id %d: %w", s.id, err)
 	}
-	p.flushed(s)
 	return nil
 }
 
-// flushFull is flush for a shard whose cache reached its bounds: it drops
-// the cache too.
-func (p *Pebble) flushFull(s *pebbleState) error {
-	err := p.flush(s)
-	p.forget(s)
-	return err
-}
-
-// addPending adds the shard's dirty writes to b.
+// addPending adds the shard's cached writes to b.
 func (s *pebbleState) addPending(b *pebble.Batch) error {
-	if s.nDirty == 0 {
-		return nil
-	}
 	for k, w := range s.cache {
-		if w.clean {
-			continue
-		}
 		var err error
 		if w.del {
 			err = b.Delete([]byte(k), nil)
@@ -440,22 +405,6 @@ func (s *pebbleState) addPending(b *pebble.Batch) error {
 		}
 	}
 	return nil
-}
-
-// flushed marks the shard's writes as given to pebble.
-func (p *Pebble) flushed(s *pebbleState) {
-	if s.appends != nil {
-		s.appends.Reset()
-	}
-	p.pending.Add(-s.appendBytes)
-	s.appendBytes = 0
-	if s.nDirty == 0 {
-		return
-	}
-	for _, w := range s.cache {
-		w.clean = true
-	}
-	s.nDirty = 0
 }
 
 // flushShards gives the pending writes of several shards to pebble in one
@@ -478,11 +427,7 @@ func (p *Pebble) flushShards(shards []*pebbleState) error {
 		err = p.db.Apply(b, pebble.NoSync)
 	}
 	for _, s := range shards {
-		if err != nil {
-			p.forget(s) // pebble refusing a batch fails the job: nothing to retry
-		} else {
-			p.flushed(s)
-		}
+		p.forget(s) // pebble refusing a batch fails the job: nothing to retry
 	}
 	if err = errors.Join(err, b.Close()); err != nil {
 		return fmt.Errorf("state: writing pending writes: %w", err)
@@ -490,14 +435,14 @@ func (p *Pebble) flushShards(shards []*pebbleState) error {
 	return nil
 }
 
-// forget drops the shard's cache and pending writes.
+// forget drops the shard's pending writes.
 func (p *Pebble) forget(s *pebbleState) {
 	if s.appends != nil {
 		s.appends.Reset()
 	}
 	clear(s.cache)
 	p.pending.Add(-s.cacheBytes - s.appendBytes)
-	s.cacheBytes, s.appendBytes, s.nDirty = 0, 0, 0
+	s.cacheBytes, s.appendBytes = 0, 0
 }
 
 // Flush gives every pending write to pebble. No other call may be in
@@ -738,7 +683,6 @@ func (p *Pebble) clearSlot(s *pebbleState) error {
 		if err = b.Delete(it.Key(), nil); err != nil {
 			break
 		}
-		p.uncache(s, it.Key())
 	}
 	err = errors.Join(err, it.Error(), it.Close())
 	if b != nil {
@@ -819,7 +763,6 @@ func (p *Pebble) scan(s *pebbleState, dst []byte, add func(dst, suffix, v []byte
 			if err = expired.Delete(it.Key(), nil); err != nil {
 				break
 			}
-			p.uncache(s, it.Key())
 			continue
 		}
 		dst = add(dst, it.Key()[len(s.key):], v)

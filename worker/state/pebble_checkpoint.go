@@ -61,15 +61,16 @@ type Owner struct {
 	// Checkpoint is the id of the checkpoint being taken (0: unknown).
 	// With the WAL on, only the first of a job's subtasks to take
 	// checkpoint n flushes the memtables; the others' checkpoints carry
-	// what was written since in the WAL they copy. One flush per
+	// what was written since in the WAL they copy (below 4 MiB of live
+	// WAL; more and they flush too). One flush per
 	// checkpoint, not one per subtask, keeps the sstables few and large,
 	// so compactions do not rewrite them all between two checkpoints
 	// and incremental checkpoints stay incremental.
 	Checkpoint uint64
 }
 
-// walCarryLimit bounds the memtable bytes a checkpoint leaves to the WAL
-// copy instead of flushing them (see Owner.Checkpoint).
+// walCarryLimit bounds the live WAL bytes a checkpoint copies instead of
+// flushing the memtables (see Owner.Checkpoint).
 const walCarryLimit = 4 << 20
 
 // CheckpointOf is Checkpoint for the goroutine that owns the key groups r
@@ -153,14 +154,16 @@ func (p *Pebble) checkpoint(dir string, r keygroup.Range, prev *PebbleCheckpoint
 
 // mustFlush says whether a checkpoint for o flushes the memtables first;
 // ckptMu is held. Without the WAL every checkpoint must; with it, the
-// first of each checkpoint does, and later ones while the memtable stays
-// small.
+// first of each checkpoint does, and later ones while the WAL they would
+// copy stays small.
 func (p *Pebble) mustFlush(o *Owner) bool {
 	if p.noWAL || o == nil || o.Checkpoint == 0 {
 		return true
 	}
 	round := flushRound{job: o.Job, id: o.Checkpoint}
-	if p.flushedFor == round && p.db.Metrics().MemTable.Size < walCarryLimit {
+	// MemTable.Size is the memtables' allocated capacity, not their
+	// contents; the live WAL is what the checkpoint would copy.
+	if p.flushedFor == round && p.db.Metrics().WAL.Size < walCarryLimit {
 		return false
 	}
 	p.flushedFor = round

@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -13,11 +14,11 @@ import (
 
 // withAndWithoutWAL runs test on a fresh pebble backend with the WAL on,
 // then off.
-func withAndWithoutWAL(t *testing.T, test func(t *testing.T, p *Pebble, c *fakeClock, opts PebbleOptions)) {
+func withAndWithoutWAL(t *testing.T, base PebbleOptions, test func(t *testing.T, p *Pebble, c *fakeClock, opts PebbleOptions)) {
 	for _, noWAL := range []bool{false, true} {
 		t.Run(fmt.Sprint("no-wal=", noWAL), func(t *testing.T) {
 			c := &fakeClock{}
-			opts := testPebbleOptions
+			opts := base
 			opts.DisableWAL = noWAL
 			p, err := OpenPebble(t.TempDir(), c.clock, opts)
 			if err != nil {
@@ -30,7 +31,7 @@ func withAndWithoutWAL(t *testing.T, test func(t *testing.T, p *Pebble, c *fakeC
 }
 
 func TestPebbleCheckpoint(t *testing.T) {
-	withAndWithoutWAL(t, func(t *testing.T, p *Pebble, c *fakeClock, opts PebbleOptions) {
+	withAndWithoutWAL(t, testPebbleOptions, func(t *testing.T, p *Pebble, c *fakeClock, opts PebbleOptions) {
 		noWAL := opts.DisableWAL
 		name := Name{Job: "j", Operator: "op", State: "v"}
 		v, err := p.RegisterState(name, wasmabi.StateValue, Options{})
@@ -159,8 +160,10 @@ func TestOpenCheckpointSnapshotsLikeTheLiveDatabase(t *testing.T) {
 // second operator's checkpoint of the same id names no new sstable, yet
 // holds what it wrote after the first one's flush (the WAL it copies
 // carries it). Without the WAL, or at the next checkpoint, each flushes.
+// The defaults (a 64 MiB memtable) and 8 MiB written and flushed first,
+// so the memtable's capacity has grown past the 4 MiB the WAL may carry.
 func TestPebbleCheckpointFlushesOncePerCheckpoint(t *testing.T) {
-	withAndWithoutWAL(t, func(t *testing.T, p *Pebble, c *fakeClock, opts PebbleOptions) {
+	withAndWithoutWAL(t, PebbleOptions{}, func(t *testing.T, p *Pebble, c *fakeClock, opts PebbleOptions) {
 		noWAL := opts.DisableWAL
 		ops := map[string]ID{}
 		var err error
@@ -211,6 +214,15 @@ func TestPebbleCheckpointFlushesOncePerCheckpoint(t *testing.T) {
 					t.Fatalf("checkpoint %s, %s key group %d: %q %v, want %q", ck.Dir, op, kg, got, ok, fmt.Sprint(op, round))
 				}
 			}
+		}
+		big := bytes.Repeat([]byte("x"), 1024)
+		for i := 0; i < 8192; i++ {
+			if err := p.Put(ops["a"], uint16(i%8), []byte(fmt.Sprint("big", i)), nil, big); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := errors.Join(p.Flush(), p.db.Flush()); err != nil {
+			t.Fatal(err)
 		}
 		write("a", 1)
 		write("b", 1)

@@ -42,7 +42,7 @@ func (p *Pebble) Snapshot(job, operator string, sub snapshot.Subtask) (*Snapshot
 			case s == nil:
 			case s.appends != nil && !s.appends.Empty():
 				appends = append(appends, s)
-			case s.nDirty > 0:
+			case len(s.cache) > 0:
 				src.freeze(st.id, kg, s)
 			}
 		}
@@ -105,11 +105,8 @@ func (f *frozenShard) value(w frozenWrite) []byte {
 
 // freeze copies the pending writes of shard s (state id, key group kg).
 func (src *pebbleSource) freeze(id ID, kg int, s *pebbleState) {
-	f := &frozenShard{buf: make([]byte, 0, s.cacheBytes), writes: make([]frozenWrite, 0, s.nDirty)}
+	f := &frozenShard{buf: make([]byte, 0, s.cacheBytes), writes: make([]frozenWrite, 0, len(s.cache))}
 	for k, w := range s.cache {
-		if w.clean {
-			continue
-		}
 		f.writes = append(f.writes, frozenWrite{off: len(f.buf), klen: int32(len(k)), vlen: int32(len(w.v)), del: w.del})
 		f.buf = append(f.buf, k...)
 		f.buf = append(f.buf, w.v...)
@@ -254,10 +251,7 @@ func (s *pebbleSink) empty(id ID, d decl, kg uint16) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	// The restore writes beneath the shard's cache: drop it.
-	err = s.p.flush(ps)
-	s.p.forget(ps)
-	if err != nil {
+	if err := s.p.flush(ps); err != nil {
 		return false, err
 	}
 	lo := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint16(nil, kg), d.tag)
