@@ -174,9 +174,11 @@ func (sh *heapShard) freeze() ([]map[string]*heapSlot, *atomic.Int32) {
 	case len(sh.slots) == 0 && sh.frozen != nil:
 		// Nothing written since the last freeze: read the same maps.
 	case len(sh.frozen) >= maxFrozen:
-		// Snapshots overlap for long: start a new chain from a shallow
-		// copy (slots are never changed once frozen, so sharing them is
-		// fine); the old maps stay with their readers.
+		// Snapshots overlap for long: start a new chain from a copy; the
+		// old maps stay with their readers. The slots are copied too:
+		// once this chain's readers are done, compact makes the copy the
+		// live map, whose slots are written in place, and the old chain's
+		// readers must not see that.
 		flat := make(map[string]*heapSlot, len(sh.slots))
 		for _, layer := range append(sh.frozen, sh.slots) {
 			for k, sl := range layer {
@@ -186,6 +188,9 @@ func (sh *heapShard) freeze() ([]map[string]*heapSlot, *atomic.Int32) {
 					flat[k] = sl
 				}
 			}
+		}
+		for k, sl := range flat {
+			flat[k] = sl.clone()
 		}
 		sh.frozen, sh.readers, sh.slots = []map[string]*heapSlot{flat}, new(atomic.Int32), map[string]*heapSlot{}
 	default:
