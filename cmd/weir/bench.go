@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -33,22 +34,14 @@ on-disk cache and to instantiate again. Needs the go command, clang
 (wasm32-wasi), rustc (with the wasm32-wasi or wasm32-wasip1 target) and the
 AssemblyScript compiler (go tool task deps:asc) to build the modules.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			progress := a.stderr
-			if a.jsonOut() {
-				progress = io.Discard
-			}
-			rep, err := bench.ABI(cmd.Context(), bench.ABIOptions{
+		RunE: a.benchRun(func(ctx context.Context, progress io.Writer) (report, error) {
+			return bench.ABI(ctx, bench.ABIOptions{
 				Records:  a.cfg.GetInt("records"),
 				Batches:  a.cfg.GetIntSlice("batch"),
 				CacheDir: a.cfg.GetString("cache-dir"),
 				Progress: progress,
 			})
-			if err != nil {
-				return err
-			}
-			return a.printReport(rep)
-		},
+		}),
 	}
 	abi.Flags().Int("records", 200_000, "records per measurement")
 	abi.Flags().IntSlice("batch", []int{1, 64, 1024}, "batch sizes")
@@ -73,21 +66,12 @@ Examples:
   weir bench nexmark --query q1 --events 5000000 --native
   weir bench nexmark --query q0,q1,q2,q5,q7,q8 --events 2000000 --output json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			progress := a.stderr
-			if a.jsonOut() {
-				progress = io.Discard
-			}
-			stop, err := a.startCPUProfile()
-			if err != nil {
-				return err
-			}
-			defer stop()
+		RunE: a.benchRun(func(ctx context.Context, progress io.Writer) (report, error) {
 			rc, err := a.runtimeConfig()
 			if err != nil {
-				return err
+				return nil, err
 			}
-			rep, err := bench.Nexmark(cmd.Context(), bench.NexmarkOptions{
+			return bench.Nexmark(ctx, bench.NexmarkOptions{
 				SpecDir:     a.cfg.GetString("spec-dir"),
 				Queries:     splitList(a.cfg.GetString("query")),
 				Events:      a.cfg.GetInt64("events"),
@@ -101,11 +85,7 @@ Examples:
 				CacheDir:    a.cfg.GetString("cache-dir"),
 				Progress:    progress,
 			})
-			if err != nil {
-				return err
-			}
-			return a.printReport(rep)
-		},
+		}),
 	}
 	nf := nexmark.Flags()
 	nf.String("query", "q0,q1,q2,q3,q4,q5,q7,q8", "queries to run, comma-separated")
@@ -138,20 +118,12 @@ and in order.
   weir bench shuffle
   weir bench shuffle --records 500000 --rounds 3 --output json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var progress io.Writer
-			if !a.jsonOut() {
-				progress = a.stderr
-			}
-			rep, err := bench.Shuffle(cmd.Context(), bench.ShuffleOptions{
+		RunE: a.benchRun(func(ctx context.Context, progress io.Writer) (report, error) {
+			return bench.Shuffle(ctx, bench.ShuffleOptions{
 				Records: a.cfg.GetInt("records"), RecordSize: a.cfg.GetInt("record-size"), Rounds: a.cfg.GetInt("rounds"),
 				Load: a.cfg.GetFloat64("load"), FlushDeadline: a.cfg.GetDuration("flush"), LatencyFor: a.cfg.GetDuration("latency-for"), Progress: progress,
 			})
-			if err != nil {
-				return err
-			}
-			return a.printReport(rep)
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.Int("records", 2_000_000, "records per throughput run")
@@ -197,21 +169,12 @@ Examples:
   weir bench checkpoint --query q5 --backpressure-for 0 --workers 0
   weir bench checkpoint --rounds 1 --heartbeat-timeout 1s --restart-delay 100ms`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			progress := a.stderr
-			if a.jsonOut() {
-				progress = io.Discard
-			}
-			stop, err := a.startCPUProfile()
-			if err != nil {
-				return err
-			}
-			defer stop()
+		RunE: a.benchRun(func(ctx context.Context, progress io.Writer) (report, error) {
 			rc, err := a.runtimeConfig()
 			if err != nil {
-				return err
+				return nil, err
 			}
-			rep, err := bench.Checkpoint(cmd.Context(), bench.CheckpointOptions{
+			return bench.Checkpoint(ctx, bench.CheckpointOptions{
 				SpecDir:          a.cfg.GetString("spec-dir"),
 				Queries:          splitList(a.cfg.GetString("query")),
 				Events:           a.cfg.GetInt64("events"),
@@ -228,11 +191,7 @@ Examples:
 				CacheDir:         a.cfg.GetString("cache-dir"),
 				Progress:         progress,
 			})
-			if err != nil {
-				return err
-			}
-			return a.printReport(rep)
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.String("query", "q5,q8", "queries to run, comma-separated")
@@ -250,6 +209,28 @@ Examples:
 	f.String("cpuprofile", "", "write a CPU profile (go tool pprof) of the runs to this file")
 	addLimitFlags(cmd)
 	return cmd
+}
+
+// benchRun is the RunE of a weir bench command: run gets where progress
+// goes (nowhere with --output json), under the CPU profile --cpuprofile
+// asks for, and its report is printed as the output format says.
+func (a *app) benchRun(run func(ctx context.Context, progress io.Writer) (report, error)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		progress := a.stderr
+		if a.jsonOut() {
+			progress = io.Discard
+		}
+		stop, err := a.startCPUProfile()
+		if err != nil {
+			return err
+		}
+		defer stop()
+		rep, err := run(cmd.Context(), progress)
+		if err != nil {
+			return err
+		}
+		return a.printReport(rep)
+	}
 }
 
 // startCPUProfile starts the CPU profile the --cpuprofile flag asks for,

@@ -376,17 +376,10 @@ func checkpointRun(ctx context.Context, path string, events int64, on, increment
 		return nil, err
 	}
 	defer job.Close()
-	cpu0 := cpuTime()
-	start := time.Now()
-	run, err := job.Start(ctx)
+	_, wall, cpu, err := timedRun(ctx, job, 0)
 	if err != nil {
 		return nil, err
 	}
-	if err := run.Wait(); err != nil {
-		return nil, err
-	}
-	wall := time.Since(start).Seconds()
-	cpu := (cpuTime() - cpu0).Seconds()
 	f := &runFigures{perSec: float64(events) / wall, stats: job.Checkpoints()}
 	if cpu > 0 {
 		f.perCoreSec = float64(events) / cpu

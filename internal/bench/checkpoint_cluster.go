@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -110,24 +109,13 @@ func recoveryRun(ctx context.Context, o CheckpointOptions) (*RecoveryRun, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := poll(ctx, time.Minute, func() (bool, error) {
-		ws, err := c.Workers(ctx)
-		return err == nil && len(ws) == o.Workers, nil
-	}); err != nil {
-		return nil, fail("waiting for %d workers: %v", o.Workers, err)
+	if err := waitWorkers(ctx, c, o.Workers); err != nil {
+		return nil, fail("%v", err)
 	}
-	var out bytes.Buffer
-	sub := exec.CommandContext(ctx, bin, "job", "submit", spec, "--detached", "--output", "json", "--coordinator", url)
-	sub.Env = env
-	sub.Stdout, sub.Stderr = &out, &out
-	if err := sub.Run(); err != nil {
-		return nil, fmt.Errorf("weir job submit: %v: %s", err, out.String())
+	id, err := submitDetached(ctx, bin, spec, url, env)
+	if err != nil {
+		return nil, err
 	}
-	var st api.JobStatus
-	if err := json.Unmarshal(out.Bytes(), &st); err != nil {
-		return nil, fmt.Errorf("weir job submit printed %q", out.String())
-	}
-	id := st.ID
 	defer func() { _, _ = c.Cancel(context.Background(), id) }()
 	// Two checkpoints completed: the job runs steadily and has one to
 	// restore; the victim is a worker that runs some of its subtasks.

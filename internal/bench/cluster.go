@@ -77,24 +77,14 @@ func nexmarkCluster(ctx context.Context, path, q string, o NexmarkOptions) (*Nex
 	if err != nil {
 		return nil, err
 	}
-	if err := poll(ctx, time.Minute, func() (bool, error) {
-		ws, err := c.Workers(ctx)
-		return err == nil && len(ws) == o.Workers, nil
-	}); err != nil {
-		return nil, fmt.Errorf("waiting for %d workers: %w", o.Workers, err)
+	if err := waitWorkers(ctx, c, o.Workers); err != nil {
+		return nil, err
 	}
-	var out bytes.Buffer
-	sub := exec.CommandContext(ctx, bin, "job", "submit", spec, "--detached", "--output", "json", "--coordinator", url)
-	sub.Env = append(os.Environ(), "WEIR_CACHE_DIR="+o.CacheDir)
-	sub.Stdout, sub.Stderr = &out, &out
-	if err := sub.Run(); err != nil {
-		return nil, fmt.Errorf("weir job submit: %v: %s", err, out.String())
+	id, err := submitDetached(ctx, bin, spec, url, append(os.Environ(), "WEIR_CACHE_DIR="+o.CacheDir))
+	if err != nil {
+		return nil, err
 	}
 	var st api.JobStatus
-	if err := json.Unmarshal(out.Bytes(), &st); err != nil {
-		return nil, fmt.Errorf("weir job submit printed %q", out.String())
-	}
-	id := st.ID
 	var t0 time.Time
 	var cpu0 time.Duration
 	if err := poll(ctx, 10*time.Minute, func() (bool, error) {
@@ -159,6 +149,35 @@ func rewriteSpec(path, out, count string, parallelism int, backend, extra string
 
 // freeAddr returns a loopback address with a port free right now, for a
 // coordinator process to listen on.
+// waitWorkers waits until n workers have registered with the coordinator
+// c talks to.
+func waitWorkers(ctx context.Context, c *client.Client, n int) error {
+	if err := poll(ctx, time.Minute, func() (bool, error) {
+		ws, err := c.Workers(ctx)
+		return err == nil && len(ws) == n, nil
+	}); err != nil {
+		return fmt.Errorf("waiting for %d workers: %w", n, err)
+	}
+	return nil
+}
+
+// submitDetached submits spec with `bin job submit --detached` to the
+// coordinator at url and returns the job's id.
+func submitDetached(ctx context.Context, bin, spec, url string, env []string) (string, error) {
+	var out bytes.Buffer
+	sub := exec.CommandContext(ctx, bin, "job", "submit", spec, "--detached", "--output", "json", "--coordinator", url)
+	sub.Env = env
+	sub.Stdout, sub.Stderr = &out, &out
+	if err := sub.Run(); err != nil {
+		return "", fmt.Errorf("weir job submit: %v: %s", err, out.String())
+	}
+	var st api.JobStatus
+	if err := json.Unmarshal(out.Bytes(), &st); err != nil || st.ID == "" {
+		return "", fmt.Errorf("weir job submit printed %q", out.String())
+	}
+	return st.ID, nil
+}
+
 func freeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/weirstream/weir/coordinator/jobspec"
 	"github.com/weirstream/weir/internal/connspec"
 	"github.com/weirstream/weir/internal/minicluster"
+	"github.com/weirstream/weir/worker/task"
 	"github.com/weirstream/weir/worker/wasmhost"
 
 	// The queries, linked natively for --native.
@@ -173,17 +174,10 @@ func nexmarkRun(ctx context.Context, path, q, mode string, o NexmarkOptions) (*N
 	}
 	defer job.Close()
 	resetPeakRSS()
-	cpu0 := cpuTime()
-	start := time.Now()
-	run, err := job.StartWith(ctx, 10*time.Millisecond)
+	run, wall, cpu, err := timedRun(ctx, job, 10*time.Millisecond)
 	if err != nil {
 		return nil, err
 	}
-	if err := run.Wait(); err != nil {
-		return nil, err
-	}
-	wall := time.Since(start).Seconds()
-	cpu := (cpuTime() - cpu0).Seconds()
 	row := &NexmarkRow{Query: q, Mode: mode, Backend: o.Backend, Parallelism: o.Parallelism, Events: o.Events, Seconds: wall, CPUSeconds: cpu,
 		EventsPerSec: float64(o.Events) / wall, PeakRSSMiB: peakRSSMiB()}
 	if cpu > 0 {
@@ -274,4 +268,19 @@ func (r *NexmarkReport) WriteTable(w io.Writer) {
 			humanRate(row.EventsPerSec), humanRate(row.EventsPerCoreSec), row.PeakRSSMiB, row.P99LatencyMs, toNative, toEmbedded)
 	}
 	tw.Flush()
+}
+
+// timedRun runs job to its end (latency markers every latencyInterval; 0:
+// none) and returns the ended run with the wall-clock and process CPU
+// seconds from the start of its tasks to their end.
+func timedRun(ctx context.Context, job *minicluster.Job, latencyInterval time.Duration) (run *task.Run, wall, cpu float64, err error) {
+	cpu0 := cpuTime()
+	start := time.Now()
+	if run, err = job.StartWith(ctx, latencyInterval); err != nil {
+		return nil, 0, 0, err
+	}
+	if err := run.Wait(); err != nil {
+		return nil, 0, 0, err
+	}
+	return run, time.Since(start).Seconds(), (cpuTime() - cpu0).Seconds(), nil
 }
