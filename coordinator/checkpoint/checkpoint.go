@@ -164,10 +164,9 @@ type Handle struct {
 type Ack struct {
 	Subtask Subtask
 	Handles []Handle
-	// Finished is true for a subtask that had finished (all its input
-	// ended) without taking part: a restore from the checkpoint keeps it
-	// finished. It has no Handles.
-	Finished bool
+	// Ended is true for a subtask that had ended its input when it
+	// snapshotted: Handles are its final state.
+	Ended bool
 }
 
 // Events.
@@ -192,11 +191,15 @@ type (
 		Subtask Subtask
 		Reason  string
 	}
-	// TaskFinished: Subtask (of Attempt) ended, all its input processed:
-	// it takes part in no later checkpoint, nor in pending ones it has not
-	// acknowledged yet (a finished source gets no more barriers). Once
-	// every source has finished no checkpoint starts.
-	TaskFinished struct {
+	// TaskEnded: Subtask (of Attempt) ended its input, all of it
+	// processed. It stays deployed and takes part in every later
+	// checkpoint, snapshotting its final state when the trigger reaches it
+	// (no barrier can). Once every subtask has ended, the final checkpoint
+	// starts at once (whatever the interval, even 0, and min pause): the
+	// first to complete with every acknowledgement Ended is Final, and
+	// then the tasks end and no checkpoint starts. An ack with Ended says
+	// the same of its subtask.
+	TaskEnded struct {
 		Now     time.Duration
 		Subtask Subtask
 		Attempt int
@@ -205,13 +208,14 @@ type (
 	// start. Send it at Next (a Tick at any other time is harmless).
 	Tick struct{ Now time.Duration }
 	// TaskAck: Subtask (of Attempt) snapshotted Checkpoint and uploaded
-	// its state, Handles.
+	// its state, Handles; Ended when it had ended its input (TaskEnded).
 	TaskAck struct {
 		Now        time.Duration
 		Checkpoint uint64
 		Subtask    Subtask
 		Attempt    int
 		Handles    []Handle
+		Ended      bool
 	}
 	// TaskDeclined: Subtask could not take part in Checkpoint (its
 	// snapshot failed, or it aborted the alignment).
@@ -246,7 +250,7 @@ type (
 
 func (JobRunning) isEvent()         {}
 func (TaskFailed) isEvent()         {}
-func (TaskFinished) isEvent()       {}
+func (TaskEnded) isEvent()          {}
 func (Tick) isEvent()               {}
 func (TaskAck) isEvent()            {}
 func (TaskDeclined) isEvent()       {}
@@ -264,7 +268,8 @@ type (
 	}
 
 	// TriggerCheckpoint: inject the barrier of ID at every one of Sources
-	// (of Attempt).
+	// (of Attempt), and tell every subtask that ended its input to
+	// snapshot directly.
 	TriggerCheckpoint struct {
 		ID        uint64
 		Attempt   int
@@ -289,6 +294,7 @@ type (
 	}
 	// Complete: every subtask acknowledged ID: write its metadata (last,
 	// atomically) naming Acks; answer with Persisted or StorageFailed.
+	// Final says every subtask had ended its input (every Ack is Ended).
 	Complete struct {
 		ID        uint64
 		Timestamp time.Duration
@@ -296,13 +302,19 @@ type (
 		RequestID string
 		Dir       string
 		Acks      []Ack // by subtask
+		Final     bool
 	}
 	// NotifyComplete: checkpoint ID is complete and durable: tell every
 	// task (two-phase-commit sinks commit what they pre-committed up to
 	// it). Savepoints get none: what a sink pre-committed at a
 	// savepoint's barrier is committed with the next checkpoint, so a
 	// recovery from the latest checkpoint never replays committed output.
-	NotifyComplete struct{ ID uint64 }
+	// Final: it is the job's final checkpoint; once committed the tasks
+	// end.
+	NotifyComplete struct {
+		ID    uint64
+		Final bool
+	}
 	// Discard: completed checkpoint ID is beyond the retained count:
 	// delete its files (shared files by their reference counts).
 	Discard struct{ ID uint64 }
@@ -362,27 +374,35 @@ func (a AbortCheckpoint) String() string {
 }
 func (a Complete) String() string {
 	var size int64
-	n, finished := 0, ""
+	n, ended := 0, ""
 	for _, ack := range a.Acks {
 		for _, h := range ack.Handles {
 			size += h.Size
 			n++
 		}
-		if ack.Finished {
-			finished += " " + ack.Subtask.String()
+		if ack.Ended && !a.Final {
+			ended += " " + ack.Subtask.String()
 		}
 	}
-	if finished != "" {
-		finished = ", finished:" + finished
+	switch {
+	case a.Final:
+		ended = ", final"
+	case ended != "":
+		ended = ", ended:" + ended
 	}
 	kind := "checkpoint"
 	if a.Savepoint {
 		kind = fmt.Sprintf("savepoint (request %s, dir %s)", a.RequestID, a.Dir)
 	}
-	return fmt.Sprintf("complete %s %d: write metadata, %d acks, %d handles, %d bytes%s", kind, a.ID, len(a.Acks), n, size, finished)
+	return fmt.Sprintf("complete %s %d: write metadata, %d acks, %d handles, %d bytes%s", kind, a.ID, len(a.Acks), n, size, ended)
 }
-func (a NotifyComplete) String() string { return fmt.Sprintf("notify complete %d", a.ID) }
-func (a Discard) String() string        { return fmt.Sprintf("discard %d", a.ID) }
+func (a NotifyComplete) String() string {
+	if a.Final {
+		return fmt.Sprintf("notify complete %d, final: the tasks end", a.ID)
+	}
+	return fmt.Sprintf("notify complete %d", a.ID)
+}
+func (a Discard) String() string { return fmt.Sprintf("discard %d", a.ID) }
 func (a DiscardState) String() string {
 	paths := make([]string, len(a.Handles))
 	for i, h := range a.Handles {
@@ -422,8 +442,9 @@ type pending struct {
 	dir       string
 	acks      map[Subtask]Ack
 	// completing is true once every subtask acknowledged (Complete was
-	// returned) and the metadata is being written.
-	completing bool
+	// returned) and the metadata is being written; final when every
+	// acknowledgement was Ended.
+	completing, final bool
 }
 
 // Coordinator runs one job's checkpoints. It is not safe for concurrent
@@ -433,15 +454,20 @@ type Coordinator struct {
 	subtasks map[Subtask]bool
 	sources  []Subtask
 
-	running  bool
-	attempt  int
-	finished map[Subtask]bool // of the running attempt
-	last     time.Duration    // latest Now seen; time never goes back
+	running bool
+	attempt int
+	ended   map[Subtask]bool // subtasks of the running attempt that ended their input
+	// finalAt is when the final checkpoint is due once every subtask has
+	// ended (set when the last one does; after a failed one, later);
+	// final is true once it completed: the job is ending.
+	finalAt time.Duration
+	final   bool
+	last    time.Duration // latest Now seen; time never goes back
 
 	nextID  uint64        // the id of the next checkpoint or savepoint
 	nextDue time.Duration // when the next periodic checkpoint is due
 	lastEnd time.Duration // when the latest checkpoint ended, for MinPause
-	ended   bool          // lastEnd is set
+	hasEnd  bool          // lastEnd is set
 
 	pending   []*pending // by id
 	completed []uint64   // retained checkpoint ids, oldest first
@@ -518,9 +544,15 @@ func (c *Coordinator) Next() (time.Duration, bool) {
 	for _, p := range c.pending {
 		take(p.at + c.cfg.Timeout)
 	}
-	if c.running && c.cfg.Interval > 0 && len(c.liveSources()) > 0 {
+	switch {
+	case !c.running || c.final:
+	case c.allEnded():
+		if c.periodicPending() == 0 {
+			take(c.finalAt)
+		}
+	case c.cfg.Interval > 0:
 		due := c.nextDue
-		if c.cfg.MinPause > 0 && c.ended {
+		if c.cfg.MinPause > 0 && c.hasEnd {
 			due = max(due, c.lastEnd+c.cfg.MinPause)
 		}
 		if c.periodicPending() < c.cfg.MaxConcurrent && (c.cfg.MinPause == 0 || c.periodicPending() == 0) {
@@ -559,26 +591,18 @@ func (c *Coordinator) Step(ev Event) ([]Action, error) {
 		}
 		now := c.clock(e.Now)
 		out := c.abortAll(nil, fmt.Sprintf("the job restarted as attempt %d", e.Attempt))
-		c.running, c.attempt, c.failures, c.finished = true, e.Attempt, 0, map[Subtask]bool{}
+		c.running, c.attempt, c.failures, c.ended, c.final = true, e.Attempt, 0, map[Subtask]bool{}, false
 		c.nextDue = now + c.cfg.Interval
 		return out, nil
-	case TaskFinished:
+	case TaskEnded:
 		if !c.subtasks[e.Subtask] {
-			return nil, fmt.Errorf("finished: %w: the job has no subtask %s", ErrBadEvent, e.Subtask)
+			return nil, fmt.Errorf("ended: %w: the job has no subtask %s", ErrBadEvent, e.Subtask)
 		}
-		c.clock(e.Now)
-		if e.Attempt != c.attempt || !c.running || c.finished[e.Subtask] {
-			return nil, nil
+		now := c.clock(e.Now)
+		if e.Attempt == c.attempt && c.running {
+			c.markEnded(e.Subtask, now)
 		}
-		c.finished[e.Subtask] = true
-		var out []Action
-		for _, p := range slices.Clone(c.pending) {
-			if _, acked := p.acks[e.Subtask]; !acked && !p.completing {
-				p.acks[e.Subtask] = Ack{Subtask: e.Subtask, Finished: true}
-				out = append(out, c.maybeComplete(p)...)
-			}
-		}
-		return out, nil
+		return nil, nil
 	case TaskFailed:
 		c.clock(e.Now)
 		c.running = false
@@ -653,11 +677,18 @@ func (c *Coordinator) tick(now time.Duration) []Action {
 		}
 		out = c.fail(out, p, now, why)
 	}
-	if !c.running || c.cfg.Interval == 0 || now < c.nextDue || len(c.liveSources()) == 0 {
+	if c.running && !c.final && c.allEnded() {
+		if c.periodicPending() > 0 || now < c.finalAt {
+			return out
+		}
+		c.finalAt = maxDuration // until it fails
+		return append(out, c.trigger(now, false, "", ""))
+	}
+	if !c.running || c.final || c.cfg.Interval == 0 || now < c.nextDue {
 		return out
 	}
 	n := c.periodicPending()
-	if n >= c.cfg.MaxConcurrent || c.cfg.MinPause > 0 && (n > 0 || c.ended && now < c.lastEnd+c.cfg.MinPause) {
+	if n >= c.cfg.MaxConcurrent || c.cfg.MinPause > 0 && (n > 0 || c.hasEnd && now < c.lastEnd+c.cfg.MinPause) {
 		return out // due, but waits for a slot or the pause
 	}
 	c.nextDue = now + c.cfg.Interval
@@ -685,26 +716,30 @@ func (c *Coordinator) missing(p *pending) string {
 	return fmt.Sprintf(" (waiting for %s%s)", subtasks(miss), more)
 }
 
-// liveSources returns the sources that have not finished.
-func (c *Coordinator) liveSources() []Subtask {
-	var out []Subtask
-	for _, s := range c.sources {
-		if !c.finished[s] {
-			out = append(out, s)
-		}
+// maxDuration is a due time that never comes.
+const maxDuration = time.Duration(1<<63 - 1)
+
+// allEnded says every subtask of the running attempt ended its input.
+func (c *Coordinator) allEnded() bool { return len(c.ended) == len(c.subtasks) }
+
+// markEnded records that s ended its input; when it is the last, the
+// final checkpoint is due at once.
+func (c *Coordinator) markEnded(s Subtask, now time.Duration) {
+	if c.ended[s] {
+		return
 	}
-	return out
+	c.ended[s] = true
+	if c.allEnded() {
+		c.finalAt = now
+	}
 }
 
 func (c *Coordinator) trigger(now time.Duration, savepoint bool, request, dir string) TriggerCheckpoint {
 	p := &pending{id: c.nextID, at: now, savepoint: savepoint, request: request, dir: dir, acks: map[Subtask]Ack{}}
-	for s := range c.finished {
-		p.acks[s] = Ack{Subtask: s, Finished: true}
-	}
 	c.nextID++
 	c.pending = append(c.pending, p)
 	t := TriggerCheckpoint{ID: p.id, Attempt: c.attempt, Timestamp: now, Mode: c.cfg.Mode, Savepoint: savepoint,
-		RequestID: request, Dir: dir, Sources: c.liveSources()}
+		RequestID: request, Dir: dir, Sources: slices.Clone(c.sources)}
 	if savepoint {
 		t.Mode = barrier.Aligned // a savepoint is self-contained: no in-flight data
 	} else if c.cfg.Mode == barrier.Aligned {
@@ -737,7 +772,10 @@ func (c *Coordinator) ack(e TaskAck) ([]Action, error) {
 	if _, dup := p.acks[e.Subtask]; dup {
 		return nil, nil
 	}
-	p.acks[e.Subtask] = Ack{Subtask: e.Subtask, Handles: slices.Clone(e.Handles)}
+	p.acks[e.Subtask] = Ack{Subtask: e.Subtask, Handles: slices.Clone(e.Handles), Ended: e.Ended}
+	if e.Ended && c.running {
+		c.markEnded(e.Subtask, c.last)
+	}
 	return c.maybeComplete(p), nil
 }
 
@@ -748,11 +786,14 @@ func (c *Coordinator) maybeComplete(p *pending) []Action {
 	}
 	p.completing = true
 	acks := make([]Ack, 0, len(p.acks))
+	final := !p.savepoint
 	for _, a := range p.acks {
 		acks = append(acks, a)
+		final = final && a.Ended
 	}
+	p.final = final
 	sort.Slice(acks, func(i, j int) bool { return less(acks[i].Subtask, acks[j].Subtask) })
-	return []Action{Complete{ID: p.id, Timestamp: p.at, Savepoint: p.savepoint, RequestID: p.request, Dir: p.dir, Acks: acks}}
+	return []Action{Complete{ID: p.id, Timestamp: p.at, Savepoint: p.savepoint, RequestID: p.request, Dir: p.dir, Acks: acks, Final: final}}
 }
 
 func (c *Coordinator) persisted(now time.Duration, id uint64) []Action {
@@ -766,8 +807,11 @@ func (c *Coordinator) persisted(now time.Duration, id uint64) []Action {
 		return nil
 	}
 	c.failures = 0
-	c.lastEnd, c.ended = now, true
-	out := []Action{NotifyComplete{ID: id}}
+	c.lastEnd, c.hasEnd = now, true
+	out := []Action{NotifyComplete{ID: id, Final: p.final}}
+	if p.final {
+		c.final = true
+	}
 	// Older checkpoints still in progress are subsumed: this one is newer
 	// and complete.
 	for _, q := range slices.Clone(c.pending) {
@@ -812,7 +856,11 @@ func (c *Coordinator) fail(out []Action, p *pending, now time.Duration, reason s
 	if p.savepoint {
 		return out
 	}
-	c.lastEnd, c.ended = now, true
+	c.lastEnd, c.hasEnd = now, true
+	if c.allEnded() && c.finalAt == maxDuration {
+		// The final checkpoint failed: the next one after a pause.
+		c.finalAt = now + max(c.cfg.Interval, c.cfg.MinPause, time.Second)
+	}
 	c.failures++
 	if c.failures <= c.cfg.TolerableFailures {
 		return out
@@ -835,8 +883,8 @@ func (c *Coordinator) savepoint(e SavepointRequested) ([]Action, error) {
 	if !c.running {
 		return []Action{RefuseSavepoint{RequestID: e.RequestID, Reason: "the job is not running (it is starting, restarting or failing); retry when it runs"}}, nil
 	}
-	if len(c.liveSources()) == 0 {
-		return []Action{RefuseSavepoint{RequestID: e.RequestID, Reason: "every source has finished: no barrier can be injected"}}, nil
+	if c.final {
+		return []Action{RefuseSavepoint{RequestID: e.RequestID, Reason: "the job took its final checkpoint and is ending"}}, nil
 	}
 	if len(c.order) == maxRequests {
 		// Forget the oldest finished request (a pending one stays).

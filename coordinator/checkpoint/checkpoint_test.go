@@ -29,8 +29,8 @@ func parseSubtask(c *scripttest.Cmd, s string) Subtask {
 //
 //	new subtasks=(V[I],...) sources=(V[I],...) [interval=D timeout=D min-pause=D
 //	    max-concurrent=N tolerable=N mode=M align-timeout=D retained=N]
-//	running attempt=N | failed SUBTASK reason=TEXT | finished SUBTASK... [attempt=N] | tick
-//	ack CKPT SUBTASK... [attempt=N] [size=N]   one handle chk-CKPT/SUBTASK per subtask
+//	running attempt=N | failed SUBTASK reason=TEXT | ended SUBTASK... [attempt=N] | tick
+//	ack CKPT SUBTASK... [attempt=N] [size=N] [ended]   one handle chk-CKPT/SUBTASK per subtask
 //	decline CKPT SUBTASK [attempt=N] reason=TEXT
 //	persisted CKPT | storage-failed CKPT err=TEXT
 //	savepoint req=ID [dir=DIR]
@@ -76,9 +76,9 @@ func TestScripts(t *testing.T) {
 			case "running":
 				attempt = c.Int("attempt", attempt+1)
 				evs = append(evs, JobRunning{Now: now, Attempt: attempt})
-			case "finished":
+			case "ended":
 				for _, s := range subs(c.Positional()) {
-					evs = append(evs, TaskFinished{Now: now, Subtask: s, Attempt: c.Int("attempt", attempt)})
+					evs = append(evs, TaskEnded{Now: now, Subtask: s, Attempt: c.Int("attempt", attempt)})
 				}
 			case "failed":
 				evs = append(evs, TaskFailed{Now: now, Subtask: parseSubtask(c, c.Positional()[0]), Reason: c.Str("reason", "")})
@@ -87,8 +87,13 @@ func TestScripts(t *testing.T) {
 			case "ack":
 				id := ckpt()
 				att, size := c.Int("attempt", attempt), c.Int("size", 100)
-				for _, s := range subs(c.Positional()[1:]) {
-					evs = append(evs, TaskAck{Now: now, Checkpoint: id, Subtask: s, Attempt: att,
+				ss := c.Positional()[1:]
+				ended := len(ss) > 0 && ss[len(ss)-1] == "ended"
+				if ended {
+					ss = ss[:len(ss)-1]
+				}
+				for _, s := range subs(ss) {
+					evs = append(evs, TaskAck{Now: now, Checkpoint: id, Subtask: s, Attempt: att, Ended: ended,
 						Handles: []Handle{{Path: fmt.Sprintf("chk-%d/%s", id, s), Size: int64(size)}}})
 				}
 			case "decline":
@@ -290,10 +295,12 @@ func TestRandomEvents(t *testing.T) {
 			completing    = map[uint64]bool{}
 			persistedSent = map[uint64]bool{}
 			ended         = map[uint64]bool{}
+			finalOf       = map[uint64]bool{}
 			notified      []uint64
 			discarded     = map[uint64]bool{}
 			failures      int
-			finishedSubs  = map[Subtask]bool{}
+			endedSubs     = map[Subtask]bool{}
+			final         bool // the final checkpoint completed
 			maxID         uint64
 			reqs          int
 			trace         []string
@@ -333,7 +340,8 @@ func TestRandomEvents(t *testing.T) {
 					if r.IntN(10) == 0 {
 						att--
 					}
-					ev = TaskAck{Now: now, Checkpoint: id, Subtask: subs[r.IntN(len(subs))], Attempt: att,
+					s := subs[r.IntN(len(subs))]
+					ev = TaskAck{Now: now, Checkpoint: id, Subtask: s, Attempt: att, Ended: endedSubs[s] || r.IntN(8) == 0,
 						Handles: []Handle{{Path: fmt.Sprintf("f%d", step), Size: 1}}}
 				}
 			case k < 15:
@@ -354,7 +362,7 @@ func TestRandomEvents(t *testing.T) {
 				}
 			case k < 19:
 				if r.IntN(2) == 0 {
-					ev = TaskFinished{Now: now, Subtask: subs[r.IntN(len(subs))], Attempt: attempt}
+					ev = TaskEnded{Now: now, Subtask: subs[r.IntN(len(subs))], Attempt: attempt}
 					break
 				}
 				ev = TaskFailed{Now: now, Subtask: subs[r.IntN(len(subs))], Reason: "boom"}
@@ -382,11 +390,15 @@ func TestRandomEvents(t *testing.T) {
 			counts := false
 			switch ev.(type) {
 			case JobRunning:
-				running, failures = true, 0
-				clear(finishedSubs)
-			case TaskFinished:
-				if running {
-					finishedSubs[ev.(TaskFinished).Subtask] = true
+				running, failures, final = true, 0, false
+				clear(endedSubs)
+			case TaskEnded:
+				if e := ev.(TaskEnded); running && e.Attempt == attempt {
+					endedSubs[e.Subtask] = true
+				}
+			case TaskAck:
+				if e := ev.(TaskAck); running && e.Ended && e.Attempt == attempt && live[e.Checkpoint] && !completing[e.Checkpoint] {
+					endedSubs[e.Subtask] = true
 				}
 			case TaskFailed:
 				running = false
@@ -397,17 +409,11 @@ func TestRandomEvents(t *testing.T) {
 				seen[fmt.Sprintf("%T", a)]++
 				switch a := a.(type) {
 				case TriggerCheckpoint:
-					if !running || a.ID != maxID+1 || a.Attempt != attempt {
-						fail("trigger %d (running %v, latest %d, attempt %d)", a.ID, running, maxID, attempt)
+					if !running || final || a.ID != maxID+1 || a.Attempt != attempt {
+						fail("trigger %d (running %v, final %v, latest %d, attempt %d)", a.ID, running, final, maxID, attempt)
 					}
-					var srcs []Subtask
-					for _, s := range subs[:2] {
-						if !finishedSubs[s] {
-							srcs = append(srcs, s)
-						}
-					}
-					if len(srcs) == 0 || !slices.Equal(a.Sources, srcs) {
-						fail("trigger %d at %v; live sources %v", a.ID, a.Sources, srcs)
+					if !slices.Equal(a.Sources, subs[:2]) {
+						fail("trigger %d at %v; sources %v", a.ID, a.Sources, subs[:2])
 					}
 					maxID = a.ID
 					live[a.ID], savepoint[a.ID] = true, a.Savepoint
@@ -424,6 +430,14 @@ func TestRandomEvents(t *testing.T) {
 					if !live[a.ID] || completing[a.ID] || len(a.Acks) != len(subs) {
 						fail("complete %d", a.ID)
 					}
+					all := !a.Savepoint
+					for _, ack := range a.Acks {
+						all = all && ack.Ended
+					}
+					if a.Final != all {
+						fail("complete %d: final %v, acks %+v", a.ID, a.Final, a.Acks)
+					}
+					finalOf[a.ID] = a.Final
 					completing[a.ID] = true
 				case AbortCheckpoint:
 					if !live[a.ID] {
@@ -444,6 +458,10 @@ func TestRandomEvents(t *testing.T) {
 					ended[a.ID] = true
 					notified = append(notified, a.ID)
 					failures = 0
+					if a.Final != finalOf[a.ID] {
+						fail("notify %d: final %v, its Complete said %v", a.ID, a.Final, finalOf[a.ID])
+					}
+					final = final || a.Final
 				case FailJob:
 					if failures != cfg.TolerableFailures+1 {
 						fail("fail job after %d failures in a row", failures)
@@ -459,8 +477,8 @@ func TestRandomEvents(t *testing.T) {
 						fail("discard state of %d, in progress", a.Checkpoint)
 					}
 				case RefuseSavepoint:
-					if running && !(finishedSubs[subs[0]] && finishedSubs[subs[1]]) {
-						fail("savepoint refused while running, sources not finished")
+					if running && !final {
+						fail("savepoint refused while running, before the final checkpoint")
 					}
 				}
 			}

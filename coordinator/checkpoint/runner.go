@@ -15,10 +15,14 @@ import (
 // Tasks is what a Runner drives: the running tasks of the job, wherever
 // they run. The calls must not block on the tasks (post and return).
 type Tasks interface {
-	// Trigger injects the barrier of a at its sources.
+	// Trigger injects the barrier of a at its sources and tells every
+	// subtask that ended its input to snapshot directly: it reaches every
+	// task.
 	Trigger(a TriggerCheckpoint)
-	// NotifyComplete tells every task that checkpoint id is complete.
-	NotifyComplete(id uint64)
+	// NotifyComplete tells every task that checkpoint id is complete;
+	// final, that it is the job's final checkpoint: the tasks end once
+	// committed.
+	NotifyComplete(id uint64, final bool)
 	// Abort tells every task that checkpoint id was given up.
 	Abort(id uint64)
 }
@@ -219,7 +223,7 @@ func (r *Runner) do(a Action) []Action {
 		}
 		return out
 	case NotifyComplete:
-		r.cfg.Tasks.NotifyComplete(a.ID)
+		r.cfg.Tasks.NotifyComplete(a.ID, a.Final)
 	case Discard:
 		if err := r.cfg.Storage.Discard(r.cfg.Job, a.ID); err != nil {
 			r.log.Warn("discarding a checkpoint", "checkpoint", a.ID, "err", err)
@@ -297,7 +301,7 @@ func (r *Runner) persist(a Complete) (string, int64, error) {
 	listed := map[ckptstore.FileInfo]bool{}
 	for _, ack := range a.Acks {
 		got, ok := r.acks[ackKey{a.ID, ack.Subtask}]
-		if !ok && !ack.Finished {
+		if !ok {
 			return "", 0, fmt.Errorf("checkpoint %d: no acknowledgement of %s on record", a.ID, ack.Subtask)
 		}
 		for _, n := range got.Nodes {
@@ -319,10 +323,10 @@ func (r *Runner) persist(a Complete) (string, int64, error) {
 				op.States = n.States
 			}
 		}
-		if ack.Finished {
+		if ack.Ended {
 			for i := range p.Operators {
 				if o := &p.Operators[i]; o.Vertex == ack.Subtask.Vertex && ack.Subtask.Index < len(o.Subtasks) {
-					o.Subtasks[ack.Subtask.Index].Finished = true
+					o.Subtasks[ack.Subtask.Index].Ended = true
 				}
 			}
 		}
@@ -374,9 +378,13 @@ func copyFile(from ckptstore.Storage, job string, n uint64, f ckptstore.FileInfo
 // Running says every subtask of attempt runs: checkpoints may start.
 func (r *Runner) Running(attempt int) { r.step(JobRunning{Now: r.now(), Attempt: attempt}) }
 
-// Ack takes a subtask's acknowledgement or decline.
+// Ack takes a subtask's acknowledgement or decline, or its notice that
+// it ended its input (ckptmeta.Ack.IsEndNotice).
 func (r *Runner) Ack(a ckptmeta.Ack) error {
 	s := Subtask{Vertex: a.Vertex, Index: a.Index}
+	if a.IsEndNotice() {
+		return r.step(TaskEnded{Now: r.now(), Subtask: s, Attempt: a.Attempt})
+	}
 	r.log.Debug("checkpoint acknowledged", "checkpoint", a.Checkpoint, "subtask", s.String(), "declined", a.Declined)
 	if a.Declined != "" {
 		return r.step(TaskDeclined{Now: r.now(), Checkpoint: a.Checkpoint, Subtask: s, Attempt: a.Attempt, Reason: a.Declined})
@@ -398,18 +406,13 @@ func (r *Runner) Ack(a ckptmeta.Ack) error {
 		r.started[a.Checkpoint] = st
 	}
 	r.mu.Unlock()
-	err := r.step(TaskAck{Now: r.now(), Checkpoint: a.Checkpoint, Subtask: s, Attempt: a.Attempt, Handles: hs})
+	err := r.step(TaskAck{Now: r.now(), Checkpoint: a.Checkpoint, Subtask: s, Attempt: a.Attempt, Handles: hs, Ended: a.Ended})
 	if err != nil {
 		r.mu.Lock()
 		delete(r.acks, ackKey{a.Checkpoint, s})
 		r.mu.Unlock()
 	}
 	return err
-}
-
-// Finished says a subtask ended with all its input processed.
-func (r *Runner) Finished(s Subtask, attempt int) {
-	r.step(TaskFinished{Now: r.now(), Subtask: s, Attempt: attempt})
 }
 
 // Failed says a subtask (or its worker) failed: pending checkpoints end.

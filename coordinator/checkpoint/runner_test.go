@@ -26,7 +26,7 @@ func (r *recordingTasks) Trigger(a TriggerCheckpoint) {
 	r.triggers = append(r.triggers, a)
 	r.mu.Unlock()
 }
-func (r *recordingTasks) NotifyComplete(id uint64) {
+func (r *recordingTasks) NotifyComplete(id uint64, final bool) {
 	r.mu.Lock()
 	r.notified = append(r.notified, id)
 	r.mu.Unlock()

@@ -101,34 +101,41 @@ func (t clusterTasks) Trigger(a checkpoint.TriggerCheckpoint) {
 	t.c.async.push(func() {
 		t.c.mu.Lock()
 		defer t.c.mu.Unlock()
-		sent := map[string]bool{}
-		for _, s := range a.Sources {
-			w := t.j.assign[execgraph.SubtaskID{Vertex: s.Vertex, Index: s.Index}].Worker
-			if w == "" || sent[w] {
-				continue
-			}
-			sent[w] = true
-			t.c.send(w, control.Command{Checkpoint: &control.Checkpoint{Job: t.j.id, Attempt: a.Attempt, Do: control.CheckpointTrigger, ID: a.ID, Mode: string(a.Mode), Savepoint: a.Savepoint}})
-		}
+		// Every worker of the job: sources inject the barrier, subtasks
+		// that ended their input snapshot directly.
+		t.sendAll(control.Checkpoint{Job: t.j.id, Attempt: a.Attempt, Do: control.CheckpointTrigger, ID: a.ID, Mode: string(a.Mode), Savepoint: a.Savepoint})
 	})
 }
 
-func (t clusterTasks) NotifyComplete(id uint64) { t.all(control.CheckpointComplete, id) }
-func (t clusterTasks) Abort(id uint64)          { t.all(control.CheckpointAbort, id) }
+func (t clusterTasks) NotifyComplete(id uint64, final bool) {
+	t.all(control.Checkpoint{Do: control.CheckpointComplete, ID: id, Final: final})
+}
+func (t clusterTasks) Abort(id uint64) {
+	t.all(control.Checkpoint{Do: control.CheckpointAbort, ID: id})
+}
 
-func (t clusterTasks) all(do string, id uint64) {
+// all sends cmd, for the job's current attempt, to its workers.
+func (t clusterTasks) all(cmd control.Checkpoint) {
 	t.c.async.push(func() {
 		t.c.mu.Lock()
 		defer t.c.mu.Unlock()
-		sent := map[string]bool{}
-		for _, s := range t.j.assign {
-			if s.Worker == "" || sent[s.Worker] {
-				continue
-			}
-			sent[s.Worker] = true
-			t.c.send(s.Worker, control.Command{Checkpoint: &control.Checkpoint{Job: t.j.id, Attempt: t.j.graph.Attempt(), Do: do, ID: id}})
-		}
+		cmd.Job, cmd.Attempt = t.j.id, t.j.graph.Attempt()
+		t.sendAll(cmd)
 	})
+}
+
+// sendAll sends cmd to every worker the job has subtasks on; t.c.mu is
+// held.
+func (t clusterTasks) sendAll(cmd control.Checkpoint) {
+	sent := map[string]bool{}
+	for _, s := range t.j.assign {
+		if s.Worker == "" || sent[s.Worker] {
+			continue
+		}
+		sent[s.Worker] = true
+		c := cmd
+		t.c.send(s.Worker, control.Command{Checkpoint: &c})
+	}
 }
 
 // setupCheckpoints gives a submitted job its checkpoint runner when its
@@ -229,8 +236,6 @@ func (c *Cluster) checkpointReport(j *job, id execgraph.SubtaskID, t control.Tas
 	}
 	s := checkpoint.Subtask{Vertex: id.Vertex, Index: id.Index}
 	switch t.State {
-	case "finished":
-		jc.runner.Finished(s, t.Attempt)
 	case "failed", "canceled":
 		jc.runner.Failed(s, t.Cause)
 	}
@@ -323,7 +328,7 @@ func (c *Cluster) savepoint(tenant, id, request, dir string, stop, drain bool) (
 			}
 			// What the sinks pre-committed at the savepoint's barrier is
 			// committed now: the job ends at the savepoint.
-			clusterTasks{c, j}.NotifyComplete(info.ID)
+			clusterTasks{c, j}.NotifyComplete(info.ID, false)
 			c.async.push(func() {
 				c.mu.Lock()
 				defer c.mu.Unlock()

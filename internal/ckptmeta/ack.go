@@ -21,7 +21,16 @@ type Ack struct {
 	// up (its snapshot or upload failed, or its alignment was aborted).
 	Declined string    `json:"declined,omitempty"`
 	Nodes    []NodeAck `json:"nodes,omitempty"`
+	// Ended says the subtask had ended its input when it snapshotted:
+	// Nodes hold its final state. With Checkpoint 0 the Ack is a notice,
+	// not an acknowledgement: the subtask just ended its input (see
+	// IsEndNotice).
+	Ended bool `json:"ended,omitempty"`
 }
+
+// IsEndNotice says a is no acknowledgement but the notice that its
+// subtask ended its input and waits for the final checkpoint.
+func (a Ack) IsEndNotice() bool { return a.Checkpoint == 0 && a.Ended }
 
 // NodeAck is what one node of the subtask's chain wrote.
 type NodeAck struct {
@@ -106,10 +115,10 @@ func ShapeOf(d *deploy.Descriptor) Shape {
 }
 
 // Restorable says whether a checkpoint can be restored: every subtask of
-// every operator took part. One that completed after some subtasks had
-// finished (their input all processed) holds nothing for them, and a
-// restore cannot keep them finished, so recovery uses the newest
-// checkpoint every subtask took part in.
+// every operator took part. One written before subtasks snapshotted
+// their final state (payloads that mark a subtask Finished) holds nothing
+// for them, and a restore cannot keep them finished, so recovery uses the
+// newest checkpoint every subtask took part in.
 func (p *Payload) Restorable() error {
 	for _, o := range p.Operators {
 		for _, s := range o.Subtasks {

@@ -76,8 +76,14 @@ type State struct {
 // Subtask is one parallel instance of an operator in the checkpoint.
 type Subtask struct {
 	Index int `json:"index"`
-	// Finished is true for a subtask that had ended (all its input
-	// processed) before the checkpoint: it wrote no files.
+	// Ended is true for a subtask that had ended its input (all of it
+	// processed) when it snapshotted: its files are its final state. An
+	// operator whose every subtask had ended is finished on restore: its
+	// end of input does not run again.
+	Ended bool `json:"ended,omitempty"`
+	// Finished is true for a subtask that had ended before the
+	// checkpoint and wrote no files (builds before the final checkpoint
+	// wrote it; Restorable refuses it).
 	Finished bool `json:"finished,omitempty"`
 	// KeyGroups is the first and one past the last key group it owned.
 	KeyGroups [2]int `json:"key_groups"`
@@ -145,6 +151,16 @@ func (p *Payload) Operator(uid string) *Operator {
 		}
 	}
 	return nil
+}
+
+// Ended says every subtask of o had ended its input: o had finished.
+func (o *Operator) Ended() bool {
+	for _, s := range o.Subtasks {
+		if !s.Ended {
+			return false
+		}
+	}
+	return len(o.Subtasks) > 0
 }
 
 // Files returns the files of role over every subtask of o, by subtask

@@ -110,6 +110,9 @@ type Checkpoint struct {
 	ID        uint64 `json:"id"`
 	Mode      string `json:"mode,omitempty"`
 	Savepoint bool   `json:"savepoint,omitempty"`
+	// Final, with CheckpointComplete: the job's final checkpoint; the
+	// tasks end once they committed.
+	Final bool `json:"final,omitempty"`
 }
 
 // MaxAcks bounds the acknowledgements of one Acks message.

@@ -209,28 +209,82 @@ func TestUnwritableCheckpointFolder(t *testing.T) {
 		t.Run("tolerate-"+strconv.Itoa(tolerate), func(t *testing.T) {
 			o := badOptions{out: t.TempDir(), ckpt: t.TempDir(), tolerate: tolerate, count: 3000}
 			// The job's folder is a file: nothing can be created in it.
-			if err := os.WriteFile(filepath.Join(o.ckpt, "bad"), []byte("not a folder"), 0o644); err != nil {
+			bad := filepath.Join(o.ckpt, "bad")
+			if err := os.WriteFile(bad, []byte("not a folder"), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			j, _ := badJob(t, o, CheckpointOptions{})
 			defer j.Close()
 			start := time.Now()
-			err := runToEnd(t, j)
-			st := j.Checkpoints()
-			if st.Completed != 0 || st.Failed == 0 {
-				t.Fatalf("checkpoints: %+v, want failures and none completed", st)
-			}
-			if tolerate > 0 {
-				if err != nil {
-					t.Fatalf("with failures tolerated the job failed: %v", err)
+			if tolerate == 0 {
+				err := runToEnd(t, j)
+				if st := j.Checkpoints(); st.Completed != 0 || st.Failed == 0 {
+					t.Fatalf("checkpoints: %+v, want failures and none completed", st)
+				}
+				if err == nil || !strings.Contains(err.Error(), "checkpoint") {
+					t.Fatalf("with no failure tolerated the job ended with %v after %s, want a failure naming the checkpoints", err, time.Since(start))
 				}
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), "checkpoint") {
-				t.Fatalf("with no failure tolerated the job ended with %v after %s, want a failure naming the checkpoints", err, time.Since(start))
+			// Tolerated, the failures leave the job running: its input
+			// ends, and it waits for a final checkpoint to commit the
+			// output. Once the folder can be written again, that one
+			// completes and the job ends with all of its output.
+			run, err := j.Start(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ended := make(chan error, 1)
+			go func() { ended <- run.Wait() }()
+			deadline := time.After(time.Minute)
+			tick := time.NewTicker(5 * time.Millisecond)
+			defer tick.Stop()
+			for wait := true; wait; {
+				select {
+				case err := <-ended:
+					t.Fatalf("the job ended (%v) with its checkpoints failing: %+v", err, j.Checkpoints())
+				case <-deadline:
+					t.Fatalf("checkpoints within a minute: %+v, want failures", j.Checkpoints())
+				case <-tick.C:
+					wait = j.Checkpoints().Failed < 3 || time.Since(start) < 700*time.Millisecond // past the input's end (0.3 s)
+				}
+			}
+			if st := j.Checkpoints(); st.Completed != 0 {
+				t.Fatalf("checkpoints: %+v, want none completed", st)
+			}
+			if got := committed(t, o.out); len(got) != 0 {
+				t.Fatalf("%d lines committed without a completed checkpoint", len(got))
+			}
+			if err := os.Remove(bad); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-ended:
+				if err != nil {
+					t.Fatalf("the job failed once its folder could be written: %v", err)
+				}
+			case <-time.After(time.Minute):
+				t.Fatalf("the job did not end within a minute of its folder becoming writable: %+v", j.Checkpoints())
+			}
+			got, want := committed(t, o.out), uninterruptedBad(t, o)
+			if !slices.Equal(got, want) || len(want) == 0 {
+				t.Fatalf("committed output: %d lines, want the %d of a run whose checkpoints succeed: %s", len(got), len(want), firstDiff(got, want))
 			}
 		})
 	}
+}
+
+// uninterruptedBad is the committed output of o's job run to its end
+// with a checkpoint folder that works.
+func uninterruptedBad(t *testing.T, o badOptions) []string {
+	t.Helper()
+	o.out, o.ckpt = t.TempDir(), t.TempDir()
+	j, _ := badJob(t, o, CheckpointOptions{})
+	defer j.Close()
+	if err := runToEnd(t, j); err != nil {
+		t.Fatal(err)
+	}
+	return committed(t, o.out)
 }
 
 // newTestLogger logs text lines into b.

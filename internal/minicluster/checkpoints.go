@@ -80,8 +80,8 @@ type localTasks struct{ run *task.Run }
 func (l *localTasks) Trigger(a checkpoint.TriggerCheckpoint) {
 	l.run.TriggerCheckpoint(a.ID, a.Mode, a.Savepoint)
 }
-func (l *localTasks) NotifyComplete(id uint64) { l.run.NotifyComplete(id) }
-func (l *localTasks) Abort(id uint64)          { l.run.AbortCheckpoint(id) }
+func (l *localTasks) NotifyComplete(id uint64, final bool) { l.run.NotifyComplete(id, final) }
+func (l *localTasks) Abort(id uint64)                      { l.run.AbortCheckpoint(id) }
 
 // setupCheckpoints prepares the runner and the task side of checkpoints,
 // including the restore; the runner starts with the run.
@@ -148,9 +148,6 @@ func (j *Job) setupCheckpoints() error {
 		Storage: store, StorageJob: id, AlignmentTimeout: cfg.AlignmentTimeout, Restore: restore,
 		Incremental: j.Spec.Checkpoints.Incremental,
 		OnAck:       func(a ckptmeta.Ack) { _ = r.Ack(a) },
-		OnFinished: func(s task.SubtaskRef) {
-			r.Finished(checkpoint.Subtask{Vertex: s.Vertex, Index: s.Index}, j.task.Attempt)
-		},
 	}
 	return nil
 }

@@ -36,7 +36,7 @@ func (a *Agent) checkpointCommand(c *control.Checkpoint) {
 		}
 		run.TriggerCheckpoint(c.ID, mode, c.Savepoint)
 	case control.CheckpointComplete:
-		run.NotifyComplete(c.ID)
+		run.NotifyComplete(c.ID, c.Final)
 	case control.CheckpointAbort:
 		run.AbortCheckpoint(c.ID)
 	}

@@ -104,7 +104,7 @@ type fileSink struct {
 	fname     string // f's path
 	published bool   // not exactly: the temporary file was renamed to path
 	closed    bool
-	ended     bool // exactly: Flush committed everything (end of input)
+	ended     bool // exactly: Flush ended the input; the open transaction waits for its PreCommit
 
 	nextTxn  int       // exactly: <n> of the next pending file
 	pending  []sinkTxn // exactly: pre-committed, not yet committed, in checkpoint order
@@ -225,7 +225,7 @@ func (s *fileSink) Write(entries []byte, count int) error {
 		return errSinkClosed
 	}
 	if s.ended {
-		return fmt.Errorf("connector: file sink %s subtask %d: write after the end of input (Flush committed the last part)", s.path, s.index)
+		return fmt.Errorf("connector: file sink %s subtask %d: write after the end of input (Flush)", s.path, s.index)
 	}
 	var err error
 	if s.buf, err = appendLines(s.buf, entries, s.format, s.rawJSON); err != nil {
@@ -317,8 +317,8 @@ func (s *fileSink) endTxn(checkpoint uint64) (t sinkTxn, ok bool, err error) {
 // the transactions Commit will make visible. The state returned names
 // every transaction pre-committed and not committed yet (see
 // encodeFileSinkState). Checkpoints must increase from one PreCommit to
-// the next. After the end of input (Flush) it returns a state naming no
-// transaction.
+// the next. After the end of input (Flush) the first PreCommit ends the
+// last transaction: the job's final checkpoint commits it.
 func (s *fileSink) PreCommit(checkpoint uint64) ([]byte, error) {
 	if s.closed {
 		return nil, errSinkClosed
@@ -332,14 +332,12 @@ func (s *fileSink) PreCommit(checkpoint uint64) ([]byte, error) {
 	if len(s.pending) >= maxFileSinkTxns {
 		return nil, fmt.Errorf("connector: file sink %s subtask %d: pre-committing checkpoint %d: %d transactions are waiting for a completed checkpoint: checkpoints are not completing (see the job's checkpoint failures)", s.path, s.index, checkpoint, len(s.pending))
 	}
-	if !s.ended {
-		t, ok, err := s.endTxn(checkpoint)
-		if err != nil {
-			return nil, fmt.Errorf("pre-committing checkpoint %d: %w", checkpoint, err)
-		}
-		if ok {
-			s.pending = append(s.pending, t)
-		}
+	t, ok, err := s.endTxn(checkpoint)
+	if err != nil {
+		return nil, fmt.Errorf("pre-committing checkpoint %d: %w", checkpoint, err)
+	}
+	if ok {
+		s.pending = append(s.pending, t)
 	}
 	if err := s.syncDir(); err != nil {
 		return nil, fmt.Errorf("pre-committing checkpoint %d: %w", checkpoint, err)
@@ -423,47 +421,32 @@ func (s *fileSink) syncDir() error {
 
 // Flush is the end of input. Without exactly it writes out the buffer,
 // syncs the file and, the first time, renames it into place; later Writes
-// append to it there. With exactly it commits the open transaction
-// directly as a final part, with every transaction pre-committed but not
-// committed yet: the one step that does not wait for a checkpoint. (A
-// failure after this but before the job's last checkpoint completes makes
-// the job restore from an earlier one and write those records again.)
-// After it, Write fails and PreCommit names no transaction.
+// append to it there. With exactly it only ends the input: Write fails
+// after it, and what was written since the last PreCommit stays the open
+// transaction until the next one, the job's final checkpoint, which
+// commits it like any other.
 func (s *fileSink) Flush() error {
 	if s.closed {
 		return errSinkClosed
 	}
-	if !s.exactly {
-		if err := s.writeOut(); err != nil {
-			return err
-		}
-		if err := s.f.Sync(); err != nil {
-			return fmt.Errorf("connector: file sink: syncing %s: %w", s.fname, err)
-		}
-		if s.published {
-			return nil
-		}
-		if err := os.Rename(s.fname, s.path); err != nil {
-			return fmt.Errorf("connector: file sink: publishing %s: %w", s.path, err)
-		}
-		s.fname, s.published, s.dirDirty = s.path, true, true
-		return s.syncDir()
-	}
-	if s.ended {
+	if s.exactly {
+		s.ended = true
 		return nil
 	}
-	t, ok, err := s.endTxn(s.lastSeq + 1)
-	if err != nil {
-		return fmt.Errorf("committing the end of input: %w", err)
+	if err := s.writeOut(); err != nil {
+		return err
 	}
-	if ok {
-		s.pending = append(s.pending, t)
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("connector: file sink: syncing %s: %w", s.fname, err)
 	}
-	if err := s.commitFirst(len(s.pending)); err != nil {
-		return fmt.Errorf("committing the end of input: %w", err)
+	if s.published {
+		return nil
 	}
-	s.ended = true
-	return nil
+	if err := os.Rename(s.fname, s.path); err != nil {
+		return fmt.Errorf("connector: file sink: publishing %s: %w", s.path, err)
+	}
+	s.fname, s.published, s.dirDirty = s.path, true, true
+	return s.syncDir()
 }
 
 // Close releases the sink; it is idempotent. Without Flush it aborts what

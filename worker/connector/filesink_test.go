@@ -479,8 +479,18 @@ func runSinkModel(t *testing.T, seed int64) {
 			checkExactlyOnce(t, t, path, want(to), true)
 		}
 	}
+	// The end of input, then the job's final checkpoint: only its commit
+	// makes the last transactions visible.
 	for _, s := range sinks {
 		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.PreCommit(nextID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range sinks {
+		if err := s.Commit(nextID); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Close(); err != nil {
@@ -595,7 +605,11 @@ func TestFileSinkModes(t *testing.T) {
 		if err := s.Write(b.Buf, b.Count); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Flush(); err != nil {
+		tp := s.(TwoPhaseSink)
+		if _, err := tp.PreCommit(1); err != nil {
+			t.Errorf("pre-committing with the longest file name: %v", err)
+		}
+		if err := tp.Commit(1); err != nil {
 			t.Errorf("committing with the longest file name: %v", err)
 		}
 		s.Close()

@@ -11,12 +11,12 @@ package connector
 // restart replays are written once.
 //
 // Every method is called on the subtask's goroutine, between Writes.
-// Flush is the end of input: it commits what is still open without
-// waiting for a checkpoint (the one step that is not transactional: a
-// failure after it, before the job's end, makes the restored job write
-// that output again). Close without Flush (a failure or a cancel) aborts
-// only the open transaction; pre-committed ones stay for a Commit or a
-// restore. The file sink (see CommittedParts) is one.
+// Flush is the end of input: no Write follows, and what is still open
+// waits for the next PreCommit, that of the job's final checkpoint, taken
+// once every subtask ended its input. Close (after a failure, a cancel or
+// the final commit) aborts only the open transaction; pre-committed ones
+// stay for a Commit or a restore. The file sink (see CommittedParts) is
+// one.
 type TwoPhaseSink interface {
 	Sink
 	// PreCommit ends the open transaction at the barrier of checkpoint:

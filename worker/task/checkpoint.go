@@ -2,6 +2,7 @@ package task
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -33,6 +34,17 @@ import (
 // acknowledges (Checkpointing.OnAck). Once the checkpoint is complete the
 // coordinator says so (Run.NotifyComplete) and two-phase-commit sinks
 // commit.
+//
+// The end of a checkpointed job is a checkpoint too. A subtask that ended
+// its input (everything fired, the end sent on) says so (an end notice
+// through OnAck) and stays: no barrier can reach it any more, so the
+// trigger, which reaches every subtask, has it snapshot its final state
+// directly. Its sinks keep what they wrote since their last pre-commit
+// open. The first checkpoint every subtask took after it ended is the
+// final one: once it completed, the sinks commit and the subtasks end. So
+// every record of a bounded job is committed by a checkpoint, and a
+// failure at any moment of its end restores a checkpoint and writes
+// nothing twice.
 
 // Checkpointing is the checkpoint setup of a Job.
 type Checkpointing struct {
@@ -45,11 +57,9 @@ type Checkpointing struct {
 	// to unaligned; 0 never does.
 	AlignmentTimeout time.Duration
 	// OnAck receives each subtask's acknowledgement (or decline) of a
-	// checkpoint, from any goroutine.
+	// checkpoint, and its notice that it ended its input
+	// (ckptmeta.Ack.IsEndNotice), from any goroutine.
 	OnAck func(ckptmeta.Ack)
-	// OnFinished is told when a subtask ended with all its input
-	// processed: it takes part in no later checkpoint.
-	OnFinished func(SubtaskRef)
 	// Restore is the checkpoint the run starts from; nil starts afresh.
 	Restore *Restore
 	// Incremental has subtasks on the pebble backend take periodic
@@ -167,6 +177,7 @@ type mail struct {
 	id        uint64
 	mode      barrier.Mode
 	savepoint bool
+	final     bool // mailNotify: the job's final checkpoint
 }
 
 const (
@@ -204,21 +215,21 @@ func (m *mailbox) take(dst []mail) []mail {
 	return dst
 }
 
-// TriggerCheckpoint injects the barrier of checkpoint id at every source
-// subtask of this run, after the batch each is reading.
+// TriggerCheckpoint starts checkpoint id in this run: every source
+// subtask injects its barrier after the batch it is reading, and every
+// subtask that ended its input snapshots directly.
 func (r *Run) TriggerCheckpoint(id uint64, mode barrier.Mode, savepoint bool) {
 	for _, t := range r.subtasks {
-		if t.nodes[0].spec.Kind == NodeSource {
-			t.mail.post(mail{kind: mailTrigger, id: id, mode: mode, savepoint: savepoint})
-		}
+		t.mail.post(mail{kind: mailTrigger, id: id, mode: mode, savepoint: savepoint})
 	}
 }
 
 // NotifyComplete tells every subtask that checkpoint id is complete and
-// durable: two-phase-commit sinks commit up to it.
-func (r *Run) NotifyComplete(id uint64) {
+// durable: two-phase-commit sinks commit up to it. final says it is the
+// job's final checkpoint: then the subtasks end.
+func (r *Run) NotifyComplete(id uint64, final bool) {
 	for _, t := range r.subtasks {
-		t.mail.post(mail{kind: mailNotify, id: id})
+		t.mail.post(mail{kind: mailNotify, id: id, final: final})
 	}
 }
 
@@ -239,6 +250,7 @@ type ckptState struct {
 	blobs     []blob
 	inflight  bytes.Buffer // unaligned: entries persisted, by input
 	waitDone  bool         // the in-flight data are not complete yet
+	ended     bool         // the subtask had ended its input: its final state
 	done      chan struct{}
 	closeOnce sync.Once
 	// An incremental checkpoint: the native checkpoint of the subtask's
@@ -265,9 +277,15 @@ func (t *subtask) handleMail() error {
 	for _, m := range t.mailBuf {
 		switch m.kind {
 		case mailTrigger:
-			t.barrierInjected = wallMillis()
-			if err := t.snapshot(m.id, m.mode, m.savepoint); err != nil {
-				return err
+			switch {
+			case m.id <= t.lastSnap:
+			case t.ended || t.nodes[0].spec.Kind == NodeSource:
+				t.barrierInjected = wallMillis()
+				if err := t.snapshot(m.id, m.mode, m.savepoint); err != nil {
+					return err
+				}
+			case m.id > t.noted.id:
+				t.noted = m // its barrier is on the way, unless every input ends first
 			}
 		case mailNotify:
 			t.incr.completed(m.id)
@@ -278,8 +296,12 @@ func (t *subtask) handleMail() error {
 					}
 				}
 			}
+			t.final = t.final || m.final && t.ended
 		case mailAbort:
 			t.incr.aborted(m.id)
+			if t.noted.id == m.id {
+				t.noted = mail{}
+			}
 			if t.aligner != nil {
 				acts, err := t.aligner.Step(barrier.Abort{Checkpoint: m.id})
 				if err != nil {
@@ -293,6 +315,40 @@ func (t *subtask) handleMail() error {
 				t.finishInFlight(c)
 				t.ckpt = nil
 			}
+		}
+	}
+	return nil
+}
+
+// awaitFinal keeps a subtask that ended its input, in a checkpointed
+// job, until the job's final checkpoint completed: it tells the
+// coordinator it ended, snapshots the checkpoint it was told of whose
+// barrier its ended inputs no longer bring, then every checkpoint
+// triggered, and commits them as they complete.
+func (t *subtask) awaitFinal() error {
+	cp := t.checkpointing()
+	if cp == nil {
+		return nil
+	}
+	if cp.OnAck != nil {
+		cp.OnAck(ckptmeta.Ack{Attempt: t.job.Attempt, Vertex: t.v.ID, Index: t.index, Ended: true})
+	}
+	if n := t.noted; n.id > t.lastSnap {
+		if err := t.snapshot(n.id, n.mode, n.savepoint); err != nil {
+			return err
+		}
+	}
+	for !t.final {
+		if t.mail.has.Load() {
+			if err := t.handleMail(); err != nil {
+				return err
+			}
+			continue
+		}
+		select {
+		case <-t.mail.wake:
+		case <-t.ctx.Done():
+			return context.Cause(t.ctx)
 		}
 	}
 	return nil
@@ -401,8 +457,9 @@ func (t *subtask) snapshot(id uint64, mode barrier.Mode, savepoint bool) error {
 		t.finishInFlight(old) // a newer checkpoint subsumes it
 		t.ckpt = nil
 	}
-	c := &ckptState{id: id, mode: mode, done: make(chan struct{}), snaps: make([]*state.Snapshot, len(t.nodes))}
-	c.waitDone = mode == barrier.Unaligned && t.aligner != nil
+	t.lastSnap = max(t.lastSnap, id)
+	c := &ckptState{id: id, mode: mode, done: make(chan struct{}), snaps: make([]*state.Snapshot, len(t.nodes)), ended: t.ended}
+	c.waitDone = mode == barrier.Unaligned && t.aligner != nil && !t.ended
 	c.db = t.incrementalBackend(savepoint)
 	release := func() {
 		for _, s := range c.snaps {
@@ -458,19 +515,13 @@ func (t *subtask) snapshot(id uint64, mode barrier.Mode, savepoint bool) error {
 		}
 	}
 	// The barrier goes on behind everything written before the snapshot;
-	// unaligned, it overtakes what is queued downstream.
+	// unaligned, it overtakes what is queued downstream. After the end of
+	// input there is no downstream to tell: every subtask there ended too,
+	// and snapshots when triggered.
 	ev := netstack.Event{Kind: evBarrier, Value: barrierValue(id, mode, savepoint, t.barrierInjected), Priority: mode == barrier.Unaligned}
-	for _, w := range t.writers {
-		if err := w.flush(); err != nil {
-			release()
-			return err
-		}
-		for _, sp := range w.subs {
-			if err := sp.SendEvent(ev); err != nil {
-				release()
-				return err
-			}
-		}
+	if err := t.sendBarrier(ev); err != nil {
+		release()
+		return err
 	}
 	if c.waitDone {
 		t.ckpt = c
@@ -486,10 +537,29 @@ func (t *subtask) snapshot(id uint64, mode barrier.Mode, savepoint bool) error {
 	return nil
 }
 
+// sendBarrier sends a barrier on every output, after what is buffered;
+// nothing after the end of input.
+func (t *subtask) sendBarrier(ev netstack.Event) error {
+	if t.ended {
+		return nil
+	}
+	for _, w := range t.writers {
+		if err := w.flush(); err != nil {
+			return err
+		}
+		for _, sp := range w.subs {
+			if err := sp.SendEvent(ev); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // upload writes the snapshot's files and acknowledges the checkpoint.
 func (t *subtask) upload(c *ckptState) {
 	cp := t.checkpointing()
-	ack := ckptmeta.Ack{Checkpoint: c.id, Attempt: t.job.Attempt, Vertex: t.v.ID, Index: t.index}
+	ack := ckptmeta.Ack{Checkpoint: c.id, Attempt: t.job.Attempt, Vertex: t.v.ID, Index: t.index, Ended: c.ended}
 	write := func(node int, role string, wt func(io.Writer) error) error {
 		uid := c.nodes[node].UID
 		name := ckptmeta.FileName(uid, t.index, role)

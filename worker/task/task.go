@@ -110,6 +110,14 @@ type subtask struct {
 	deferred         []deferredEvent // barriers taken while blocked on credits
 	ended            bool            // the end of input went out on every output
 	incr             incrState       // incremental checkpoints (incremental.go)
+	// lastSnap is the newest checkpoint the subtask snapshotted (or
+	// declined); noted is the newest trigger a subtask that is not a
+	// source received before it ended (its barrier comes in band, unless
+	// every input ends first); final is set by the final checkpoint's
+	// completion, which ends a subtask that ended its input.
+	lastSnap uint64
+	noted    mail
+	final    bool
 }
 
 type deferredEvent struct {
@@ -518,6 +526,13 @@ func (n *node) open() error {
 		sub.Exactly = true
 		restore = cp.Restore
 	}
+	if restore != nil {
+		// An operator that had finished stays so: its end of input (timers,
+		// the module's finish, a sink's flush) ran before the checkpoint.
+		if op := restore.Payload.Operator(n.spec.UID); op != nil && op.Ended() {
+			n.ended = true
+		}
+	}
 	var err error
 	switch n.spec.Kind {
 	case NodeSource:
@@ -638,10 +653,7 @@ func (t *subtask) runLoop() (err error) {
 		return err
 	}
 	t.ended = true
-	if cp := t.job.Checkpoints; cp != nil && cp.OnFinished != nil {
-		cp.OnFinished(SubtaskRef{t.v.ID, t.index})
-	}
-	return nil
+	return t.awaitFinal()
 }
 
 // runSource reads the head source until it ends.
