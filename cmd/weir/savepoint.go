@@ -450,6 +450,7 @@ type inspectedState struct {
 type inspectedSub struct {
 	Index     int             `json:"index"`
 	KeyGroups [2]int          `json:"key_groups"` // first, one past the last
+	Ended     bool            `json:"ended,omitempty"` // it had ended its input: its final state
 	Finished  bool            `json:"finished,omitempty"`
 	Files     []ckptmeta.File `json:"files,omitempty"`
 	Size      int64           `json:"size"`
@@ -510,7 +511,7 @@ func inspectCheckpoint(path string) (*inspection, error) {
 			op.States = append(op.States, inspectedState{Name: st.Name, Kind: st.Kind})
 		}
 		for _, sub := range o.Subtasks {
-			is := inspectedSub{Index: sub.Index, KeyGroups: sub.KeyGroups, Finished: sub.Finished, Files: sub.Files}
+			is := inspectedSub{Index: sub.Index, KeyGroups: sub.KeyGroups, Ended: sub.Ended, Finished: sub.Finished, Files: sub.Files}
 			op.Incremental = op.Incremental || ckptmeta.Incremental(sub.Files)
 			for _, f := range sub.Files {
 				if fi, ok := files[f.Name]; ok {
@@ -651,6 +652,9 @@ func (r *inspection) print(w io.Writer) {
 				fs = "(finished before the checkpoint)"
 			case fs == "":
 				fs = "-"
+			}
+			if s.Ended {
+				fs += " (ended its input: final state)"
 			}
 			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t\n", s.Index, kg, fs, size(s.Size))
 		}

@@ -105,7 +105,7 @@ func testCheckpoint(t *testing.T, root string) (string, map[string]*stateWant, i
 	}
 	split := create(ckptmeta.FileName("gen", 0, ckptmeta.RoleSplits), ckptmeta.RoleSplits, func(b *bytes.Buffer) { b.WriteString("splits of gen") })
 	gen := ckptmeta.Operator{UID: "gen", Kind: ckptmeta.KindSource, Parallelism: 1,
-		Subtasks: []ckptmeta.Subtask{{Index: 0, KeyGroups: [2]int{0, maxP}, Files: []ckptmeta.File{split}}}}
+		Subtasks: []ckptmeta.Subtask{{Index: 0, KeyGroups: [2]int{0, maxP}, Files: []ckptmeta.File{split}, Ended: true}}}
 	payload, err := ckptmeta.Encode(&ckptmeta.Payload{Version: ckptmeta.Version, Job: "wc", Checkpoint: 5, Savepoint: true,
 		Taken: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC), Mode: "aligned", MaxParallelism: maxP, Backend: "pebble",
 		Operators: []ckptmeta.Operator{gen, count}})
@@ -156,6 +156,9 @@ func TestSavepointInspect(t *testing.T) {
 	if len(op.States) != len(want) {
 		t.Errorf("%d states, want %d", len(op.States), len(want))
 	}
+	if src := got.Operators[0]; !src.Subtasks[0].Ended || op.Subtasks[0].Ended {
+		t.Errorf("ended: gen %+v, count %+v; want gen's subtask only", src.Subtasks, op.Subtasks)
+	}
 
 	r = mustWeir(t, "savepoint", "inspect", path)
 	for _, line := range []string{
@@ -168,7 +171,7 @@ func TestSavepointInspect(t *testing.T) {
 		fmt.Sprintf(`(?m)^  counts +value +%d +%d +`, want["counts"].keys, want["counts"].entries),
 		fmt.Sprintf(`(?m)^  \(timers\) +%d`, timers),
 		`(?m)^  1 +4-7 +state +`,
-		`(?m)^  0 +0-7 +splits +`,
+		`(?m)^  0 +0-7 +splits \(ended its input: final state\) +`,
 	} {
 		if !regexp.MustCompile(line).MatchString(r.stdout) {
 			t.Errorf("text output lacks %s:\n%s", line, r.stdout)
