@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/internal/api"
+	"github.com/weirstream/weir/internal/ckptmeta"
+	"github.com/weirstream/weir/internal/ckptstore"
 )
 
 // latestCheckpoint is the newest completed checkpoint of job in the
@@ -300,4 +302,95 @@ func TestChaosKillWeirRunAndResume(t *testing.T) {
 	if a, b := final(got), final(readRecords(t, whole)); !maps.Equal(a, b) {
 		t.Fatalf("final counts after kill and resume differ from the uninterrupted run's:\n%v\n%v", a, b)
 	}
+}
+
+// A kill while the job ends: of two chains, the early one ends its input
+// long before the late one. Ended, its subtasks stay deployed, holding
+// their last output uncommitted until the job's final checkpoint. A
+// worker holding one of them is SIGKILLed once a completed checkpoint
+// holds the early chain ended; the job restores that checkpoint (the
+// early chain stays ended, its pending output is committed) and each
+// chain's counts are in its output exactly once.
+func TestChaosKillWhileEnding(t *testing.T) {
+	skipShort(t)
+	c := Start(t, weirBin, Options{Workers: 3, Slots: 2})
+	dir := t.TempDir()
+	early, late := filepath.Join(dir, "early"), filepath.Join(dir, "late")
+	const earlyRecords, lateRecords, keys = 4000, 16000, 40
+	spec := filepath.Join(dir, "ending.yaml")
+	writeFile(t, spec, fmt.Sprintf(`name: ending
+parallelism: 2
+restart: {strategy: fixed-delay, attempts: 20, delay: 200ms}
+checkpoints: {interval: 300ms, timeout: 20s}
+modules:
+  wc: %[1]s
+sources:
+  - uid: early
+    connector: datagen
+    options: {count: %[2]d, keys: %[4]d, rate: 8000, seed: 11}
+  - uid: late
+    connector: datagen
+    options: {count: %[3]d, keys: %[4]d, rate: 1600, seed: 12}
+operators:
+  - uid: count-early
+    module: wc
+    operator: count
+    inputs: [{from: early, partition: key_by}]
+  - uid: count-late
+    module: wc
+    operator: count
+    inputs: [{from: late, partition: key_by}]
+sinks:
+  - uid: out-early
+    connector: file
+    options: {path: %[5]s}
+    input: count-early
+  - uid: out-late
+    connector: file
+    options: {path: %[6]s}
+    input: count-late
+`, repo(t, "examples/wordcount"), earlyRecords, lateRecords, keys, filepath.Join(early, "out.jsonl"), filepath.Join(late, "out.jsonl")))
+	id := c.Submit(spec)
+	store := &ckptstore.Dir{Root: filepath.Join(c.dir, "checkpoints")}
+	endedIn := func(p *ckptmeta.Payload, uid string) bool {
+		op := p.Operator(uid)
+		return op != nil && op.Ended()
+	}
+	var victim string
+	c.WaitFor("a checkpoint holding the early chain ended", 2*time.Minute, func() bool {
+		n := latestCheckpoint(c, id)
+		if n == 0 {
+			return false
+		}
+		md, err := store.Metadata(id, uint64(n))
+		if err != nil {
+			return false
+		}
+		p, err := ckptmeta.Decode(md.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !endedIn(p, "out-early") || endedIn(p, "out-late") {
+			return false
+		}
+		for _, s := range c.Job(id).Subtasks {
+			if strings.Contains(s.Task, "early") && s.State == api.StateRunning && s.Worker != "" {
+				victim = s.Worker
+				return true
+			}
+		}
+		return false
+	})
+	c.Worker(victim).Kill()
+	t.Logf("killed %s, which ran an ended subtask of the early chain", victim)
+	c.AddWorker("fresh", 2)
+	st := c.Wait(id, 4*time.Minute)
+	if st.State != api.StateFinished {
+		t.Fatalf("job %s: %s (%s)", id, st.State, st.Message)
+	}
+	if st.Attempt < 2 {
+		t.Fatalf("the job finished in attempt %d after a kill", st.Attempt)
+	}
+	checkCounts(t, readRecords(t, early), earlyRecords, keys)
+	checkCounts(t, readRecords(t, late), lateRecords, keys)
 }
