@@ -449,7 +449,7 @@ type inspectedState struct {
 
 type inspectedSub struct {
 	Index     int             `json:"index"`
-	KeyGroups [2]int          `json:"key_groups"` // first, one past the last
+	KeyGroups [2]int          `json:"key_groups"`      // first, one past the last
 	Ended     bool            `json:"ended,omitempty"` // it had ended its input: its final state
 	Finished  bool            `json:"finished,omitempty"`
 	Files     []ckptmeta.File `json:"files,omitempty"`

@@ -198,7 +198,9 @@ type (
 	// starts at once (whatever the interval, even 0, and min pause): the
 	// first to complete with every acknowledgement Ended is Final, and
 	// then the tasks end and no checkpoint starts. An ack with Ended says
-	// the same of its subtask.
+	// the same of its subtask. A TaskEnded of an attempt not running yet
+	// counts once its JobRunning comes (a subtask may end before every
+	// other one runs).
 	TaskEnded struct {
 		Now     time.Duration
 		Subtask Subtask
@@ -310,10 +312,11 @@ type (
 	// savepoint's barrier is committed with the next checkpoint, so a
 	// recovery from the latest checkpoint never replays committed output.
 	// Final: it is the job's final checkpoint; once committed the tasks
-	// end.
+	// of Attempt end (a later attempt's take their own final checkpoint).
 	NotifyComplete struct {
-		ID    uint64
-		Final bool
+		ID      uint64
+		Attempt int
+		Final   bool
 	}
 	// Discard: completed checkpoint ID is beyond the retained count:
 	// delete its files (shared files by their reference counts).
@@ -457,6 +460,9 @@ type Coordinator struct {
 	running bool
 	attempt int
 	ended   map[Subtask]bool // subtasks of the running attempt that ended their input
+	// early holds end notices of an attempt not yet running (a subtask
+	// may end before every other runs), by subtask: the attempt.
+	early map[Subtask]int
 	// finalAt is when the final checkpoint is due once every subtask has
 	// ended (set when the last one does; after a failed one, later);
 	// final is true once it completed: the job is ending.
@@ -593,14 +599,28 @@ func (c *Coordinator) Step(ev Event) ([]Action, error) {
 		out := c.abortAll(nil, fmt.Sprintf("the job restarted as attempt %d", e.Attempt))
 		c.running, c.attempt, c.failures, c.ended, c.final = true, e.Attempt, 0, map[Subtask]bool{}, false
 		c.nextDue = now + c.cfg.Interval
+		for s, a := range c.early {
+			if a == e.Attempt {
+				c.markEnded(s, now)
+			}
+			if a <= e.Attempt {
+				delete(c.early, s)
+			}
+		}
 		return out, nil
 	case TaskEnded:
 		if !c.subtasks[e.Subtask] {
 			return nil, fmt.Errorf("ended: %w: the job has no subtask %s", ErrBadEvent, e.Subtask)
 		}
 		now := c.clock(e.Now)
-		if e.Attempt == c.attempt && c.running {
+		switch {
+		case e.Attempt == c.attempt && c.running:
 			c.markEnded(e.Subtask, now)
+		case e.Attempt > c.attempt:
+			if c.early == nil {
+				c.early = map[Subtask]int{}
+			}
+			c.early[e.Subtask] = max(c.early[e.Subtask], e.Attempt)
 		}
 		return nil, nil
 	case TaskFailed:
@@ -808,7 +828,7 @@ func (c *Coordinator) persisted(now time.Duration, id uint64) []Action {
 	}
 	c.failures = 0
 	c.lastEnd, c.hasEnd = now, true
-	out := []Action{NotifyComplete{ID: id, Final: p.final}}
+	out := []Action{NotifyComplete{ID: id, Attempt: c.attempt, Final: p.final}}
 	if p.final {
 		c.final = true
 	}

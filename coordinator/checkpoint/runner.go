@@ -19,10 +19,10 @@ type Tasks interface {
 	// subtask that ended its input to snapshot directly: it reaches every
 	// task.
 	Trigger(a TriggerCheckpoint)
-	// NotifyComplete tells every task that checkpoint id is complete;
-	// final, that it is the job's final checkpoint: the tasks end once
-	// committed.
-	NotifyComplete(id uint64, final bool)
+	// NotifyComplete tells every task of a.Attempt that checkpoint a.ID
+	// is complete; a.Final, that it is the job's final checkpoint: the
+	// tasks end once committed.
+	NotifyComplete(a NotifyComplete)
 	// Abort tells every task that checkpoint id was given up.
 	Abort(id uint64)
 }
@@ -105,9 +105,9 @@ type CompletedInfo struct {
 	Size      int64
 	Savepoint bool
 	// FirstAck and LastAck are the times from the trigger to the first
-	// and the last subtask's acknowledgement (0 when every subtask had
-	// finished): barriers travelling, snapshots and uploads take up to
-	// LastAck; the rest of Duration is writing the metadata.
+	// and the last subtask's acknowledgement: barriers travelling,
+	// snapshots and uploads take up to LastAck; the rest of Duration is
+	// writing the metadata.
 	FirstAck, LastAck time.Duration
 }
 
@@ -223,7 +223,7 @@ func (r *Runner) do(a Action) []Action {
 		}
 		return out
 	case NotifyComplete:
-		r.cfg.Tasks.NotifyComplete(a.ID, a.Final)
+		r.cfg.Tasks.NotifyComplete(a)
 	case Discard:
 		if err := r.cfg.Storage.Discard(r.cfg.Job, a.ID); err != nil {
 			r.log.Warn("discarding a checkpoint", "checkpoint", a.ID, "err", err)

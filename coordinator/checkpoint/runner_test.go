@@ -26,9 +26,9 @@ func (r *recordingTasks) Trigger(a TriggerCheckpoint) {
 	r.triggers = append(r.triggers, a)
 	r.mu.Unlock()
 }
-func (r *recordingTasks) NotifyComplete(id uint64, final bool) {
+func (r *recordingTasks) NotifyComplete(a NotifyComplete) {
 	r.mu.Lock()
-	r.notified = append(r.notified, id)
+	r.notified = append(r.notified, a.ID)
 	r.mu.Unlock()
 }
 func (r *recordingTasks) Abort(id uint64) {

@@ -107,19 +107,25 @@ func (t clusterTasks) Trigger(a checkpoint.TriggerCheckpoint) {
 	})
 }
 
-func (t clusterTasks) NotifyComplete(id uint64, final bool) {
-	t.all(control.Checkpoint{Do: control.CheckpointComplete, ID: id, Final: final})
+// NotifyComplete goes to the tasks of the checkpoint's attempt (a.Attempt
+// 0: the current one): a restart may have come since it completed.
+func (t clusterTasks) NotifyComplete(a checkpoint.NotifyComplete) {
+	t.all(control.Checkpoint{Do: control.CheckpointComplete, ID: a.ID, Attempt: a.Attempt, Final: a.Final})
 }
 func (t clusterTasks) Abort(id uint64) {
 	t.all(control.Checkpoint{Do: control.CheckpointAbort, ID: id})
 }
 
-// all sends cmd, for the job's current attempt, to its workers.
+// all sends cmd to the job's workers, for cmd.Attempt (0: the job's
+// current attempt).
 func (t clusterTasks) all(cmd control.Checkpoint) {
 	t.c.async.push(func() {
 		t.c.mu.Lock()
 		defer t.c.mu.Unlock()
-		cmd.Job, cmd.Attempt = t.j.id, t.j.graph.Attempt()
+		cmd.Job = t.j.id
+		if cmd.Attempt == 0 {
+			cmd.Attempt = t.j.graph.Attempt()
+		}
 		t.sendAll(cmd)
 	})
 }
@@ -328,7 +334,7 @@ func (c *Cluster) savepoint(tenant, id, request, dir string, stop, drain bool) (
 			}
 			// What the sinks pre-committed at the savepoint's barrier is
 			// committed now: the job ends at the savepoint.
-			clusterTasks{c, j}.NotifyComplete(info.ID, false)
+			clusterTasks{c, j}.NotifyComplete(checkpoint.NotifyComplete{ID: info.ID})
 			c.async.push(func() {
 				c.mu.Lock()
 				defer c.mu.Unlock()

@@ -75,13 +75,19 @@ func (j *Job) CheckpointDir() string {
 }
 
 // localTasks drives the run's tasks for the checkpoint runner.
-type localTasks struct{ run *task.Run }
+type localTasks struct {
+	run     *task.Run
+	attempt int // of run
+}
 
 func (l *localTasks) Trigger(a checkpoint.TriggerCheckpoint) {
 	l.run.TriggerCheckpoint(a.ID, a.Mode, a.Savepoint)
 }
-func (l *localTasks) NotifyComplete(id uint64, final bool) { l.run.NotifyComplete(id, final) }
-func (l *localTasks) Abort(id uint64)                      { l.run.AbortCheckpoint(id) }
+func (l *localTasks) NotifyComplete(a checkpoint.NotifyComplete) {
+	// A final checkpoint of another attempt ends none of this one's tasks.
+	l.run.NotifyComplete(a.ID, a.Final && a.Attempt == l.attempt)
+}
+func (l *localTasks) Abort(id uint64) { l.run.AbortCheckpoint(id) }
 
 // setupCheckpoints prepares the runner and the task side of checkpoints,
 // including the restore; the runner starts with the run.
@@ -162,7 +168,7 @@ func (j *Job) startCheckpoints(run *task.Run) {
 	if j.ckpt == nil {
 		return
 	}
-	j.ckptTasks.run = run
+	j.ckptTasks.run, j.ckptTasks.attempt = run, j.task.Attempt
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -2,6 +2,7 @@ package minicluster
 
 import (
 	"context"
+	"math"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weirstream/weir/coordinator/checkpoint"
 	"github.com/weirstream/weir/coordinator/jobspec"
 	"github.com/weirstream/weir/internal/ckptmeta"
 	"github.com/weirstream/weir/internal/ckptstore"
@@ -159,4 +161,116 @@ func endedIn(t *testing.T, s ckptstore.Storage, job, uid string) bool {
 	}
 	op := p.Operator(uid)
 	return op != nil && op.Ended()
+}
+
+// drainSpec is a source that ends at once and a paced sink that drains
+// what it sent for seconds after, in a task of its own.
+const drainSpec = `
+name: drain
+parallelism: 1
+modules: {m: .}
+checkpoints: {interval: 1h}
+sources:
+  - uid: gen
+    connector: datagen
+    options: {count: 2500, keys: 37, seed: 5}
+operators:
+  - uid: tag
+    module: m
+    operator: mc_tag
+    inputs: [{from: gen, partition: rebalance}]
+sinks:
+  - uid: out
+    connector: file
+    options: {path: OUT/out.jsonl, format: jsonl, rate: 800}
+    input: tag
+`
+
+// Two savepoints requested while the job ends: the source has ended and
+// snapshots each at once, while the sink's task still drains; their
+// barriers can no longer come, so the sink's task keeps both triggers
+// and snapshots both when it ends. Both complete, and the job's final
+// checkpoint (its interval is an hour) commits every record.
+func TestSavepointsWhileEnding(t *testing.T) {
+	out := t.TempDir()
+	spec, err := jobspec.Parse([]byte(strings.ReplaceAll(drainSpec, "OUT", out)), filepath.Join(out, "job.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := Prepare(context.Background(), spec, Options{Native: true, Checkpoints: CheckpointOptions{Dir: t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	run, err := j.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- run.Wait() }()
+	defer func() { run.Cancel(); run.Wait() }()
+	// A subtask's watermark is the maximum once it ended its input.
+	endedIn := func(v int) bool {
+		for _, s := range run.Subtasks() {
+			if s.Vertex == v && s.Watermark != math.MaxInt64 {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.After(time.Minute)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !endedIn(0) {
+		select {
+		case err := <-ended:
+			t.Fatalf("the run ended (%v) before its source did", err)
+		case <-deadline:
+			t.Fatal("the source did not end within a minute")
+		case <-tick.C:
+		}
+	}
+	dir := t.TempDir()
+	var reqs []string
+	for _, r := range []string{"first", "second"} {
+		if _, err := j.Savepoint(r, dir, nil); err != nil {
+			t.Fatal(err)
+		}
+		reqs = append(reqs, r)
+	}
+	if endedIn(1) {
+		t.Fatal("the sink's task ended before the savepoints were requested: it drains too fast for this test")
+	}
+	for _, r := range reqs {
+		for {
+			info, ok := j.ckpt.SavepointStatus(r)
+			if !ok {
+				t.Fatalf("savepoint %s unknown", r)
+			}
+			if info.State == checkpoint.SavepointCompleted {
+				break
+			}
+			if info.State == checkpoint.SavepointFailed {
+				t.Fatalf("savepoint %s failed: %s", r, info.Reason)
+			}
+			select {
+			case err := <-ended:
+				t.Fatalf("the run ended (%v) before savepoint %s completed", err, r)
+			case <-deadline:
+				t.Fatalf("savepoint %s not completed within a minute (%s)", r, info.State)
+			case <-tick.C:
+			}
+		}
+	}
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-deadline:
+		t.Fatal("the run did not end within a minute")
+	}
+	if got := len(committed(t, out)); got != 2500 {
+		t.Fatalf("%d lines committed, want 2500", got)
+	}
 }

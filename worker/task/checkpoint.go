@@ -2,6 +2,7 @@ package task
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -284,8 +285,8 @@ func (t *subtask) handleMail() error {
 				if err := t.snapshot(m.id, m.mode, m.savepoint); err != nil {
 					return err
 				}
-			case m.id > t.noted.id:
-				t.noted = m // its barrier is on the way, unless every input ends first
+			default:
+				t.note(m)
 			}
 		case mailNotify:
 			t.incr.completed(m.id)
@@ -299,9 +300,7 @@ func (t *subtask) handleMail() error {
 			t.final = t.final || m.final && t.ended
 		case mailAbort:
 			t.incr.aborted(m.id)
-			if t.noted.id == m.id {
-				t.noted = mail{}
-			}
+			t.noted = slices.DeleteFunc(t.noted, func(n mail) bool { return n.id == m.id })
 			if t.aligner != nil {
 				acts, err := t.aligner.Step(barrier.Abort{Checkpoint: m.id})
 				if err != nil {
@@ -333,11 +332,14 @@ func (t *subtask) awaitFinal() error {
 	if cp.OnAck != nil {
 		cp.OnAck(ckptmeta.Ack{Attempt: t.job.Attempt, Vertex: t.v.ID, Index: t.index, Ended: true})
 	}
-	if n := t.noted; n.id > t.lastSnap {
-		if err := t.snapshot(n.id, n.mode, n.savepoint); err != nil {
-			return err
+	for _, n := range t.noted {
+		if n.id > t.lastSnap {
+			if err := t.snapshot(n.id, n.mode, n.savepoint); err != nil {
+				return err
+			}
 		}
 	}
+	t.noted = nil
 	for !t.final {
 		if t.mail.has.Load() {
 			if err := t.handleMail(); err != nil {
@@ -352,6 +354,18 @@ func (t *subtask) awaitFinal() error {
 		}
 	}
 	return nil
+}
+
+// note keeps trigger m of a subtask that is not a source and has not
+// ended: its barrier is on the way, unless every input ends first.
+// Every noted trigger is kept (a savepoint and a periodic checkpoint may
+// be pending at once), in id order; those snapshotted since are dropped.
+func (t *subtask) note(m mail) {
+	t.noted = slices.DeleteFunc(t.noted, func(n mail) bool { return n.id <= t.lastSnap })
+	i, found := slices.BinarySearchFunc(t.noted, m.id, func(n mail, id uint64) int { return cmp.Compare(n.id, id) })
+	if !found {
+		t.noted = slices.Insert(t.noted, i, m)
+	}
 }
 
 // now is the monotonic time the aligner works with.

@@ -111,12 +111,12 @@ type subtask struct {
 	ended            bool            // the end of input went out on every output
 	incr             incrState       // incremental checkpoints (incremental.go)
 	// lastSnap is the newest checkpoint the subtask snapshotted (or
-	// declined); noted is the newest trigger a subtask that is not a
-	// source received before it ended (its barrier comes in band, unless
-	// every input ends first); final is set by the final checkpoint's
-	// completion, which ends a subtask that ended its input.
+	// declined); noted are the triggers a subtask that is not a source
+	// received before it ended, by id (their barriers come in band,
+	// unless every input ends first); final is set by the final
+	// checkpoint's completion, which ends a subtask that ended its input.
 	lastSnap uint64
-	noted    mail
+	noted    []mail
 	final    bool
 }
 
