@@ -61,6 +61,26 @@ type Shape struct {
 type ShapeOperator struct {
 	Kind        string
 	Parallelism int
+	// FixedInFlight, when not empty, says why the in-flight data of an
+	// unaligned checkpoint that this operator (the head of its task)
+	// holds cannot be redistributed over another parallelism.
+	FixedInFlight string
+}
+
+// InFlightByKey says how the in-flight records of an input fed by an
+// edge of partition are redistributed by a restore at another
+// parallelism: by key group (key_by), or whole, old subtask j's to new
+// subtask j mod p (forward and rebalance: any subtask may take any
+// record). ok is false for broadcast: each subtask's copy of the stream
+// is its own, at its own position.
+func InFlightByKey(partition string) (byKey, ok bool) {
+	switch partition {
+	case "key_by":
+		return true, true
+	case "forward", "rebalance":
+		return false, true
+	}
+	return false, false
 }
 
 // CheckRestore says why p cannot be restored into a job of shape s: a
@@ -91,10 +111,10 @@ func (p *Payload) CheckRestore(s Shape, allowNonRestored bool) error {
 		if n.Kind != o.Kind {
 			problems = append(problems, fmt.Sprintf("%s was a %s and is a %s", o.UID, o.Kind, n.Kind))
 		}
-		if n.Parallelism != o.Parallelism && slices.ContainsFunc(o.Subtasks, func(st Subtask) bool {
+		if n.Parallelism != o.Parallelism && n.FixedInFlight != "" && slices.ContainsFunc(o.Subtasks, func(st Subtask) bool {
 			return slices.ContainsFunc(st.Files, func(f File) bool { return f.Role == RoleInFlight && f.Size > 0 })
 		}) {
-			problems = append(problems, fmt.Sprintf("%s holds in-flight data of an unaligned checkpoint, which restores only at its parallelism %d (not %d): restore at %d, or rescale from a savepoint (always aligned)", o.UID, o.Parallelism, n.Parallelism, o.Parallelism))
+			problems = append(problems, fmt.Sprintf("%s holds in-flight data of an unaligned checkpoint and %s, so the data restore only at its parallelism %d (not %d): restore at %d, or rescale from a savepoint (always aligned)", o.UID, n.FixedInFlight, o.Parallelism, n.Parallelism, o.Parallelism))
 		}
 	}
 	if len(problems) > 0 {
@@ -107,8 +127,20 @@ func (p *Payload) CheckRestore(s Shape, allowNonRestored bool) error {
 func ShapeOf(d *deploy.Descriptor) Shape {
 	s := Shape{MaxParallelism: d.MaxParallelism, Operators: map[string]ShapeOperator{}}
 	for _, v := range d.Vertices {
-		for _, n := range v.Nodes {
-			s.Operators[n.UID] = ShapeOperator{Kind: n.Kind, Parallelism: v.Parallelism}
+		fixed := ""
+		for i, id := range v.Inputs {
+			if id >= 0 && id < len(d.Edges) {
+				if _, ok := InFlightByKey(d.Edges[id].Partition); !ok {
+					fixed = fmt.Sprintf("its input %d is a %s edge (each subtask's copy of the stream is its own)", i, d.Edges[id].Partition)
+				}
+			}
+		}
+		for k, n := range v.Nodes {
+			o := ShapeOperator{Kind: n.Kind, Parallelism: v.Parallelism}
+			if k == 0 {
+				o.FixedInFlight = fixed
+			}
+			s.Operators[n.UID] = o
 		}
 	}
 	return s

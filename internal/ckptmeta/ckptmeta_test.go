@@ -3,6 +3,8 @@ package ckptmeta
 import (
 	"strings"
 	"testing"
+
+	"github.com/weirstream/weir/internal/deploy"
 )
 
 func payload() *Payload {
@@ -41,7 +43,7 @@ func TestDecodeRoundTripAndRefusals(t *testing.T) {
 
 func TestCheckRestore(t *testing.T) {
 	p := payload()
-	shape := Shape{MaxParallelism: 4, Operators: map[string]ShapeOperator{"src": {KindSource, 3}, "count": {KindOperator, 2}}}
+	shape := Shape{MaxParallelism: 4, Operators: map[string]ShapeOperator{"src": {Kind: KindSource, Parallelism: 3}, "count": {Kind: KindOperator, Parallelism: 2}}}
 	if err := p.CheckRestore(shape, false); err != nil {
 		t.Fatalf("a rescale of the same operators: %v", err)
 	}
@@ -57,13 +59,48 @@ func TestCheckRestore(t *testing.T) {
 		t.Fatalf("another max parallelism: %v", err)
 	}
 	p.Operators[1].Subtasks[0].Files = append(p.Operators[1].Subtasks[0].Files, File{Role: RoleInFlight, Name: "x", Size: 5})
-	shape = Shape{MaxParallelism: 4, Operators: map[string]ShapeOperator{"src": {KindSource, 2}, "count": {KindOperator, 2}}}
-	if err := p.CheckRestore(shape, false); err == nil || !strings.Contains(err.Error(), "in-flight") {
-		t.Fatalf("in-flight data at another parallelism: %v", err)
+	// In-flight data of a keyed (or rebalanced) input are redistributed;
+	// those of a broadcast input restore only at their parallelism.
+	shape = Shape{MaxParallelism: 4, Operators: map[string]ShapeOperator{"src": {Kind: KindSource, Parallelism: 2}, "count": {Kind: KindOperator, Parallelism: 2}}}
+	if err := p.CheckRestore(shape, false); err != nil {
+		t.Fatalf("in-flight data of a keyed input at another parallelism: %v", err)
+	}
+	shape.Operators["count"] = ShapeOperator{Kind: KindOperator, Parallelism: 2, FixedInFlight: "its input 0 is a broadcast edge"}
+	if err := p.CheckRestore(shape, false); err == nil || !strings.Contains(err.Error(), "in-flight") || !strings.Contains(err.Error(), "broadcast") {
+		t.Fatalf("in-flight data of a broadcast input at another parallelism: %v", err)
+	}
+	for part, want := range map[string][2]bool{"key_by": {true, true}, "forward": {false, true}, "rebalance": {false, true}, "broadcast": {false, false}, "": {false, false}} {
+		if byKey, ok := InFlightByKey(part); byKey != want[0] || ok != want[1] {
+			t.Errorf("InFlightByKey(%q) = %v, %v; want %v", part, byKey, ok, want)
+		}
 	}
 	p.Operators[0].Subtasks[1].Finished = true
 	if err := p.Restorable(); err == nil || !strings.Contains(err.Error(), "subtask 1 of src") {
 		t.Fatalf("a checkpoint with a finished subtask: %v", err)
+	}
+}
+
+// ShapeOf says which task heads hold in-flight data that cannot move to
+// another parallelism: those with a broadcast input.
+func TestShapeOfFixedInFlight(t *testing.T) {
+	d := &deploy.Descriptor{MaxParallelism: 4,
+		Vertices: []deploy.Vertex{
+			{ID: 0, Parallelism: 1, Nodes: []deploy.Node{{UID: "rules", Kind: KindSource}}},
+			{ID: 1, Parallelism: 1, Nodes: []deploy.Node{{UID: "events", Kind: KindSource}}},
+			{ID: 2, Parallelism: 2, Inputs: []int{0, 1}, Nodes: []deploy.Node{{UID: "match", Kind: KindOperator}, {UID: "out", Kind: KindSink}}},
+			{ID: 3, Parallelism: 3, Inputs: []int{2}, Nodes: []deploy.Node{{UID: "count", Kind: KindOperator}}},
+		},
+		Edges: []deploy.Edge{{ID: 0, From: 0, To: 2, Input: 0, Partition: "key_by"}, {ID: 1, From: 1, To: 2, Input: 1, Partition: "broadcast"},
+			{ID: 2, From: 2, To: 3, Input: 0, Partition: "rebalance"}},
+	}
+	s := ShapeOf(d)
+	if f := s.Operators["match"].FixedInFlight; !strings.Contains(f, "input 1 is a broadcast edge") {
+		t.Errorf("match: %q, want its broadcast input named", f)
+	}
+	for _, uid := range []string{"rules", "events", "out", "count"} {
+		if f := s.Operators[uid].FixedInFlight; f != "" {
+			t.Errorf("%s: %q, want none", uid, f)
+		}
 	}
 }
 

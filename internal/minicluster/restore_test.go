@@ -126,6 +126,9 @@ type restoreRun struct {
 	mode        string // barrier mode
 	count, rate int
 	sinkRate    int // records per second per subtask of the kitchen's sink (0: unpaced)
+	// resumeAt is the parallelism cutAndResume resumes at (0: 2, that of
+	// the cut run).
+	resumeAt int
 }
 
 var alignedRun = restoreRun{mode: "aligned", count: 30000, rate: 15000}
@@ -301,22 +304,32 @@ func firstDiff(a, b []string) string {
 // when the barriers overtake them (without the pacing, a fast machine
 // aligned within the 1 ms timeout and held nothing in flight);
 // the checkpoint restored holds in-flight records, and the run finished
-// from it (at the same parallelism, as in-flight data requires) commits
-// what an uninterrupted run does.
+// from it commits what an uninterrupted run does: at the same
+// parallelism, and at another, where the in-flight records of the keyed
+// inputs go to the subtasks that now own their key groups (a rebalanced
+// input: TestUnalignedRescaleRebalanced).
 func TestUnalignedRestoreWithInFlightData(t *testing.T) {
 	// Unaligned from the start, and aligned checkpoints that switch to
-	// unaligned once they have held inputs for 1 ms.
-	for name, mode := range map[string]string{"unaligned": "unaligned", "aligned-switching": "aligned, alignment_timeout: 1ms"} {
+	// unaligned once they have held inputs for 1 ms; unaligned rescaled
+	// up and down.
+	const unaligned, switching = "unaligned", "aligned, alignment_timeout: 1ms"
+	for name, r := range map[string]restoreRun{
+		"unaligned":         {mode: unaligned},
+		"aligned-switching": {mode: switching},
+		"unaligned-2-to-3":  {mode: unaligned, resumeAt: 3},
+		"unaligned-2-to-1":  {mode: unaligned, resumeAt: 1},
+	} {
 		t.Run(name, func(t *testing.T) {
-			r := restoreRun{mode: mode, count: 150000, rate: 0, sinkRate: 50000}
+			r.count, r.rate, r.sinkRate = 150000, 0, 50000
 			want := uninterrupted(t, r)
 			for attempt := 1; ; attempt++ {
 				out, b := cutAndResume(t, r)
-				inflight := int64(0)
+				inflight, byOp := int64(0), map[string]int64{}
 				for _, op := range b.Restored.Payload.Operators {
 					for _, f := range op.Files(ckptmeta.RoleInFlight) {
 						if f != nil {
 							inflight += f.Size
+							byOp[op.UID] += f.Size
 						}
 					}
 				}
@@ -324,7 +337,7 @@ func TestUnalignedRestoreWithInFlightData(t *testing.T) {
 					t.Fatalf("restored run committed %d lines, uninterrupted %d; first difference: %s", len(got), len(want), firstDiff(got, want))
 				}
 				if inflight > 0 {
-					t.Logf("attempt %d: the checkpoint held %d bytes in flight", attempt, inflight)
+					t.Logf("attempt %d: the checkpoint held %d bytes in flight %v", attempt, inflight, byOp)
 					return
 				}
 				if attempt == 5 {
@@ -350,7 +363,7 @@ func uninterrupted(t *testing.T, r restoreRun) []string {
 
 // cutAndResume runs the differential job of r at parallelism 2 on heap,
 // cuts it off after its second checkpoint (trying up to five times, as a
-// fast run may end first) and resumes it to its end; it returns the
+// fast run may end first) and resumes it to its end, at r.resumeAt; it returns the
 // output folder and the closed resumed job.
 func cutAndResume(t *testing.T, r restoreRun) (string, *Job) {
 	t.Helper()
@@ -362,7 +375,11 @@ func cutAndResume(t *testing.T, r restoreRun) (string, *Job) {
 			}
 			continue
 		}
-		b := restoreJobWith(t, out, "heap", 2, r, CheckpointOptions{Dir: ck, Resume: true})
+		to := r.resumeAt
+		if to == 0 {
+			to = 2
+		}
+		b := restoreJobWith(t, out, "heap", to, r, CheckpointOptions{Dir: ck, Resume: true})
 		if err := runToEnd(t, b); err != nil {
 			t.Fatal(err)
 		}
@@ -454,4 +471,85 @@ func countsByLine(t *testing.T, lines []string) map[string][]int64 {
 		out[id.String()] = counts
 	}
 	return out
+}
+
+// rebalancedSpec maps every record (no state) behind a rebalance edge,
+// into a paced sink chained to the map: the map's input is full when
+// unaligned barriers overtake it.
+const rebalancedSpec = `
+name: rebalanced
+parallelism: PAR
+modules: {m: .}
+checkpoints: {interval: 50ms, mode: unaligned}
+sources:
+  - uid: gen
+    connector: datagen
+    options: {count: 60000, keys: 37, seed: 8}
+    parallelism: 2
+operators:
+  - uid: tag
+    module: m
+    operator: mc_tag
+    inputs: [{from: gen, partition: rebalance}]
+sinks:
+  - uid: out
+    connector: file
+    options: {path: OUT/out.jsonl, format: jsonl, rate: 10000}
+    input: tag
+`
+
+// In-flight records of a rebalanced input restore at another parallelism
+// too: old subtask j's go to new subtask j mod p, whole. Cut off after
+// two unaligned checkpoints at parallelism 3 and resumed at 2, the job
+// commits every record exactly once.
+func TestUnalignedRescaleRebalanced(t *testing.T) {
+	job := func(out string, par int, o CheckpointOptions) *Job {
+		text := strings.NewReplacer("PAR", strconv.Itoa(par), "OUT", out).Replace(rebalancedSpec)
+		spec, err := jobspec.Parse([]byte(text), filepath.Join(out, "job.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, err := Prepare(context.Background(), spec, Options{Native: true, Checkpoints: o})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	whole := t.TempDir()
+	j := job(whole, 3, CheckpointOptions{Dir: t.TempDir()})
+	if err := runToEnd(t, j); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	want := committed(t, whole)
+	if len(want) != 60000 {
+		t.Fatalf("the uninterrupted run committed %d lines, want 60000", len(want))
+	}
+	for attempt := 1; ; attempt++ {
+		out, ck := t.TempDir(), t.TempDir()
+		if !cutOff(t, job(out, 3, CheckpointOptions{Dir: ck}), 2) {
+			t.Fatal("the run ended before its second checkpoint")
+		}
+		b := job(out, 2, CheckpointOptions{Dir: ck, Resume: true})
+		if err := runToEnd(t, b); err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+		if got := committed(t, out); !slices.Equal(got, want) {
+			t.Fatalf("restored at parallelism 2: %d lines committed, want %d: %s", len(got), len(want), firstDiff(got, want))
+		}
+		var inflight int64
+		for _, f := range b.Restored.Payload.Operator("tag").Files(ckptmeta.RoleInFlight) {
+			if f != nil {
+				inflight += f.Size
+			}
+		}
+		if inflight > 0 {
+			t.Logf("attempt %d: %d bytes in flight at the map's input", attempt, inflight)
+			return
+		}
+		if attempt == 5 {
+			t.Fatal("five checkpoints held nothing in flight at the map's input")
+		}
+	}
 }

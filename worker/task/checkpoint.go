@@ -18,9 +18,11 @@ import (
 	"github.com/weirstream/weir/internal/ckptmeta"
 	"github.com/weirstream/weir/internal/ckptstore"
 	"github.com/weirstream/weir/internal/deploy"
+	"github.com/weirstream/weir/internal/keygroup"
 	"github.com/weirstream/weir/internal/snapshot"
 	"github.com/weirstream/weir/internal/splits"
 	"github.com/weirstream/weir/netstack"
+	"github.com/weirstream/weir/wasmabi"
 	"github.com/weirstream/weir/worker/connector"
 	"github.com/weirstream/weir/worker/state"
 )
@@ -803,21 +805,91 @@ func (t *subtask) replayInFlight() error {
 	}
 	head := t.nodes[0]
 	files, err := cp.Restore.restoreFiles(head.spec.UID, ckptmeta.RoleInFlight)
-	if err != nil || files == nil || t.index >= len(files) || files[t.index] == nil {
+	if err != nil || files == nil {
 		return err
 	}
-	b := files[t.index]
+	if len(files) == t.v.Parallelism {
+		if t.index >= len(files) || files[t.index] == nil {
+			return nil
+		}
+		return t.inFlightBuffers(files[t.index], t.index, head.receive)
+	}
+	// Restored at another parallelism: each record goes to the subtask
+	// that would receive it now (ckptmeta.InFlightByKey), in the order
+	// its old subtask had it.
+	var kept []byte
+	for old, b := range files {
+		if b == nil {
+			continue
+		}
+		err := t.inFlightBuffers(b, old, func(input int, entries []byte, count int) error {
+			if input >= len(t.v.Inputs) {
+				return fmt.Errorf("restoring the in-flight data of %s: old subtask %d has data of input %d, and the operator has %d inputs", head.spec.UID, old, input, len(t.v.Inputs))
+			}
+			byKey, ok := ckptmeta.InFlightByKey(string(t.v.Inputs[input].Partition))
+			switch {
+			case !ok:
+				return fmt.Errorf("restoring the in-flight data of %s at parallelism %d: input %d is a %s edge, whose in-flight data restore only at their parallelism %d", head.spec.UID, t.v.Parallelism, input, t.v.Inputs[input].Partition, len(files))
+			case !byKey:
+				if old%t.v.Parallelism != t.index {
+					return nil
+				}
+				return head.receive(input, entries, count)
+			}
+			kept, count = kept[:0], 0
+			for off := 0; off < len(entries); {
+				size := entrySize(entries[off:])
+				e := entries[off : off+size]
+				off += size
+				kl := int(le32(e[4:]))
+				if t.keyGroups.Contains(keygroup.Of(e[wasmabi.EntryHeaderSize:wasmabi.EntryHeaderSize+kl], t.job.MaxParallelism)) {
+					kept = append(kept, e...)
+					count++
+				}
+			}
+			if count == 0 {
+				return nil
+			}
+			return head.receive(input, kept, count)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// inFlightBuffers calls receive for each buffer of one old subtask's
+// in-flight data b, checking its framing (appendInFlight) and that each
+// buffer holds whole entries.
+func (t *subtask) inFlightBuffers(b []byte, old int, receive func(input int, entries []byte, count int) error) error {
+	uid := t.nodes[0].spec.UID
 	for len(b) > 0 {
 		if len(b) < 10 {
-			return fmt.Errorf("restoring the in-flight data of %s subtask %d: truncated", head.spec.UID, t.index)
+			return fmt.Errorf("restoring the in-flight data of %s old subtask %d: truncated", uid, old)
 		}
 		input := int(binary.LittleEndian.Uint16(b))
 		count := int(binary.LittleEndian.Uint32(b[2:]))
 		size := int(binary.LittleEndian.Uint32(b[6:]))
 		if size > len(b)-10 {
-			return fmt.Errorf("restoring the in-flight data of %s subtask %d: truncated", head.spec.UID, t.index)
+			return fmt.Errorf("restoring the in-flight data of %s old subtask %d: truncated", uid, old)
 		}
-		if err := head.receive(input, b[10:10+size], count); err != nil {
+		entries := b[10 : 10+size]
+		n := 0
+		for off := 0; off < len(entries); n++ {
+			if len(entries)-off < wasmabi.EntryHeaderSize {
+				return fmt.Errorf("restoring the in-flight data of %s old subtask %d: a partial entry", uid, old)
+			}
+			s := entrySize(entries[off:])
+			if s < wasmabi.EntryHeaderSize || s > len(entries)-off {
+				return fmt.Errorf("restoring the in-flight data of %s old subtask %d: an entry of %d bytes overruns its buffer", uid, old, s)
+			}
+			off += s
+		}
+		if n != count {
+			return fmt.Errorf("restoring the in-flight data of %s old subtask %d: a buffer of %d entries says %d", uid, old, n, count)
+		}
+		if err := receive(input, entries, count); err != nil {
 			return err
 		}
 		b = b[10+size:]
