@@ -125,13 +125,7 @@ func TestChaosWorkerKills(t *testing.T) {
 				t.Logf("kill %d: worker %s after checkpoint %d", kill+1, victim, last)
 				c.AddWorker(fmt.Sprintf("fresh-%d", kill), 2)
 			}
-			st := c.Wait(id, 4*time.Minute)
-			if st.State != api.StateFinished {
-				t.Fatalf("job %s: %s (%s)", id, st.State, st.Message)
-			}
-			if st.Attempt < 4 {
-				t.Fatalf("the job finished in attempt %d after 3 kills", st.Attempt)
-			}
+			c.WaitFinished(id, 4*time.Minute, 4) // after 3 kills
 			checkCounts(t, readRecords(t, dir), records, keys)
 		})
 	}
@@ -236,10 +230,7 @@ func TestChaosKillDuringCheckpointAndSavepoint(t *testing.T) {
 		return s.State != api.SavepointPending
 	})
 	t.Logf("savepoint: %s %s %s", sp.State, sp.Path, sp.Error)
-	st := c.Wait(id, 4*time.Minute)
-	if st.State != api.StateFinished {
-		t.Fatalf("job %s: %s (%s)", id, st.State, st.Message)
-	}
+	c.WaitFinished(id, 4*time.Minute, 1)
 	checkCounts(t, readRecords(t, dir), records, keys)
 }
 
@@ -384,13 +375,7 @@ sinks:
 	c.Worker(victim).Kill()
 	t.Logf("killed %s, which ran an ended subtask of the early chain", victim)
 	c.AddWorker("fresh", 2)
-	st := c.Wait(id, 4*time.Minute)
-	if st.State != api.StateFinished {
-		t.Fatalf("job %s: %s (%s)", id, st.State, st.Message)
-	}
-	if st.Attempt < 2 {
-		t.Fatalf("the job finished in attempt %d after a kill", st.Attempt)
-	}
+	c.WaitFinished(id, 4*time.Minute, 2) // after the kill
 	checkCounts(t, readRecords(t, early), earlyRecords, keys)
 	checkCounts(t, readRecords(t, late), lateRecords, keys)
 }

@@ -229,6 +229,20 @@ func (c *Cluster) Wait(id string, timeout time.Duration) api.JobStatus {
 	return st
 }
 
+// WaitFinished waits until the job has ended and fails the test unless
+// it finished, in attempt minAttempt or a later one (after restarts).
+func (c *Cluster) WaitFinished(id string, timeout time.Duration, minAttempt int) api.JobStatus {
+	c.t.Helper()
+	st := c.Wait(id, timeout)
+	if st.State != api.StateFinished {
+		c.t.Fatalf("job %s: %s (%s)", id, st.State, st.Message)
+	}
+	if st.Attempt < minAttempt {
+		c.t.Fatalf("job %s finished in attempt %d, want %d or later", id, st.Attempt, minAttempt)
+	}
+	return st
+}
+
 // WaitFor polls cond until it holds, failing the test after timeout.
 func (c *Cluster) WaitFor(what string, timeout time.Duration, cond func() bool) {
 	c.t.Helper()

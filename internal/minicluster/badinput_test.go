@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weirstream/weir/coordinator/jobspec"
 	weir "github.com/weirstream/weir/sdk/go"
 )
 
@@ -64,16 +63,8 @@ func badJob(t *testing.T, o badOptions, co CheckpointOptions) (*Job, error) {
 		o.operator = "mc_kitchen"
 	}
 	text := strings.NewReplacer("MAXPAR", strconv.Itoa(o.maxPar), "TOLERATE", strconv.Itoa(o.tolerate), "COUNT", strconv.Itoa(o.count), "UID", o.uid, "OUT", o.out, "OPERATOR", o.operator).Replace(badSpec)
-	spec, err := jobspec.Parse([]byte(text), filepath.Join(o.out, "job.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	co.Dir = o.ckpt
-	j, err := Prepare(context.Background(), spec, Options{Native: true, Checkpoints: co})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return j, nil
+	return prepareSpec(t, text, o.out, co), nil
 }
 
 // runToEnd runs a job to its end and returns its error (from Start or

@@ -3,7 +3,6 @@ package minicluster
 import (
 	"context"
 	"math"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/coordinator/checkpoint"
-	"github.com/weirstream/weir/coordinator/jobspec"
 	"github.com/weirstream/weir/internal/ckptmeta"
 	"github.com/weirstream/weir/internal/ckptstore"
 )
@@ -56,16 +54,7 @@ sinks:
 
 func endingJob(t *testing.T, out string, par int, o CheckpointOptions) *Job {
 	t.Helper()
-	text := strings.NewReplacer("PAR", strconv.Itoa(par), "OUT", out).Replace(endingSpec)
-	spec, err := jobspec.Parse([]byte(text), filepath.Join(out, "job.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := Prepare(context.Background(), spec, Options{Native: true, Checkpoints: o})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return j
+	return prepareSpec(t, strings.NewReplacer("PAR", strconv.Itoa(par), "OUT", out).Replace(endingSpec), out, o)
 }
 
 // A job is cut off while it ends: one chain has ended its input (its
@@ -163,44 +152,15 @@ func endedIn(t *testing.T, s ckptstore.Storage, job, uid string) bool {
 	return op != nil && op.Ended()
 }
 
-// drainSpec is a source that ends at once and a paced sink that drains
-// what it sent for seconds after, in a task of its own.
-const drainSpec = `
-name: drain
-parallelism: 1
-modules: {m: .}
-checkpoints: {interval: 1h}
-sources:
-  - uid: gen
-    connector: datagen
-    options: {count: 2500, keys: 37, seed: 5}
-operators:
-  - uid: tag
-    module: m
-    operator: mc_tag
-    inputs: [{from: gen, partition: rebalance}]
-sinks:
-  - uid: out
-    connector: file
-    options: {path: OUT/out.jsonl, format: jsonl, rate: 800}
-    input: tag
-`
-
 // Two savepoints requested while the job ends: the source has ended and
 // snapshots each at once, while the sink's task still drains; their
 // barriers can no longer come, so the sink's task keeps both triggers
 // and snapshots both when it ends. Both complete, and the job's final
 // checkpoint (its interval is an hour) commits every record.
 func TestSavepointsWhileEnding(t *testing.T) {
+	// The source ends at once; the paced sink drains for 3 s after.
 	out := t.TempDir()
-	spec, err := jobspec.Parse([]byte(strings.ReplaceAll(drainSpec, "OUT", out)), filepath.Join(out, "job.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := Prepare(context.Background(), spec, Options{Native: true, Checkpoints: CheckpointOptions{Dir: t.TempDir()}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := tagJob(t, out, 1, 1, 2500, 800, "{interval: 1h}", CheckpointOptions{Dir: t.TempDir()})
 	defer j.Close()
 	run, err := j.Start(context.Background())
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weirstream/weir/coordinator/jobspec"
 	"github.com/weirstream/weir/internal/ckptmeta"
 	"github.com/weirstream/weir/internal/ckptstore"
 )
@@ -29,14 +28,7 @@ func TestIncrementalCheckpointsOnStorage(t *testing.T) {
 	if !strings.Contains(text, "retained: 3") {
 		t.Fatal("the spec template changed: no retained field set")
 	}
-	spec, err := jobspec.Parse([]byte(text), filepath.Join(out, "job.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := Prepare(context.Background(), spec, Options{Native: true, Checkpoints: CheckpointOptions{Dir: ck}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := prepareSpec(t, text, out, CheckpointOptions{Dir: ck})
 	run, err := j.Start(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -153,6 +153,13 @@ func restoreJobWith(t *testing.T, out, backend string, par int, r restoreRun, o 
 		}
 		text = paced
 	}
+	return prepareSpec(t, text, out, o)
+}
+
+// prepareSpec parses the job spec text, as if in folder out, and
+// prepares it with native operators and checkpoint options o.
+func prepareSpec(t *testing.T, text, out string, o CheckpointOptions) *Job {
+	t.Helper()
 	spec, err := jobspec.Parse([]byte(text), filepath.Join(out, "job.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -473,19 +480,18 @@ func countsByLine(t *testing.T, lines []string) map[string][]int64 {
 	return out
 }
 
-// rebalancedSpec maps every record (no state) behind a rebalance edge,
-// into a paced sink chained to the map: the map's input is full when
-// unaligned barriers overtake it.
-const rebalancedSpec = `
-name: rebalanced
+// tagSpec maps every record (no state) behind a rebalance edge, into a
+// paced sink chained to the map: the map's input fills up behind it.
+const tagSpec = `
+name: tagged
 parallelism: PAR
 modules: {m: .}
-checkpoints: {interval: 50ms, mode: unaligned}
+checkpoints: CHECKPOINTS
 sources:
   - uid: gen
     connector: datagen
-    options: {count: 60000, keys: 37, seed: 8}
-    parallelism: 2
+    options: {count: COUNT, keys: 37, seed: 8}
+    parallelism: SOURCES
 operators:
   - uid: tag
     module: m
@@ -494,9 +500,22 @@ operators:
 sinks:
   - uid: out
     connector: file
-    options: {path: OUT/out.jsonl, format: jsonl, rate: 10000}
+    options: {path: OUT/out.jsonl, format: jsonl, rate: RATE}
     input: tag
 `
+
+// tagJob is tagSpec at parallelism par (sources too when sources is 0),
+// writing under out.
+func tagJob(t *testing.T, out string, par, sources, count, rate int, checkpoints string, o CheckpointOptions) *Job {
+	t.Helper()
+	if sources == 0 {
+		sources = par
+	}
+	itoa := strconv.Itoa
+	text := strings.NewReplacer("PAR", itoa(par), "SOURCES", itoa(sources), "COUNT", itoa(count), "RATE", itoa(rate),
+		"CHECKPOINTS", checkpoints, "OUT", out).Replace(tagSpec)
+	return prepareSpec(t, text, out, o)
+}
 
 // In-flight records of a rebalanced input restore at another parallelism
 // too: old subtask j's go to new subtask j mod p, whole. Cut off after
@@ -504,16 +523,7 @@ sinks:
 // commits every record exactly once.
 func TestUnalignedRescaleRebalanced(t *testing.T) {
 	job := func(out string, par int, o CheckpointOptions) *Job {
-		text := strings.NewReplacer("PAR", strconv.Itoa(par), "OUT", out).Replace(rebalancedSpec)
-		spec, err := jobspec.Parse([]byte(text), filepath.Join(out, "job.yaml"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		j, err := Prepare(context.Background(), spec, Options{Native: true, Checkpoints: o})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return j
+		return tagJob(t, out, par, 2, 60000, 10000, "{interval: 50ms, mode: unaligned}", o)
 	}
 	whole := t.TempDir()
 	j := job(whole, 3, CheckpointOptions{Dir: t.TempDir()})
