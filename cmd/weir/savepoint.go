@@ -341,6 +341,9 @@ func (a *app) printCheckpoints(cs *api.CheckpointStats) {
 	if cs.Restored != "" {
 		fmt.Fprintf(a.stdout, "  restored  from %s\n", cs.Restored)
 	}
+	if cs.EndedSubtasks > 0 {
+		fmt.Fprintf(a.stdout, "  ending    %d subtasks ended their input; the job ends once its final checkpoint completes\n", cs.EndedSubtasks)
+	}
 }
 
 func newSavepointCmd(a *app) *cobra.Command {

@@ -240,6 +240,13 @@ type (
 		Checkpoint uint64
 		Err        string
 	}
+	// Stopped: the job ended (or its coordinator stopped): nothing
+	// pending can complete. Each pending checkpoint is aborted (a
+	// savepoint's request fails, for Reason), and nothing starts again.
+	Stopped struct {
+		Now    time.Duration
+		Reason string
+	}
 	// SavepointRequested asks for a savepoint into Dir. RequestID makes
 	// it idempotent: a repeated id starts nothing (SavepointStatus tells
 	// how the first one went).
@@ -259,6 +266,7 @@ func (TaskDeclined) isEvent()       {}
 func (Persisted) isEvent()          {}
 func (StorageFailed) isEvent()      {}
 func (SavepointRequested) isEvent() {}
+func (Stopped) isEvent()            {}
 
 // Actions.
 type (
@@ -517,6 +525,10 @@ func New(cfg Config, topo Topology) (*Coordinator, error) {
 // last is the one to recover from.
 func (c *Coordinator) Completed() []uint64 { return slices.Clone(c.completed) }
 
+// Ended returns how many subtasks of the running attempt ended their
+// input (they wait for the final checkpoint), and how many the job has.
+func (c *Coordinator) Ended() (ended, subtasks int) { return len(c.ended), len(c.subtasks) }
+
 // Pending returns the checkpoints and savepoints in progress, by id.
 func (c *Coordinator) Pending() []uint64 {
 	out := make([]uint64, len(c.pending))
@@ -658,6 +670,10 @@ func (c *Coordinator) Step(ev Event) ([]Action, error) {
 		return c.fail(nil, p, now, "storage failed: "+e.Err), nil
 	case SavepointRequested:
 		return c.savepoint(e)
+	case Stopped:
+		c.clock(e.Now)
+		c.running = false
+		return c.abortAll(nil, e.Reason), nil
 	}
 	return nil, fmt.Errorf("%w: unknown event %T", ErrBadEvent, ev)
 }

@@ -29,7 +29,7 @@ func parseSubtask(c *scripttest.Cmd, s string) Subtask {
 //
 //	new subtasks=(V[I],...) sources=(V[I],...) [interval=D timeout=D min-pause=D
 //	    max-concurrent=N tolerable=N mode=M align-timeout=D retained=N]
-//	running attempt=N | failed SUBTASK reason=TEXT | ended SUBTASK... [attempt=N] | tick
+//	running attempt=N | failed SUBTASK reason=TEXT | ended SUBTASK... [attempt=N] | tick | stopped reason=TEXT
 //	ack CKPT SUBTASK... [attempt=N] [size=N] [ended]   one handle chk-CKPT/SUBTASK per subtask
 //	decline CKPT SUBTASK [attempt=N] reason=TEXT
 //	persisted CKPT | storage-failed CKPT err=TEXT
@@ -84,6 +84,8 @@ func TestScripts(t *testing.T) {
 				evs = append(evs, TaskFailed{Now: now, Subtask: parseSubtask(c, c.Positional()[0]), Reason: c.Str("reason", "")})
 			case "tick":
 				evs = append(evs, Tick{Now: now})
+			case "stopped":
+				evs = append(evs, Stopped{Now: now, Reason: c.Str("reason", "")})
 			case "ack":
 				id := ckpt()
 				att, size := c.Int("attempt", attempt), c.Int("size", 100)

@@ -84,8 +84,11 @@ type started struct {
 type Stats struct {
 	Completed, Failed int
 	InProgress        int
-	Latest            *CompletedInfo
-	LastFailure       string
+	// Ended counts the subtasks of the running attempt that ended their
+	// input and wait for the final checkpoint, of Subtasks.
+	Ended, Subtasks int
+	Latest          *CompletedInfo
+	LastFailure     string
 	// History holds the last StatsHistory completed checkpoints and
 	// savepoints, oldest first, so a reader can see how long they take
 	// and how large they are (weir bench checkpoint prints their p50/p99)
@@ -145,12 +148,32 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			r.stopped()
 			return nil
 		case <-r.wake:
 		case <-t.C:
 			r.step(Tick{Now: r.now()})
 		}
 	}
+}
+
+// stopped ends what is pending when the runner stops (the job ended):
+// a savepoint request still pending fails, saying so, instead of staying
+// pending for good. Nothing is sent or deleted: a coordinator that lost
+// its leadership must not touch what its successor now runs.
+func (r *Runner) stopped() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	acts, _ := r.coord.Step(Stopped{Now: r.now(), Reason: "the job ended before it completed"})
+	for _, a := range acts {
+		if a, ok := a.(AbortCheckpoint); ok {
+			r.forget(a.ID)
+			if a.Savepoint {
+				r.savepointEnded(a.RequestID)
+			}
+		}
+	}
+	r.stats.InProgress = 0
 }
 
 // step applies ev and carries out the actions; r.mu must not be held.
@@ -473,6 +496,7 @@ func (r *Runner) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.stats
+	s.Ended, s.Subtasks = r.coord.Ended()
 	if s.Latest != nil {
 		l := *s.Latest
 		s.Latest = &l

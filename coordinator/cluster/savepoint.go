@@ -44,7 +44,7 @@ func (j *job) checkpointStats() *api.CheckpointStats {
 		return nil
 	}
 	s := j.ckpt.runner.Stats()
-	out := &api.CheckpointStats{Completed: s.Completed, Failed: s.Failed, InProgress: s.InProgress, LastFailure: s.LastFailure, Restored: j.ckpt.restored}
+	out := &api.CheckpointStats{Completed: s.Completed, Failed: s.Failed, InProgress: s.InProgress, LastFailure: s.LastFailure, Restored: j.ckpt.restored, EndedSubtasks: s.Ended}
 	if l := s.Latest; l != nil {
 		out.Latest = &api.CheckpointInfo{ID: l.ID, Path: l.Path, DurationMs: l.Duration.Milliseconds(), Size: l.Size, Savepoint: l.Savepoint}
 	}

@@ -130,6 +130,10 @@ type CheckpointStats struct {
 	// Restored is the checkpoint or savepoint folder the current attempt
 	// restored its state from, if it did.
 	Restored string `json:"restored,omitempty"`
+	// EndedSubtasks counts the subtasks of the current attempt that ended
+	// their input: they wait for the job's final checkpoint, which
+	// commits their last output and ends the job.
+	EndedSubtasks int `json:"ended_subtasks,omitempty"`
 }
 
 // CheckpointInfo is one completed checkpoint or savepoint.

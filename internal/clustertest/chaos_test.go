@@ -364,7 +364,11 @@ sinks:
 		if !endedIn(p, "out-early") || endedIn(p, "out-late") {
 			return false
 		}
-		for _, s := range c.Job(id).Subtasks {
+		st := c.Job(id)
+		if st.Checkpoints == nil || st.Checkpoints.EndedSubtasks == 0 {
+			return false // the job's status says some subtasks ended
+		}
+		for _, s := range st.Subtasks {
 			if strings.Contains(s.Task, "early") && s.State == api.StateRunning && s.Worker != "" {
 				victim = s.Worker
 				return true
@@ -372,6 +376,9 @@ sinks:
 		}
 		return false
 	})
+	if info := c.CLI("job", "info", id); !strings.Contains(info, "subtasks ended their input; the job ends once its final checkpoint completes") {
+		t.Errorf("weir job info of a job that is ending:\n%s", info)
+	}
 	c.Worker(victim).Kill()
 	t.Logf("killed %s, which ran an ended subtask of the early chain", victim)
 	c.AddWorker("fresh", 2)
