@@ -442,6 +442,8 @@ type SavepointInfo struct {
 	Dir    string
 	State  SavepointState
 	Reason string // why it failed
+	// Attempt is the job attempt the savepoint was taken of.
+	Attempt int
 }
 
 // pending is a checkpoint in progress.
@@ -526,8 +528,14 @@ func New(cfg Config, topo Topology) (*Coordinator, error) {
 func (c *Coordinator) Completed() []uint64 { return slices.Clone(c.completed) }
 
 // Ended returns how many subtasks of the running attempt ended their
-// input (they wait for the final checkpoint), and how many the job has.
-func (c *Coordinator) Ended() (ended, subtasks int) { return len(c.ended), len(c.subtasks) }
+// input and wait for the final checkpoint (0 once it completed, or when
+// no attempt runs), and how many the job has.
+func (c *Coordinator) Ended() (ended, subtasks int) {
+	if !c.running || c.final {
+		return 0, len(c.subtasks)
+	}
+	return len(c.ended), len(c.subtasks)
+}
 
 // Pending returns the checkpoints and savepoints in progress, by id.
 func (c *Coordinator) Pending() []uint64 {
@@ -933,7 +941,7 @@ func (c *Coordinator) savepoint(e SavepointRequested) ([]Action, error) {
 		}
 	}
 	t := c.trigger(now, true, e.RequestID, e.Dir)
-	c.requests[e.RequestID] = &SavepointInfo{ID: t.ID, Dir: e.Dir, State: SavepointPending}
+	c.requests[e.RequestID] = &SavepointInfo{ID: t.ID, Dir: e.Dir, State: SavepointPending, Attempt: c.attempt}
 	c.order = append(c.order, e.RequestID)
 	return []Action{t}, nil
 }

@@ -515,3 +515,51 @@ func TestRandomEvents(t *testing.T) {
 	}
 	t.Logf("actions over all runs: %v", seen)
 }
+
+// Ended counts the running attempt's ended subtasks until its final
+// checkpoint completed, and none when no attempt runs.
+func TestEndedCount(t *testing.T) {
+	a, b := Subtask{0, 0}, Subtask{1, 0}
+	co, err := New(Config{Interval: time.Second, Timeout: time.Minute, MaxConcurrent: 1, Mode: barrier.Aligned, Retained: 1}, Topology{Subtasks: []Subtask{a, b}, Sources: []Subtask{a}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := func(ev Event) []Action {
+		t.Helper()
+		acts, err := co.Step(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return acts
+	}
+	count := func(want int) {
+		t.Helper()
+		if n, all := co.Ended(); n != want || all != 2 {
+			t.Fatalf("ended %d of %d, want %d of 2", n, all, want)
+		}
+	}
+	step(TaskEnded{Subtask: a, Attempt: 1})
+	count(0) // not running yet
+	step(JobRunning{Attempt: 1})
+	count(1)
+	step(TaskFailed{Subtask: b, Reason: "x"})
+	count(0)
+	step(JobRunning{Now: time.Second, Attempt: 2})
+	count(0)
+	step(TaskEnded{Now: time.Second, Subtask: a, Attempt: 2})
+	step(TaskEnded{Now: time.Second, Subtask: b, Attempt: 2})
+	count(2)
+	var id uint64
+	for _, act := range step(Tick{Now: time.Second}) {
+		if tr, ok := act.(TriggerCheckpoint); ok {
+			id = tr.ID
+		}
+	}
+	if id == 0 {
+		t.Fatal("no final checkpoint once every subtask ended")
+	}
+	step(TaskAck{Now: time.Second, Checkpoint: id, Subtask: a, Attempt: 2, Ended: true})
+	step(TaskAck{Now: time.Second, Checkpoint: id, Subtask: b, Attempt: 2, Ended: true})
+	step(Persisted{Now: time.Second, Checkpoint: id})
+	count(0)
+}

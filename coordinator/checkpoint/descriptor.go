@@ -28,8 +28,11 @@ func TopologyOf(d *deploy.Descriptor) Topology {
 func TemplateOf(d *deploy.Descriptor) ckptmeta.Payload {
 	p := ckptmeta.Payload{Version: ckptmeta.Version, Job: d.Job, MaxParallelism: d.MaxParallelism, Backend: d.State.Backend}
 	for _, v := range d.Vertices {
-		for _, n := range v.Nodes {
+		for k, n := range v.Nodes {
 			o := ckptmeta.Operator{UID: n.UID, Kind: n.Kind, Vertex: v.ID, Parallelism: v.Parallelism}
+			if k == 0 {
+				o.Inputs = ckptmeta.HeadInputs(d, v)
+			}
 			if n.Module != nil {
 				o.Module, o.ABI = "sha256:"+n.Module.Digest, wasmabi.Version
 				if n.Module.Digest == deploy.Native {

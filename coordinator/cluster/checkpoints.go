@@ -334,7 +334,7 @@ func (c *Cluster) savepoint(tenant, id, request, dir string, stop, drain bool) (
 			}
 			// What the sinks pre-committed at the savepoint's barrier is
 			// committed now: the job ends at the savepoint.
-			clusterTasks{c, j}.NotifyComplete(checkpoint.NotifyComplete{ID: info.ID})
+			clusterTasks{c, j}.NotifyComplete(checkpoint.NotifyComplete{ID: info.ID, Attempt: info.Attempt})
 			c.async.push(func() {
 				c.mu.Lock()
 				defer c.mu.Unlock()

@@ -61,10 +61,34 @@ type Shape struct {
 type ShapeOperator struct {
 	Kind        string
 	Parallelism int
-	// FixedInFlight, when not empty, says why the in-flight data of an
-	// unaligned checkpoint that this operator (the head of its task)
-	// holds cannot be redistributed over another parallelism.
-	FixedInFlight string
+	// Head says the operator heads its task: in-flight data of an
+	// unaligned checkpoint are replayed into it, on its Inputs (the
+	// partitions of the edges into it, by input index; HeadInputs).
+	Head   bool
+	Inputs []string
+}
+
+// HeadInputs returns the partitions of the edges into the head of v, by
+// its input index, as a checkpoint records them (Operator.Inputs).
+func HeadInputs(d *deploy.Descriptor, v deploy.Vertex) []string {
+	out := make([]string, len(v.Inputs))
+	for i, id := range v.Inputs {
+		if id >= 0 && id < len(d.Edges) {
+			out[i] = d.Edges[id].Partition
+		}
+	}
+	return out
+}
+
+// fixedInFlight says why in-flight data on inputs cannot move to another
+// parallelism ("" when they can: see InFlightByKey).
+func fixedInFlight(inputs []string) string {
+	for i, p := range inputs {
+		if _, ok := InFlightByKey(p); !ok {
+			return fmt.Sprintf("its input %d is a %s edge (each subtask's copy of the stream is its own)", i, p)
+		}
+	}
+	return ""
 }
 
 // InFlightByKey says how the in-flight records of an input fed by an
@@ -111,10 +135,18 @@ func (p *Payload) CheckRestore(s Shape, allowNonRestored bool) error {
 		if n.Kind != o.Kind {
 			problems = append(problems, fmt.Sprintf("%s was a %s and is a %s", o.UID, o.Kind, n.Kind))
 		}
-		if n.Parallelism != o.Parallelism && n.FixedInFlight != "" && slices.ContainsFunc(o.Subtasks, func(st Subtask) bool {
+		inFlight := slices.ContainsFunc(o.Subtasks, func(st Subtask) bool {
 			return slices.ContainsFunc(st.Files, func(f File) bool { return f.Role == RoleInFlight && f.Size > 0 })
-		}) {
-			problems = append(problems, fmt.Sprintf("%s holds in-flight data of an unaligned checkpoint and %s, so the data restore only at its parallelism %d (not %d): restore at %d, or rescale from a savepoint (always aligned)", o.UID, n.FixedInFlight, o.Parallelism, n.Parallelism, o.Parallelism))
+		})
+		const instead = "restore the job as it was, or from a savepoint (always aligned)"
+		switch {
+		case !inFlight:
+		case !n.Head:
+			problems = append(problems, fmt.Sprintf("%s holds in-flight data of an unaligned checkpoint and no longer heads its task (its chaining changed), so nothing would replay them: %s", o.UID, instead))
+		case o.Inputs != nil && !slices.Equal(o.Inputs, n.Inputs):
+			problems = append(problems, fmt.Sprintf("%s holds in-flight data of an unaligned checkpoint that came on inputs %v, and its inputs are now %v: %s", o.UID, o.Inputs, n.Inputs, instead))
+		case n.Parallelism != o.Parallelism && fixedInFlight(n.Inputs) != "":
+			problems = append(problems, fmt.Sprintf("%s holds in-flight data of an unaligned checkpoint and %s, so the data restore only at its parallelism %d (not %d): restore at %d, or rescale from a savepoint (always aligned)", o.UID, fixedInFlight(n.Inputs), o.Parallelism, n.Parallelism, o.Parallelism))
 		}
 	}
 	if len(problems) > 0 {
@@ -127,18 +159,10 @@ func (p *Payload) CheckRestore(s Shape, allowNonRestored bool) error {
 func ShapeOf(d *deploy.Descriptor) Shape {
 	s := Shape{MaxParallelism: d.MaxParallelism, Operators: map[string]ShapeOperator{}}
 	for _, v := range d.Vertices {
-		fixed := ""
-		for i, id := range v.Inputs {
-			if id >= 0 && id < len(d.Edges) {
-				if _, ok := InFlightByKey(d.Edges[id].Partition); !ok {
-					fixed = fmt.Sprintf("its input %d is a %s edge (each subtask's copy of the stream is its own)", i, d.Edges[id].Partition)
-				}
-			}
-		}
 		for k, n := range v.Nodes {
-			o := ShapeOperator{Kind: n.Kind, Parallelism: v.Parallelism}
+			o := ShapeOperator{Kind: n.Kind, Parallelism: v.Parallelism, Head: k == 0}
 			if k == 0 {
-				o.FixedInFlight = fixed
+				o.Inputs = HeadInputs(d, v)
 			}
 			s.Operators[n.UID] = o
 		}

@@ -61,6 +61,10 @@ type Operator struct {
 	// module and ABI its ABI version; empty and 0 for connectors.
 	Module string `json:"module,omitempty"`
 	ABI    int    `json:"abi,omitempty"`
+	// Inputs are, for the head of a task, the partitions of the edges
+	// into it by input index (HeadInputs): what its in-flight data came
+	// on. Empty (not recorded) for checkpoints before they were.
+	Inputs []string `json:"inputs,omitempty"`
 	// States are the states the operator declared (name and kind, as
 	// wasmabi names kinds), sorted by name.
 	States   []State   `json:"states,omitempty"`

@@ -61,13 +61,36 @@ func TestCheckRestore(t *testing.T) {
 	p.Operators[1].Subtasks[0].Files = append(p.Operators[1].Subtasks[0].Files, File{Role: RoleInFlight, Name: "x", Size: 5})
 	// In-flight data of a keyed (or rebalanced) input are redistributed;
 	// those of a broadcast input restore only at their parallelism.
-	shape = Shape{MaxParallelism: 4, Operators: map[string]ShapeOperator{"src": {Kind: KindSource, Parallelism: 2}, "count": {Kind: KindOperator, Parallelism: 2}}}
+	// In-flight data of a keyed (or rebalanced) input are redistributed;
+	// those of a broadcast input restore only at their parallelism, and
+	// none restore into an operator that no longer heads its task or
+	// whose inputs changed.
+	head := func(par int, inputs ...string) ShapeOperator {
+		return ShapeOperator{Kind: KindOperator, Parallelism: par, Head: true, Inputs: inputs}
+	}
+	p.Operators[1].Inputs = []string{"key_by"}
+	shape = Shape{MaxParallelism: 4, Operators: map[string]ShapeOperator{"src": {Kind: KindSource, Parallelism: 2, Head: true}, "count": head(2, "key_by")}}
 	if err := p.CheckRestore(shape, false); err != nil {
 		t.Fatalf("in-flight data of a keyed input at another parallelism: %v", err)
 	}
-	shape.Operators["count"] = ShapeOperator{Kind: KindOperator, Parallelism: 2, FixedInFlight: "its input 0 is a broadcast edge"}
-	if err := p.CheckRestore(shape, false); err == nil || !strings.Contains(err.Error(), "in-flight") || !strings.Contains(err.Error(), "broadcast") {
-		t.Fatalf("in-flight data of a broadcast input at another parallelism: %v", err)
+	for name, c := range map[string]struct {
+		inputs []string // in the checkpoint
+		now    ShapeOperator
+		want   string
+	}{
+		"broadcast":     {[]string{"broadcast"}, head(2, "broadcast"), "broadcast edge"},
+		"not a head":    {[]string{"key_by"}, ShapeOperator{Kind: KindOperator, Parallelism: 1}, "no longer heads its task"},
+		"other inputs":  {[]string{"key_by", "broadcast"}, head(1, "key_by", "key_by"), "came on inputs [key_by broadcast], and its inputs are now [key_by key_by]"},
+		"fewer inputs":  {[]string{"key_by", "key_by"}, head(1, "key_by"), "its inputs are now [key_by]"},
+		"not recorded":  {nil, head(2, "rebalance"), ""},
+		"same, rescale": {[]string{"rebalance"}, head(3, "rebalance"), ""},
+	} {
+		p.Operators[1].Inputs = c.inputs
+		shape.Operators["count"] = c.now
+		err := p.CheckRestore(shape, false)
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%s: %v, want %q", name, err, c.want)
+		}
 	}
 	for part, want := range map[string][2]bool{"key_by": {true, true}, "forward": {false, true}, "rebalance": {false, true}, "broadcast": {false, false}, "": {false, false}} {
 		if byKey, ok := InFlightByKey(part); byKey != want[0] || ok != want[1] {
@@ -80,9 +103,9 @@ func TestCheckRestore(t *testing.T) {
 	}
 }
 
-// ShapeOf says which task heads hold in-flight data that cannot move to
-// another parallelism: those with a broadcast input.
-func TestShapeOfFixedInFlight(t *testing.T) {
+// ShapeOf names the heads of tasks and their inputs' partitions, which a
+// checkpoint records the same way (HeadInputs).
+func TestShapeOfHeads(t *testing.T) {
 	d := &deploy.Descriptor{MaxParallelism: 4,
 		Vertices: []deploy.Vertex{
 			{ID: 0, Parallelism: 1, Nodes: []deploy.Node{{UID: "rules", Kind: KindSource}}},
@@ -94,13 +117,14 @@ func TestShapeOfFixedInFlight(t *testing.T) {
 			{ID: 2, From: 2, To: 3, Input: 0, Partition: "rebalance"}},
 	}
 	s := ShapeOf(d)
-	if f := s.Operators["match"].FixedInFlight; !strings.Contains(f, "input 1 is a broadcast edge") {
-		t.Errorf("match: %q, want its broadcast input named", f)
+	if m := s.Operators["match"]; !m.Head || strings.Join(m.Inputs, ",") != "key_by,broadcast" || !strings.Contains(fixedInFlight(m.Inputs), "input 1 is a broadcast edge") {
+		t.Errorf("match: %+v, want a head on key_by and broadcast, its broadcast input named", m)
 	}
-	for _, uid := range []string{"rules", "events", "out", "count"} {
-		if f := s.Operators[uid].FixedInFlight; f != "" {
-			t.Errorf("%s: %q, want none", uid, f)
-		}
+	if o := s.Operators["out"]; o.Head || o.Inputs != nil {
+		t.Errorf("out: %+v, want no head", o)
+	}
+	if c := s.Operators["count"]; !c.Head || strings.Join(c.Inputs, ",") != "rebalance" || fixedInFlight(c.Inputs) != "" {
+		t.Errorf("count: %+v, want a head on rebalance", c)
 	}
 }
 

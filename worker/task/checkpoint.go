@@ -823,9 +823,6 @@ func (t *subtask) replayInFlight() error {
 			continue
 		}
 		err := t.inFlightBuffers(b, old, func(input int, entries []byte, count int) error {
-			if input >= len(t.v.Inputs) {
-				return fmt.Errorf("restoring the in-flight data of %s: old subtask %d has data of input %d, and the operator has %d inputs", head.spec.UID, old, input, len(t.v.Inputs))
-			}
 			byKey, ok := ckptmeta.InFlightByKey(string(t.v.Inputs[input].Partition))
 			switch {
 			case !ok:
@@ -873,6 +870,9 @@ func (t *subtask) inFlightBuffers(b []byte, old int, receive func(input int, ent
 		size := int(binary.LittleEndian.Uint32(b[6:]))
 		if size > len(b)-10 {
 			return fmt.Errorf("restoring the in-flight data of %s old subtask %d: truncated", uid, old)
+		}
+		if input >= len(t.v.Inputs) {
+			return fmt.Errorf("restoring the in-flight data of %s: old subtask %d has data of input %d, and the operator has %d inputs", uid, old, input, len(t.v.Inputs))
 		}
 		entries := b[10 : 10+size]
 		n := 0
