@@ -221,12 +221,8 @@ func TestUnwritableCheckpointFolder(t *testing.T) {
 			// ends, and it waits for a final checkpoint to commit the
 			// output. Once the folder can be written again, that one
 			// completes and the job ends with all of its output.
-			run, err := j.Start(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			ended := make(chan error, 1)
-			go func() { ended <- run.Wait() }()
+			_, ended, stop := startWatched(t, j)
+			defer stop()
 			deadline := time.After(time.Minute)
 			tick := time.NewTicker(5 * time.Millisecond)
 			defer tick.Stop()

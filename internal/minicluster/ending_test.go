@@ -1,7 +1,6 @@
 package minicluster
 
 import (
-	"context"
 	"math"
 	"slices"
 	"strconv"
@@ -83,13 +82,8 @@ func TestCutWhileEndingWritesNothingTwice(t *testing.T) {
 	a := endingJob(t, out, 2, CheckpointOptions{Dir: ck})
 	job := a.desc.Job
 	store := &ckptstore.Dir{Root: ck}
-	run, err := a.Start(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ended := make(chan error, 1)
-	go func() { ended <- run.Wait() }()
-	defer func() { run.Cancel(); run.Wait() }() // on a failure: nothing left writing the temporary folders
+	run, ended, stop := startWatched(t, a)
+	defer stop() // on a failure: nothing left writing the temporary folders
 	deadline := time.After(time.Minute)
 	tick := time.NewTicker(2 * time.Millisecond)
 	for cut := false; !cut; {
@@ -162,13 +156,8 @@ func TestSavepointsWhileEnding(t *testing.T) {
 	out := t.TempDir()
 	j := tagJob(t, out, 1, 1, 2500, 800, "{interval: 1h}", CheckpointOptions{Dir: t.TempDir()})
 	defer j.Close()
-	run, err := j.Start(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ended := make(chan error, 1)
-	go func() { ended <- run.Wait() }()
-	defer func() { run.Cancel(); run.Wait() }()
+	run, ended, stop := startWatched(t, j)
+	defer stop()
 	// A subtask's watermark is the maximum once it ended its input.
 	endedIn := func(v int) bool {
 		for _, s := range run.Subtasks() {

@@ -17,6 +17,7 @@ import (
 	"github.com/weirstream/weir/internal/ckptmeta"
 	weir "github.com/weirstream/weir/sdk/go"
 	"github.com/weirstream/weir/worker/connector"
+	"github.com/weirstream/weir/worker/task"
 )
 
 // kitchen is a keyed operator with every keyed state kind and event-time
@@ -156,6 +157,20 @@ func restoreJobWith(t *testing.T, out, backend string, par int, r restoreRun, o 
 	return prepareSpec(t, text, out, o)
 }
 
+// startWatched starts j; ended receives the run's end, once. stop
+// cancels the run and waits for it (for a defer, before j.Close: on a
+// failure nothing is left running).
+func startWatched(t *testing.T, j *Job) (run *task.Run, ended <-chan error, stop func()) {
+	t.Helper()
+	run, err := j.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := make(chan error, 1)
+	go func() { c <- run.Wait() }()
+	return run, c, func() { run.Cancel(); run.Wait() }
+}
+
 // prepareSpec parses the job spec text, as if in folder out, and
 // prepares it with native operators and checkpoint options o.
 func prepareSpec(t *testing.T, text, out string, o CheckpointOptions) *Job {
@@ -272,12 +287,8 @@ func TestRestoreAtOtherParallelismMatchesUninterrupted(t *testing.T) {
 func cutOff(t *testing.T, j *Job, n int) bool {
 	t.Helper()
 	defer j.Close()
-	run, err := j.Start(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ended := make(chan error, 1)
-	go func() { ended <- run.Wait() }()
+	run, ended, stop := startWatched(t, j)
+	defer stop()
 	deadline := time.After(time.Minute)
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
