@@ -549,7 +549,10 @@ func TestUnalignedRescaleRebalanced(t *testing.T) {
 	for attempt := 1; ; attempt++ {
 		out, ck := t.TempDir(), t.TempDir()
 		if !cutOff(t, job(out, 3, CheckpointOptions{Dir: ck}), 2) {
-			t.Fatal("the run ended before its second checkpoint")
+			if attempt == 5 {
+				t.Fatal("five runs ended before their second checkpoint")
+			}
+			continue // a slow machine: the run ended first
 		}
 		b := job(out, 2, CheckpointOptions{Dir: ck, Resume: true})
 		if err := runToEnd(t, b); err != nil {
