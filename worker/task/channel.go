@@ -124,12 +124,10 @@ func (w *writer) write(entries []byte, count int) error {
 		off += size
 		switch w.part {
 		case KeyBy:
-			kl := int(le32(e[4:]))
-			if kl == 0 {
+			if le32(e[4:]) == 0 {
 				return fmt.Errorf("%s: a record without a key reached key_by edge to %s; the upstream operator must set a key", w.fromName, w.edge.To.Name)
 			}
-			kg := keygroup.Of(e[wasmabi.EntryHeaderSize:wasmabi.EntryHeaderSize+kl], w.maxPar)
-			if err := w.appendEntry(int(w.kgToSub[kg]), e); err != nil {
+			if err := w.appendEntry(int(w.kgToSub[keygroup.Of(entryKey(e), w.maxPar)]), e); err != nil {
 				return err
 			}
 		case Rebalance:
@@ -232,6 +230,11 @@ func le64(b []byte) int64 {
 }
 
 // entrySize is the encoded size of the (already validated) entry at b[0].
+// entryKey is entry e's key (small enough to inline on the hot path).
+func entryKey(e []byte) []byte {
+	return e[wasmabi.EntryHeaderSize : wasmabi.EntryHeaderSize+int(le32(e[4:]))]
+}
+
 func entrySize(b []byte) int {
 	return wasmabi.EntryHeaderSize + int(le32(b[4:])) + int(le32(b[16:])) + int(le32(b[20:]))
 }

@@ -838,8 +838,7 @@ func (t *subtask) replayInFlight() error {
 				size := entrySize(entries[off:])
 				e := entries[off : off+size]
 				off += size
-				kl := int(le32(e[4:]))
-				if t.keyGroups.Contains(keygroup.Of(e[wasmabi.EntryHeaderSize:wasmabi.EntryHeaderSize+kl], t.job.MaxParallelism)) {
+				if t.keyGroups.Contains(keygroup.Of(entryKey(e), t.job.MaxParallelism)) {
 					kept = append(kept, e...)
 					count++
 				}
